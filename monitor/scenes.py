@@ -5,18 +5,65 @@ single-band rasters (one per band, as Sentinel-2 STAC items serve them).
 Discovery and metadata reading live here; reading pixels is
 :mod:`monitor.imagery`.
 
-(The loader is built under issue 3; this module fixes the data model that
-the detectors, the synthetic generator and the store share.)
+Where the metadata comes from, first hit wins:
+
+- acquisition time (UTC): STAC ``datetime`` (or ``start_datetime``), then
+  the GeoTIFF tags ``TIFFTAG_DATETIME`` / ``ACQUISITIONDATETIME`` (default
+  and ``IMAGERY`` metadata domains), then a date in the file name
+  (``..._20230414T021530_...`` or ``2023-04-14``); ``None`` if none.
+- band roles: an explicit ``bands`` option, STAC ``eo:bands`` common names
+  and ``sar:polarizations``, band descriptions (``"red"``, ``"B04"``,
+  ``"vv"``...), colour interpretation, then the band count (1: gray, 3:
+  RGB, 4: RGB + NIR; for SAR 1: VV, 2: VV + VH).
+- sensor: the explicit option, the SAR extension / SAR band roles, else
+  ``"optical"``.
+- ``gsd_m``: ground metres per pixel of the finest band; for geographic
+  CRSs and Web Mercator (EPSG:3857) the pixel size is measured on the
+  ellipsoid at the scene centre, so a 10 m Web-Mercator pixel at 42 deg N
+  gives 7.4 m.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from monitor.errors import SceneError
 
 #: Band roles the detectors understand.
 BAND_ROLES = ("red", "green", "blue", "nir", "pan", "vv", "vh", "hh", "hv", "mask", "alpha", "gray")
+
+#: Canonical order of roles in a scene's band list.
+_ROLE_ORDER = {r: i for i, r in enumerate(BAND_ROLES)}
+
+#: Names seen in band descriptions, STAC asset keys and common names -> role.
+ROLE_ALIASES = {
+    "red": "red", "r": "red", "b04": "red", "b4": "red",
+    "green": "green", "g": "green", "b03": "green", "b3": "green",
+    "blue": "blue", "b": "blue", "b02": "blue", "b2": "blue",
+    "nir": "nir", "nir08": "nir", "b08": "nir", "b8": "nir", "near-infrared": "nir",
+    "near_infrared": "nir", "nearinfrared": "nir", "infrared": "nir",
+    "pan": "pan", "panchromatic": "pan",
+    "gray": "gray", "grey": "gray", "greyscale": "gray", "grayscale": "gray",
+    "vv": "vv", "vh": "vh", "hh": "hh", "hv": "hv",
+    "sigma0_vv": "vv", "sigma0_vh": "vh", "sigma0_hh": "hh", "sigma0_hv": "hv",
+    "mask": "mask", "cloud": "mask", "clouds": "mask", "cloud_mask": "mask", "cloud-mask": "mask",
+    "cloudmask": "mask", "qa": "mask", "scl": "mask", "fmask": "mask", "cloud_qa": "mask",
+    "alpha": "alpha",
+}
+SAR_ROLES = ("vv", "vh", "hh", "hv")
+_DATA_ROLES = tuple(r for r in BAND_ROLES if r not in ("mask", "alpha"))
+
+RASTER_SUFFIXES = (".tif", ".tiff")
+_IMAGE_MEDIA = ("image/tiff", "image/jp2", "image/vnd.stac.geotiff", "application/x-geotiff")
+_NON_IMAGERY_ROLES = ("thumbnail", "overview", "metadata", "preview", "browse")
 
 
 @dataclass(frozen=True)
@@ -24,11 +71,18 @@ class BandRef:
     """One band of a scene: the file (or URL) it lives in and its role.
 
     ``index`` is the 1-based band index in ``href`` (rasterio convention).
+    ``name`` is the band's own name where known (STAC asset key or
+    eo:bands name, band description): ``"B04"``, ``"scl"``. A band with
+    role ``"mask"`` is a cloud/QA mask: non-zero marks cloud or invalid
+    pixels, except a Sentinel-2 scene classification band (name ``scl``),
+    where classes 0, 1, 3, 8, 9 and 10 (no data, saturated, cloud shadow,
+    clouds, cirrus) are invalid.
     """
 
     href: str
     index: int = 1
     role: str = "gray"
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,3 +117,771 @@ class Scene:
     @property
     def roles(self) -> tuple[str, ...]:
         return tuple(b.role for b in self.bands)
+
+    @property
+    def hrefs(self) -> tuple[str, ...]:
+        """The distinct files the bands live in, in band order."""
+        return tuple(dict.fromkeys(b.href for b in self.bands))
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary (``acquired`` as ISO-8601 UTC or ``None``)."""
+        return {
+            "id": self.id,
+            "path": self.path,
+            "acquired": iso_utc(self.acquired),
+            "sensor": self.sensor,
+            "gsd_m": round(self.gsd_m, 4) if self.gsd_m is not None else None,
+            "crs": self.crs,
+            "bands": list(self.roles),
+            "cloud_cover": self.cloud_cover,
+            "files": list(self.hrefs),
+            "footprint_bbox": list(self.footprint.bounds) if self.footprint is not None else None,
+        }
+
+
+def iso_utc(t: datetime | None) -> str | None:
+    """``2023-04-14T02:15:30Z`` for a UTC time, ``None`` for ``None``."""
+    if t is None:
+        return None
+    t = t.astimezone(timezone.utc)
+    s = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if t.microsecond:
+        s += f".{t.microsecond:06d}".rstrip("0")
+    return s + "Z"
+
+
+# ---------------------------------------------------------------------------
+# rasterio helpers
+# ---------------------------------------------------------------------------
+
+def rio_env():
+    """The GDAL settings used for every read.
+
+    ``GTIFF_SRS_SOURCE=EPSG``: when a GeoTIFF names an EPSG code, use the
+    official definition (many exported files carry slightly inconsistent
+    GeoKeys that otherwise produce PROJ warnings).
+    """
+    import rasterio
+
+    return rasterio.Env(GTIFF_SRS_SOURCE="EPSG", GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
+                        CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif,.tiff,.TIF,.TIFF,.jp2,.vrt")
+
+
+def open_raster(href: str, **kwargs):
+    """Open ``href`` with rasterio; a :class:`SceneError` naming it if GDAL cannot."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    if "://" not in href and not href.startswith("/vsi") and not os.path.exists(href):
+        raise SceneError(href, "no such file")
+    try:
+        return rasterio.open(href, **kwargs)
+    except RasterioError as e:
+        msg = str(e)
+        if "not recognized as" in msg or "not a supported file format" in msg or "not recognised" in msg:
+            raise SceneError(href, "not a raster (GDAL does not recognise the format)") from None
+        raise SceneError(href, f"cannot open raster (corrupt or truncated file?): {msg}") from None
+
+
+def _check_georef(src, href: str) -> None:
+    if src.crs is None:
+        raise SceneError(href, "no CRS (the raster is not georeferenced)")
+    if src.transform.is_identity and not src.gcps[0]:
+        raise SceneError(href, "no georeferencing (identity transform, no GCPs)")
+
+
+def _check_truncated(src, href: str) -> None:
+    """Cheap truncation check: the last block of each band must end inside the file."""
+    if "://" in href or href.startswith("/vsi"):
+        return
+    try:
+        size = os.path.getsize(href)
+    except OSError:
+        return
+    if src.driver != "GTiff":
+        return
+    try:
+        bh, bw = src.block_shapes[0]
+        nby = math.ceil(src.height / bh) - 1
+        nbx = math.ceil(src.width / bw) - 1
+        for b in src.indexes if src.interleave and src.interleave.value == "BAND" else src.indexes[:1]:
+            off = src.get_tag_item(f"BLOCK_OFFSET_{nbx}_{nby}", "TIFF", bidx=b)
+            n = src.get_tag_item(f"BLOCK_SIZE_{nbx}_{nby}", "TIFF", bidx=b)
+            if off and n and int(off) + int(n) > size:
+                raise SceneError(href, f"truncated file ({size} bytes; image data runs to "
+                                       f"{int(off) + int(n)})")
+    except SceneError:
+        raise
+    except Exception:  # metadata domain not available: skip the check
+        return
+
+
+def ground_gsd_m(crs, transform, width: int, height: int) -> float:
+    """Ground metres per pixel at the centre of a raster grid.
+
+    Projected metric CRSs (UTM, national grids) give the pixel size times
+    the unit factor; geographic CRSs and Mercator-type CRSs (EPSG:3857),
+    whose grid metres are not ground metres, are measured on the WGS84
+    ellipsoid at the grid centre (geometric mean of the x and y sizes).
+    """
+    from pyproj import CRS as PCRS, Geod, Transformer
+
+    pc = PCRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
+    rx = math.hypot(transform.a, transform.d)
+    ry = math.hypot(transform.b, transform.e)
+    method = pc.coordinate_operation.method_name.lower() if pc.is_projected and pc.coordinate_operation else ""
+    mercator = method.startswith("mercator") or "pseudo mercator" in method
+    if pc.is_projected and not mercator:
+        f = pc.axis_info[0].unit_conversion_factor if pc.axis_info else 1.0
+        return float(math.sqrt(rx * ry) * (f or 1.0))
+    cx, cy = transform * (width / 2.0, height / 2.0)
+    x1, y1 = transform * (width / 2.0 + 1, height / 2.0)
+    x2, y2 = transform * (width / 2.0, height / 2.0 + 1)
+    tr = Transformer.from_crs(pc, "EPSG:4326", always_xy=True)
+    (lo0, lo1, lo2), (la0, la1, la2) = tr.transform([cx, x1, x2], [cy, y1, y2])
+    g = Geod(ellps="WGS84")
+    dx = g.inv(lo0, la0, lo1, la1)[2]
+    dy = g.inv(lo0, la0, lo2, la2)[2]
+    return float(math.sqrt(dx * dy))
+
+
+def raster_footprint(crs, bounds, n: int = 16):
+    """WGS84 polygon of a raster's bounds (edges densified with ``n`` points)."""
+    from pyproj import Transformer
+    from shapely.geometry import Polygon
+
+    l, b, r, t = bounds
+    xs, ys = [], []
+    for i in range(n):
+        xs.append(l + (r - l) * i / n); ys.append(b)
+    for i in range(n):
+        xs.append(r); ys.append(b + (t - b) * i / n)
+    for i in range(n):
+        xs.append(r - (r - l) * i / n); ys.append(t)
+    for i in range(n):
+        xs.append(l); ys.append(t - (t - b) * i / n)
+    tr = Transformer.from_crs(crs.to_wkt() if hasattr(crs, "to_wkt") else crs, "EPSG:4326", always_xy=True)
+    lon, lat = tr.transform(xs, ys)
+    poly = Polygon(list(zip(lon, lat)))
+    return poly if poly.is_valid else poly.buffer(0)
+
+
+def _crs_str(crs) -> str | None:
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt()
+
+
+# ---------------------------------------------------------------------------
+# times
+# ---------------------------------------------------------------------------
+
+_TIME_TAGS = ("ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "ACQUISITION_TIME", "DATETIME_ORIGINAL",
+              "TIFFTAG_DATETIME", "DATETIME", "ACQUIRED", "SENSING_TIME", "DATE_ACQUIRED")
+_NAME_DATE = re.compile(
+    r"(?<!\d)((?:19|20)\d{2})[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])"
+    r"(?:[T_ ]?([01]\d|2[0-3])[:]?([0-5]\d)[:]?([0-5]\d))?(?!\d)")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A timezone-aware UTC datetime from a tag or STAC value, else ``None``.
+
+    Accepts ISO-8601 (``2023-04-14T02:15:30Z``, offsets), the TIFF form
+    ``2023:04:14 02:15:30``, and plain dates. Naive times are taken as UTC.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        t = value
+    else:
+        s = str(value).strip()
+        if not s:
+            return None
+        m = re.match(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})", s)
+        if m:
+            s = f"{m[1]}-{m[2]}-{m[3]}T{m[4]}:{m[5]}:{m[6]}"
+        s = s.replace("Z", "+00:00").replace("z", "+00:00")
+        s = re.sub(r"(\.\d{6})\d+", r"\1", s)  # nanoseconds -> microseconds
+        try:
+            t = datetime.fromisoformat(s)
+        except ValueError:
+            return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(timezone.utc)
+
+
+def time_from_name(name: str) -> datetime | None:
+    """A date (and time, if given) found in a file or folder name, UTC."""
+    for m in _NAME_DATE.finditer(name):
+        y, mo, d, hh, mm, ss = m.groups()
+        try:
+            return datetime(int(y), int(mo), int(d), int(hh or 0), int(mm or 0), int(ss or 0),
+                             tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    return None
+
+
+def _time_from_tags(tags: dict) -> tuple[datetime | None, str | None]:
+    up = {k.upper(): v for k, v in tags.items()}
+    for k in _TIME_TAGS:
+        if k in up:
+            t = parse_time(up[k])
+            if t is not None:
+                return t, k
+    return None, None
+
+
+# ---------------------------------------------------------------------------
+# roles
+# ---------------------------------------------------------------------------
+
+def role_of(name: Any) -> str | None:
+    """The band role for a band/asset name or common name, ``None`` if unknown."""
+    if name is None:
+        return None
+    s = str(name).strip().lower()
+    return ROLE_ALIASES.get(s) or ROLE_ALIASES.get(s.replace(" ", "_"))
+
+
+def _default_roles(count: int, sensor: str | None) -> tuple[str, ...] | None:
+    if sensor == "sar":
+        return {1: ("vv",), 2: ("vv", "vh")}.get(count)
+    return {1: ("gray",), 3: ("red", "green", "blue"), 4: ("red", "green", "blue", "nir")}.get(count)
+
+
+def raster_roles(src, href: str, sensor: str | None = None,
+                 bands: Sequence[str] | None = None) -> list[tuple[int, str, str | None]]:
+    """(index, role, name) for every band of an open raster; see the module doc."""
+    from rasterio.enums import ColorInterp
+
+    n = src.count
+    if bands is not None:
+        roles = [str(b).lower() for b in bands]
+        if len(roles) != n:
+            raise SceneError(href, f"unsupported band layout: {n} bands but {len(roles)} roles given "
+                                   f"({', '.join(roles)})")
+        out = [(i + 1, role_of(r) or r, None) for i, r in enumerate(roles)]
+    else:
+        desc = list(src.descriptions or [None] * n)
+        ci = list(src.colorinterp or [])
+        roles: list[str | None] = []
+        names: list[str | None] = []
+        for i in range(n):
+            r = role_of(desc[i])
+            names.append(desc[i] or None)
+            if r is None and i < len(ci):
+                c = ci[i]
+                r = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue",
+                     ColorInterp.alpha: "alpha"}.get(c)
+                if c == ColorInterp.gray and n == 1:
+                    r = "gray"
+            roles.append(r)
+        if any(r is None for r in roles):
+            data_n = sum(1 for r in roles if r not in ("alpha", "mask"))
+            default = _default_roles(n - sum(1 for r in roles if r in ("alpha", "mask")), sensor)
+            if default is None and data_n == 0:
+                default = ()
+            if default is not None:
+                it = iter([d for d in default if d not in roles])
+                for i, r in enumerate(roles):
+                    if r is None:
+                        roles[i] = next(it, None)
+            if any(r is None for r in roles):
+                desc_s = ", ".join(str(d) for d in desc)
+                raise SceneError(href, f"unsupported band layout: cannot tell the roles of {n} bands "
+                                       f"(descriptions: {desc_s}); give them with bands=[...]")
+        out = [(i + 1, roles[i], names[i]) for i in range(n)]
+    seen = set()
+    for _, r, _ in out:
+        if r in seen and r != "mask":
+            raise SceneError(href, f"unsupported band layout: two bands with role {r!r}")
+        seen.add(r)
+    return out
+
+
+def _sensor_from(roles: Iterable[str], explicit: str | None, hints: dict) -> str:
+    if explicit:
+        s = explicit.lower()
+        if s not in ("optical", "sar"):
+            raise SceneError(explicit, "sensor must be 'optical' or 'sar'")
+        return s
+    for k in ("sensor", "SENSOR", "sensor_kind", "SENSOR_KIND"):
+        v = hints.get(k)
+        if isinstance(v, str) and v.lower() in ("optical", "sar"):
+            return v.lower()
+    if any(r in SAR_ROLES for r in roles):
+        return "sar"
+    if any(str(k).startswith("sar:") for k in hints):
+        return "sar"
+    plat = str(hints.get("platform", "")).lower()
+    if plat.startswith("sentinel-1") or "radarsat" in plat or "iceye" in plat or "capella" in plat:
+        return "sar"
+    return "optical"
+
+
+# ---------------------------------------------------------------------------
+# ids
+# ---------------------------------------------------------------------------
+
+def file_digest(path: str, nbytes: int = 65536) -> str:
+    """A stable id for a file from its size and its first and last ``nbytes``.
+
+    Reads at most 2 x ``nbytes``, never the whole file.
+    """
+    h = hashlib.sha1()
+    size = os.path.getsize(path)
+    h.update(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(nbytes))
+        if size > 2 * nbytes:
+            f.seek(size - nbytes)
+            h.update(f.read(nbytes))
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------
+# open one scene
+# ---------------------------------------------------------------------------
+
+def open_scene(path: "str | Path", *, sensor: str | None = None,
+               bands: Sequence[str] | None = None) -> Scene:
+    """Open one scene: a GeoTIFF/COG, or a STAC item JSON.
+
+    ``sensor``: ``"optical"`` or ``"sar"`` to override what the metadata says.
+    ``bands``: for a raster file, the role of each band in order
+    (``["red", "green", "blue"]``); for a STAC item, the roles (or asset
+    keys) to select (``["red", "nir"]``).
+
+    Raises :class:`SceneError` naming the file: no such file, not a raster,
+    corrupt/truncated, no CRS or georeferencing, unsupported band layout,
+    not a STAC item.
+    """
+    p = str(path)
+    if p.lower().endswith(".json") or p.lower().endswith(".geojson"):
+        doc = _read_json(p)
+        if doc.get("type") != "Feature" or "assets" not in doc:
+            kind = doc.get("type", "unknown")
+            raise SceneError(p, f"not a STAC item (type {kind!r}); use find_scenes for catalogs")
+        return scene_from_stac_item(doc, p, sensor=sensor, bands=bands)
+    return scene_from_raster(p, sensor=sensor, bands=bands)
+
+
+def scene_from_raster(path: str, *, sensor: str | None = None,
+                      bands: Sequence[str] | None = None) -> Scene:
+    """A :class:`Scene` from one GeoTIFF/COG file (see :func:`open_scene`)."""
+    with rio_env():
+        with open_raster(path) as src:
+            _check_georef(src, path)
+            _check_truncated(src, path)
+            tags = dict(src.tags())
+            try:
+                tags.update({f"IMAGERY:{k}": v for k, v in src.tags(ns="IMAGERY").items()})
+            except Exception:  # pragma: no cover
+                pass
+            roles = raster_roles(src, path, sensor=sensor, bands=bands)
+            crs = src.crs
+            gsd = ground_gsd_m(crs, src.transform, src.width, src.height)
+            foot = raster_footprint(crs, src.bounds)
+            props = {"tags": tags, "dtype": src.dtypes[0], "width": src.width, "height": src.height,
+                     "count": src.count, "nodata": src.nodata, "overviews": src.overviews(1),
+                     "tiled": bool(src.profile.get("tiled", False))}
+    plain = {k.split(":", 1)[-1]: v for k, v in tags.items()}
+    acquired, tag = _time_from_tags(plain)
+    if acquired is not None:
+        props["acquired_from"] = f"tag {tag}"
+    else:
+        acquired = time_from_name(Path(path).name)
+        if acquired is not None:
+            props["acquired_from"] = "file name"
+    cc = None
+    up = {k.upper(): v for k, v in plain.items()}
+    for k in ("CLOUDCOVER", "CLOUD_COVER", "EO:CLOUD_COVER", "CLOUD_COVERAGE"):
+        if k in up:
+            try:
+                cc = float(up[k])
+                break
+            except ValueError:
+                pass
+    band_refs = tuple(BandRef(href=str(path), index=i, role=r, name=n) for i, r, n in roles)
+    return Scene(
+        id=file_digest(path),
+        path=str(path),
+        bands=band_refs,
+        acquired=acquired,
+        sensor=_sensor_from([b.role for b in band_refs], sensor, plain),
+        gsd_m=gsd,
+        crs=_crs_str(crs),
+        footprint=foot,
+        cloud_cover=cc,
+        properties=props,
+    )
+
+
+def _read_json(p: str) -> dict:
+    try:
+        text = Path(p).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SceneError(p, "no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SceneError(p, f"cannot read file ({e.__class__.__name__})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SceneError(p, f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    if not isinstance(doc, dict):
+        raise SceneError(p, "not a STAC object (JSON is not an object)")
+    return doc
+
+
+def _asset_href(href: str, base: str) -> str:
+    if "://" in href or href.startswith("/vsi"):
+        if href.startswith("file://"):
+            return href[len("file://"):]
+        if href.startswith(("http://", "https://")):
+            return "/vsicurl/" + href
+        if href.startswith("s3://"):
+            return "/vsis3/" + href[len("s3://"):]
+        return href
+    if os.path.isabs(href):
+        return href
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(base)), href))
+
+
+def _asset_is_imagery(key: str, a: dict) -> bool:
+    roles = [str(r).lower() for r in a.get("roles") or []]
+    if any(r in _NON_IMAGERY_ROLES for r in roles) and "data" not in roles and "visual" not in roles:
+        return False
+    mt = str(a.get("type") or "").lower()
+    href = str(a.get("href") or "").lower().split("?")[0]
+    return any(m in mt for m in _IMAGE_MEDIA) or href.endswith((".tif", ".tiff", ".jp2", ".vrt"))
+
+
+def _asset_band_names(key: str, a: dict, props: dict) -> list[tuple[str | None, str | None]]:
+    """(role, name) per band an asset declares (may be empty: unknown)."""
+    out = []
+    eo = a.get("eo:bands") or a.get("bands") or []
+    for b in eo if isinstance(eo, list) else []:
+        if not isinstance(b, dict):
+            continue
+        cn = b.get("common_name") or b.get("eo:common_name")
+        nm = b.get("name")
+        out.append((role_of(cn) or role_of(nm), nm or cn))
+    if not out:
+        pol = a.get("sar:polarizations")
+        if isinstance(pol, list) and pol:
+            out = [(role_of(x), str(x)) for x in pol]
+    return out
+
+
+def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
+                         bands: Sequence[str] | None = None) -> Scene:
+    """A :class:`Scene` from a STAC item dict (``path`` resolves relative hrefs).
+
+    Assets are chosen by role: the per-band assets (``eo:bands`` common
+    names, ``sar:polarizations``, else the asset key: ``red``, ``B04``,
+    ``vv``...), a ``visual`` asset for RGB when the per-band assets do not
+    give all of red, green and blue, and a cloud/QA mask asset (``scl``,
+    ``cloud``, ``mask``) if present.
+    """
+    import rasterio  # noqa: F401
+    from shapely.geometry import shape
+
+    sid = str(doc.get("id") or Path(path).stem)
+    props = dict(doc.get("properties") or {})
+    assets = doc.get("assets") or {}
+    single: dict[str, tuple[str, str, dict, int]] = {}   # role -> (key, href, asset, index)
+    visual: tuple[str, dict] | None = None
+    multi: list[tuple[str, dict, list]] = []
+    masks: list[tuple[str, dict]] = []
+    for key, a in assets.items():
+        if not isinstance(a, dict) or not a.get("href") or not _asset_is_imagery(key, a):
+            continue
+        roles = [str(r).lower() for r in a.get("roles") or []]
+        declared = _asset_band_names(key, a, props)
+        if "visual" in roles or key.lower() in ("visual", "rgb", "tci", "true_color"):
+            visual = (key, a)
+            continue
+        if role_of(key) == "mask" or any(r in ("cloud", "cloud-mask", "data-mask", "cloud-shadow")
+                                         for r in roles):
+            masks.append((key, a))
+            continue
+        if len(declared) > 1:
+            multi.append((key, a, declared))
+            continue
+        r = declared[0][0] if declared else None
+        r = r or role_of(key) or role_of(a.get("title"))
+        if r is not None and r not in single:
+            single[r] = (key, a["href"], a, 1)
+        elif r is None and not declared:
+            multi.append((key, a, []))
+
+    chosen: list[BandRef] = []
+
+    def add(href, index, role, name):
+        if role not in [b.role for b in chosen] or role == "mask":
+            chosen.append(BandRef(href=_asset_href(href, path), index=index, role=role, name=name))
+
+    want = [role_of(b) or str(b).lower() for b in bands] if bands is not None else None
+    have_rgb = all(r in single for r in ("red", "green", "blue"))
+    # per-band assets
+    for r, (key, href, a, idx) in single.items():
+        if r == "mask":
+            continue
+        if (want is None and r in _DATA_ROLES) or (want is not None and (r in want or key.lower() in want)):
+            if not have_rgb and visual is not None and r in ("red", "green", "blue") and want is None:
+                continue
+            add(href, idx, r, key)
+    # visual asset for RGB
+    if visual is not None and (want is None and not have_rgb or
+                               want is not None and any(w in ("red", "green", "blue", "visual")
+                                                        for w in want if w not in [b.role for b in chosen])):
+        key, a = visual
+        declared = _asset_band_names(key, a, props) or [("red", None), ("green", None), ("blue", None)]
+        for i, (r, nm) in enumerate(declared, start=1):
+            if r in ("red", "green", "blue") and (want is None or r in want or "visual" in want):
+                add(a["href"], i, r, nm or key)
+    # multi-band data assets
+    for key, a, declared in multi:
+        if declared:
+            for i, (r, nm) in enumerate(declared, start=1):
+                if r is not None and (want is None and r in _DATA_ROLES or want is not None and r in want):
+                    add(a["href"], i, r, nm)
+        else:
+            href = _asset_href(a["href"], path)
+            with rio_env():
+                with open_raster(href) as src:
+                    _check_georef(src, href)
+                    for i, r, nm in raster_roles(src, href, sensor=sensor):
+                        if want is None and r in _DATA_ROLES or want is not None and r in want:
+                            add(a["href"], i, r, nm or key)
+    for key, a in masks:
+        if want is None or "mask" in want or key.lower() in want:
+            add(a["href"], 1, "mask", key.lower())
+
+    if want is not None:
+        missing = [w for w in want if w not in [b.role for b in chosen] and w not in ("visual",)
+                   and w not in [str(b.name).lower() for b in chosen]]
+        if missing:
+            raise SceneError(path, f"STAC item {sid} has no asset for band(s) {', '.join(missing)}")
+    if not any(b.role in _DATA_ROLES for b in chosen):
+        raise SceneError(path, f"unsupported band layout: STAC item {sid} has no imagery asset with a "
+                               f"known band role (assets: {', '.join(assets) or 'none'})")
+    chosen.sort(key=lambda b: _ROLE_ORDER.get(b.role, len(_ROLE_ORDER)))
+
+    # grids: the finest band gives the scene's gsd and CRS
+    gsd, crs = None, None
+    for href in dict.fromkeys(b.href for b in chosen):
+        with rio_env():
+            with open_raster(href) as src:
+                _check_georef(src, href)
+                _check_truncated(src, href)
+                g = ground_gsd_m(src.crs, src.transform, src.width, src.height)
+                if gsd is None or g < gsd - 1e-9:
+                    gsd, crs = g, src.crs
+                if "_footprint" not in props:
+                    props["_footprint"] = raster_footprint(src.crs, src.bounds)
+    raster_foot = props.pop("_footprint", None)
+    foot = None
+    if isinstance(doc.get("geometry"), dict):
+        try:
+            foot = shape(doc["geometry"])
+        except Exception:
+            foot = None
+    if foot is None:
+        foot = raster_foot
+
+    acquired = parse_time(props.get("datetime")) or parse_time(props.get("start_datetime"))
+    acquired_from = "STAC datetime" if acquired is not None else None
+    if acquired is None:
+        for b in chosen:
+            with rio_env():
+                with open_raster(b.href) as src:
+                    acquired, tag = _time_from_tags(dict(src.tags()))
+            if acquired is not None:
+                acquired_from = f"tag {tag}"
+                break
+    if acquired is None:
+        acquired = time_from_name(sid) or time_from_name(Path(path).name) or \
+            time_from_name(Path(path).parent.name)
+        acquired_from = "file name" if acquired is not None else None
+    cc = props.get("eo:cloud_cover")
+    props["acquired_from"] = acquired_from
+    return Scene(
+        id=sid,
+        path=str(path),
+        bands=tuple(chosen),
+        acquired=acquired,
+        sensor=_sensor_from([b.role for b in chosen], sensor, props),
+        gsd_m=gsd,
+        crs=_crs_str(crs),
+        footprint=foot,
+        cloud_cover=float(cc) if isinstance(cc, (int, float)) else None,
+        properties=props,
+    )
+
+
+# ---------------------------------------------------------------------------
+# discovery
+# ---------------------------------------------------------------------------
+
+def _stac_items_from(doc: dict, path: str):
+    """(item dict, item path) for every item of a STAC item/catalog/collection file."""
+    import pystac
+
+    t = doc.get("type")
+    if t == "Feature" and "assets" in doc:
+        yield doc, path
+        return
+    if t == "FeatureCollection":
+        for i, f in enumerate(doc.get("features") or []):
+            if isinstance(f, dict) and "assets" in f:
+                yield f, path
+        return
+    if t not in ("Catalog", "Collection") and "stac_version" not in doc:
+        return
+    try:
+        cat = pystac.read_file(path)
+    except Exception as e:
+        raise SceneError(path, f"cannot read STAC {t or 'object'}: {e}") from None
+    try:
+        items = list(cat.get_items(recursive=True)) if hasattr(cat, "get_items") else []
+    except Exception as e:
+        raise SceneError(path, f"cannot walk STAC catalog: {e}") from None
+    for it in items:
+        href = it.get_self_href() or path
+        d = it.to_dict(include_self_link=False, transform_hrefs=False)
+        # pystac makes asset hrefs absolute when the item has a self href
+        for k, a in it.assets.items():
+            d["assets"][k]["href"] = a.get_absolute_href() or a.href
+        yield d, href
+
+
+def _is_stac(doc: dict) -> bool:
+    t = doc.get("type")
+    return (t == "Feature" and "assets" in doc) or t in ("Catalog", "Collection") or \
+        (t == "FeatureCollection" and any(isinstance(f, dict) and "assets" in f
+                                          for f in doc.get("features") or []))
+
+
+def find_scenes(inputs: "str | Path | Iterable[str | Path]", *, recursive: bool = True,
+                errors: list | None = None, sensor: str | None = None,
+                bands: Sequence[str] | None = None) -> list[Scene]:
+    """Every scene in ``inputs``: raster files, STAC JSON files, and folders.
+
+    Folders are searched (recursively unless ``recursive=False``) for
+    ``*.tif``/``*.tiff`` and STAC ``*.json`` (items, catalogs,
+    collections); other files, and JSON that is not STAC (an AOI file), are
+    skipped. Raster files that a STAC item in the same search already
+    refers to are not listed again. A scene found twice (same id and path)
+    is listed once.
+
+    ``errors``: if a list, every scene that fails is appended to it as a
+    :class:`SceneError` and the search goes on; if ``None`` the first
+    failure is raised.
+    """
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    scenes: list[Scene] = []
+    seen: set[tuple[str, str]] = set()
+    claimed: set[str] = set()
+
+    def fail(err: SceneError):
+        if errors is None:
+            raise err
+        errors.append(err)
+
+    def add(s: Scene):
+        k = (s.id, os.path.abspath(s.path))
+        if k not in seen:
+            seen.add(k)
+            scenes.append(s)
+        claimed.update(os.path.abspath(b.href) for b in s.bands)
+
+    def do_json(p: str, explicit: bool):
+        try:
+            doc = _read_json(p)
+        except SceneError as e:
+            if explicit:
+                fail(e)
+            return
+        if not _is_stac(doc):
+            if explicit:
+                fail(SceneError(p, f"not a STAC item, catalog or collection (type {doc.get('type')!r})"))
+            return
+        try:
+            for d, href in _stac_items_from(doc, p):
+                for a in (d.get("assets") or {}).values():
+                    if isinstance(a, dict) and a.get("href"):
+                        claimed.add(os.path.abspath(_asset_href(a["href"], href)))
+                try:
+                    add(scene_from_stac_item(d, href, sensor=sensor, bands=bands))
+                except SceneError as e:
+                    fail(e if e.source in (href, p) else SceneError(href, f"{e.source}: {e.reason}"))
+        except SceneError as e:
+            fail(e)
+
+    def do_raster(p: str):
+        if os.path.abspath(p) in claimed:
+            return
+        try:
+            add(scene_from_raster(p, sensor=sensor, bands=bands))
+        except SceneError as e:
+            fail(e)
+
+    for inp in inputs:
+        p = str(inp)
+        if os.path.isdir(p):
+            root = Path(p)
+            files = sorted(root.rglob("*") if recursive else root.glob("*"))
+            jsons = [str(f) for f in files if f.is_file() and f.suffix.lower() == ".json"]
+            rasters = [str(f) for f in files if f.is_file() and f.suffix.lower() in RASTER_SUFFIXES]
+            for j in jsons:
+                do_json(j, explicit=False)
+            for r in rasters:
+                do_raster(r)
+        elif p.lower().endswith((".json", ".geojson")) and not p.startswith("/vsi"):
+            do_json(p, explicit=True)
+        elif "://" in p or p.startswith("/vsi") or os.path.exists(p):
+            do_raster(p)
+        else:
+            fail(SceneError(p, "no such file or folder"))
+    return scenes
+
+
+def scene_covers(scene: Scene, aoi) -> float:
+    """Share (0..1) of the AOI boundary's area inside the scene footprint.
+
+    Computed in the AOI's UTM zone. ``aoi`` is an AOI, bundled id or path.
+    """
+    from pyproj import Transformer
+    from shapely.ops import transform as shp_transform
+
+    from monitor.aoi import WGS84, load_aoi
+
+    a = load_aoi(aoi)
+    if scene.footprint is None:
+        return 0.0
+    utm = a.utm_crs
+    tr = Transformer.from_crs(WGS84, utm, always_xy=True)
+    fn = lambda x, y, z=None: tr.transform(x, y)  # noqa: E731
+    b = a.to_crs(utm).boundary
+    f = shp_transform(fn, scene.footprint)
+    if not f.is_valid:
+        f = f.buffer(0)
+    if b.area <= 0:
+        return 1.0 if f.intersects(b) else 0.0
+    return float(min(1.0, f.intersection(b).area / b.area))
+
+
+def with_bands(scene: Scene, roles: Sequence[str]) -> Scene:
+    """The scene restricted to the bands with ``roles`` (in that order)."""
+    bs = []
+    for r in roles:
+        m = [b for b in scene.bands if b.role == r]
+        if not m:
+            raise SceneError(scene.path, f"scene {scene.id} has no band {r!r} (has {', '.join(scene.roles)})")
+        bs.extend(m)
+    return replace(scene, bands=tuple(bs))
