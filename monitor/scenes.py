@@ -234,9 +234,9 @@ def ground_gsd_m(crs, transform, width: int, height: int) -> float:
     if pc.is_projected and not mercator:
         f = pc.axis_info[0].unit_conversion_factor if pc.axis_info else 1.0
         return float(math.sqrt(rx * ry) * (f or 1.0))
-    cx, cy = transform * (width / 2.0, height / 2.0)
-    x1, y1 = transform * (width / 2.0 + 1, height / 2.0)
-    x2, y2 = transform * (width / 2.0, height / 2.0 + 1)
+    cx, cy = transform @ (width / 2.0, height / 2.0)
+    x1, y1 = transform @ (width / 2.0 + 1, height / 2.0)
+    x2, y2 = transform @ (width / 2.0, height / 2.0 + 1)
     tr = Transformer.from_crs(pc, "EPSG:4326", always_xy=True)
     (lo0, lo1, lo2), (la0, la1, la2) = tr.transform([cx, x1, x2], [cy, y1, y2])
     g = Geod(ellps="WGS84")
@@ -856,8 +856,9 @@ def scene_covers(scene: Scene, aoi) -> float:
 
     Computed in the AOI's UTM zone. ``aoi`` is an AOI, bundled id or path.
     """
+    import numpy as np
+    import shapely
     from pyproj import Transformer
-    from shapely.ops import transform as shp_transform
 
     from monitor.aoi import WGS84, load_aoi
 
@@ -866,9 +867,8 @@ def scene_covers(scene: Scene, aoi) -> float:
         return 0.0
     utm = a.utm_crs
     tr = Transformer.from_crs(WGS84, utm, always_xy=True)
-    fn = lambda x, y, z=None: tr.transform(x, y)  # noqa: E731
     b = a.to_crs(utm).boundary
-    f = shp_transform(fn, scene.footprint)
+    f = shapely.transform(scene.footprint, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
     if not f.is_valid:
         f = f.buffer(0)
     if b.area <= 0:
