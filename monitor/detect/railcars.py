@@ -1,0 +1,622 @@
+"""Railcars along the AOI's tracks.
+
+Method (per chip, all geometry in the chip's metric CRS):
+
+1. **Snap** each AOI track line to the real track nearby. The chip is
+   sampled on a strip along the line (offsets within ``search_m``); the
+   along-track mean of the strip shows the cross-section of the real track:
+   two thin rail lines ``gauge + 70 mm`` apart, and/or the 3 m band of the
+   ballast bed or of the cars on it. A smooth offset along the line (a
+   Viterbi path through the per-station scores, common shift of all tracks
+   as a prior) gives the moved centreline; the offsets are reported.
+2. **Occupancy.** The strip is resampled on the snapped centreline. Every
+   station's cross-section (all bands, ~2.4 m either side) is compared with
+   the scene's *empty track* appearance, the densest mode of the
+   cross-sections of all tracks (seeded by stations whose rails are visible
+   where the resolution shows rails). A car covers both halves of the
+   track, so the distance of the *less* different half decides; this keeps
+   a car or its shadow on a neighbouring track from occupying this one.
+3. **Cars.** Occupied runs are split at coupler gaps: a dynamic programme
+   chooses cut points that maximise gap evidence (the cross-section looks
+   like empty track or changes abruptly) under a prior of car lengths
+   (9-27 m, typical 14.5 m). Coarser than ``fine_gsd_m`` (1.2 m) cars are not
+   resolved: the count is the occupied length over a typical car length,
+   with an interval from the shortest and longest common cars.
+
+Coverage is the share of the AOI's track length that was visible (inside
+the chip, valid, not cloud). A chip where no track is visible raises
+:class:`monitor.errors.SceneError`: a zero would be a lie.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import shapely
+from scipy import ndimage
+from shapely.geometry import LineString, MultiLineString, Polygon
+from shapely.strtree import STRtree
+
+from monitor.detect import Detection, DetectionResult, register
+from monitor.detect.tracks import Strip, sample, stations
+from monitor.errors import InputError, SceneError
+
+VERSION = "1.0"
+
+#: Car lengths over couplers, metres: shortest two-axle wagons, typical
+#: freight car (gondola 13.9 m, boxcar ~15 m), longest common (flat ~19.6 m,
+#: long wagons to ~27 m).
+CAR_MIN_M = 9.0
+CAR_TYPICAL_M = 14.5
+CAR_MAX_M = 27.0
+#: Car body width, metres (1520 mm cars ~3.2 m, standard gauge ~2.9-3.1 m).
+CAR_WIDTH_M = 3.0
+#: Coarse-resolution count interval: occupied length over these car lengths.
+CAR_SHORT_M, CAR_LONG_M = 12.0, 19.6
+
+
+def _scene_name(chip) -> str:
+    sc = chip.scene
+    for attr in ("id", "name", "path"):
+        v = getattr(sc, attr, None)
+        if v:
+            return str(v)
+    return str(chip.meta.get("scene") or chip.meta.get("source") or f"chip of AOI {chip.aoi.id}")
+
+
+def _normalised_bands(chip) -> tuple[np.ndarray, np.ndarray]:
+    """Bands scaled to robust z-scores over the valid pixels; invalid
+    pixels filled with the band median (the mask keeps them out)."""
+    bands = np.asarray(chip.bands, dtype=np.float32)
+    if bands.ndim == 2:
+        bands = bands[None]
+    valid = np.asarray(chip.valid, dtype=bool) & np.all(np.isfinite(bands), axis=0)
+    out = np.empty_like(bands)
+    step = max(1, int(math.sqrt(valid.size / 250_000)))
+    vs = valid[::step, ::step]
+    for k in range(bands.shape[0]):
+        b = bands[k]
+        v = b[::step, ::step][vs]
+        if v.size == 0:
+            out[k] = 0.0
+            continue
+        med = float(np.median(v))
+        mad = float(np.median(np.abs(v - med))) * 1.4826
+        if not mad > 0:
+            mad = float(np.std(v)) or 1.0
+        out[k] = np.where(valid, (b - med) / mad, 0.0)
+    return out, valid
+
+
+def _gray(strip_vals: np.ndarray) -> np.ndarray:
+    return strip_vals.mean(axis=0)
+
+
+def _nanmean_along(x: np.ndarray, w: np.ndarray, size: int) -> np.ndarray:
+    """Mean of ``x`` weighted by ``w`` in a moving window of ``size`` rows."""
+    size = max(1, int(size))
+    num = ndimage.uniform_filter1d(x * w, size, axis=0, mode="nearest")
+    den = ndimage.uniform_filter1d(w.astype(np.float32), size, axis=0, mode="nearest")
+    return num / np.maximum(den, 1e-6), den
+
+
+# ---------------------------------------------------------------------------
+# 1. snapping
+# ---------------------------------------------------------------------------
+
+def _snap_scores(strip: Strip, gsd: float, rail_sep: float, search_m: float, window_m: float = 24.0):
+    """Per (station, candidate centre) evidence of a track centre.
+
+    Returns (scores (ns, nc), candidates (nc,), rails (ns, nc)) where the
+    candidates are the strip offsets within ``search_m``.
+    """
+    do = float(strip.o[1] - strip.o[0])
+    g = _gray(strip.values)
+    w = strip.valid.astype(np.float32)
+    gm, cnt = _nanmean_along(g, w, window_m / strip.ds)
+    gm = np.where(cnt > 0.2, gm, 0.0)
+    # thin lines (rails): second derivative across the strip
+    sig_r = max(0.12, 0.45 * gsd) / do
+    lr = ndimage.gaussian_filter1d(gm, sig_r, axis=1, order=2)
+    # a 3 m band (ballast bed or cars)
+    sig_b = max(1.0, 0.5 * gsd) / do
+    lb = ndimage.gaussian_filter1d(gm, sig_b, axis=1, order=2) * (sig_b ** 2 / sig_r ** 2)
+    cand = np.flatnonzero(np.abs(strip.o) <= search_m + 1e-9)
+    sh = int(round(rail_sep / 2 / do))
+    left = np.clip(cand + sh, 0, len(strip.o) - 1)
+    right = np.clip(cand - sh, 0, len(strip.o) - 1)
+    pair = lr[:, left] * lr[:, right]
+    rails = np.sqrt(np.maximum(pair, 0.0))
+    band = np.abs(lb[:, cand])
+    # rails are resolved only at fine GSD; weight them accordingly
+    wr = float(np.clip((1.0 - gsd) / 0.5, 0.0, 1.0))
+
+    def _norm(a):
+        q = np.percentile(a, 95) if a.size else 1.0
+        return a / q if q > 0 else a
+
+    sc = wr * _norm(rails) + _norm(band)
+    sc = np.where(cnt[:, cand] > 0.2, sc, 0.0)
+    return sc, strip.o[cand], rails
+
+
+def _frame(strip: Strip, own, pts: np.ndarray):
+    """Station (m) and signed left offset (m) of points (m, 2) in the frame
+    of the line ``own`` sampled by ``strip``."""
+    s = shapely.line_locate_point(own, shapely.points(pts))
+    base = shapely.get_coordinates(shapely.line_interpolate_point(own, s))
+    nx = np.interp(s, strip.s, strip.normal[:, 0])
+    ny = np.interp(s, strip.s, strip.normal[:, 1])
+    o = (pts[:, 0] - base[:, 0]) * nx + (pts[:, 1] - base[:, 1]) * ny
+    return s, o
+
+
+def _viterbi(score: np.ndarray, cand: np.ndarray, step_m: float, penalty: float) -> np.ndarray:
+    """Best path (candidate index per row) through ``score`` (n, nc) where
+    moving by d metres between consecutive rows costs ``penalty * d``."""
+    n, nc = score.shape
+    trans = penalty * np.abs(cand[:, None] - cand[None, :])  # (from, to)
+    acc = score[0].copy()
+    back = np.zeros((n, nc), dtype=np.intp)
+    for i in range(1, n):
+        tot = acc[:, None] - trans
+        back[i] = np.argmax(tot, axis=0)
+        acc = tot[back[i], np.arange(nc)] + score[i]
+    path = np.empty(n, dtype=np.intp)
+    path[-1] = int(np.argmax(acc))
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
+def _snap(strip: Strip, score: np.ndarray, cand: np.ndarray, prior: float | None, search_m: float,
+          taken: list | None = None, own=None, sep_m: float = 2.6,
+          move_cost: float = 0.1) -> np.ndarray:
+    """Smooth per-station offset (m) of the real track from the line.
+
+    ``taken``: (snapped, drawn) line pairs of tracks already snapped; a
+    candidate within ``sep_m`` of a snapped one is refused where the drawn
+    lines are more than ``sep_m`` apart (two AOI tracks never share rails,
+    except where they really meet, at switches).
+    """
+    ns = len(strip.s)
+    blk = max(1, int(round(4.0 / strip.ds)))
+    nb = int(math.ceil(ns / blk))
+    pad = nb * blk - ns
+    sc = np.pad(score, ((0, pad), (0, 0)), mode="edge").reshape(nb, blk, -1).mean(axis=1)
+    # moving the line costs a little: drawn lines are roughly right
+    sc = sc - move_cost * np.abs(cand)[None, :] / max(search_m, 1e-6)
+    if prior is not None:
+        sc = sc - 0.15 * np.abs(cand - prior)[None, :] / max(search_m, 1e-6)
+    if taken:
+        sb = strip.s[np.minimum((np.arange(nb) + 0.5) * blk, ns - 1).astype(int)]
+        reach = search_m + sep_m + 1.0
+        for snapped, drawn in taken:
+            if own is not None and shapely.distance(own, LineString(drawn)) > reach:
+                continue
+            s_j, o_j = _frame(strip, own, snapped)
+            _, o_d = _frame(strip, own, drawn)
+            keep = (s_j > 0) & (s_j < strip.s[-1]) & (np.abs(o_j) < reach)
+            if keep.sum() < 2:
+                continue
+            k = np.argsort(s_j[keep])
+            sj, oj, od = s_j[keep][k], o_j[keep][k], o_d[keep][k]
+            inside = (sb >= sj[0]) & (sb <= sj[-1])
+            o_other = np.interp(sb, sj, oj)
+            o_draw = np.interp(sb, sj, od)
+            close = (np.abs(cand[None, :] - o_other[:, None]) < sep_m) & (inside & (np.abs(o_draw) > sep_m))[:, None]
+            sc = np.where(close, sc - 10.0, sc)
+    path = _viterbi(sc, cand, blk * strip.ds, penalty=0.6)
+    off_b = cand[path]
+    centers = (np.arange(nb) + 0.5) * blk
+    off = np.interp(np.arange(ns), centers, off_b)
+    return ndimage.gaussian_filter1d(off, max(1.0, 6.0 / strip.ds), mode="nearest")
+
+
+# ---------------------------------------------------------------------------
+# 2. occupancy
+# ---------------------------------------------------------------------------
+
+def _features(strip: Strip, half_m: float, smooth_m: float):
+    """Cross-section features per station: (left (ns, k), right (ns, k), ok (ns,))."""
+    do = float(strip.o[1] - strip.o[0])
+    v = strip.values
+    w = strip.valid.astype(np.float32)
+    sig = max(0.0, smooth_m / strip.ds)
+    # across the track, blur a little: a centreline off by a few decimetres
+    # must not make thin rails look like a change of the cross-section
+    sig_o = max(0.3, 0.5 * abs(do)) / do
+    num = ndimage.gaussian_filter(v * w[None], (0, max(sig, 0.0), sig_o), mode="nearest")
+    den = ndimage.gaussian_filter(w, (max(sig, 0.0), sig_o), mode="nearest")
+    v = num / np.maximum(den, 1e-6)[None]
+    step = max(1, int(round(0.3 / do)))
+    o = strip.o
+    li = np.flatnonzero((o > 0.15) & (o <= half_m))[::step]
+    ri = np.flatnonzero((o < -0.15) & (o >= -half_m))[::step]
+    left = np.moveaxis(v[:, :, li], 0, 1).reshape(v.shape[1], -1)
+    right = np.moveaxis(v[:, :, ri[::-1]], 0, 1).reshape(v.shape[1], -1)
+    ci = np.flatnonzero(np.abs(o) <= 1.2)
+    ok = strip.valid[:, ci].all(axis=1)
+    return left, right, ok
+
+
+def _empty_reference(feats: np.ndarray, seeds: np.ndarray | None, keep: float = 0.35, iters: int = 4):
+    """Densest mode of ``feats`` (n, k): (reference (k,), scale (k,))."""
+    x = feats
+    if seeds is not None and seeds.sum() >= max(20, 0.03 * len(x)):
+        sel = x[seeds]
+    else:
+        sel = x
+    ref = np.median(sel, axis=0)
+    for _ in range(iters):
+        d = np.sqrt(np.mean((x - ref) ** 2, axis=1))
+        thr = np.quantile(d, keep)
+        sel = x[d <= thr]
+        ref = np.median(sel, axis=0)
+    scale = 1.4826 * np.median(np.abs(sel - ref), axis=0)
+    floor = max(0.05, float(np.median(scale)) * 0.5)
+    return ref, np.maximum(scale, floor)
+
+
+# ---------------------------------------------------------------------------
+# 3. cars
+# ---------------------------------------------------------------------------
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Half-open index runs [a, b) of True values."""
+    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    d = np.diff(m)
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+
+
+def _split_run(gap: np.ndarray, ds: float, cut_cost: float = 0.35) -> list[int]:
+    """Cut indices (interior) splitting a run of len(gap) stations into cars."""
+    n = len(gap)
+    lmin = int(round(CAR_MIN_M / ds))
+    lmax = int(round(CAR_MAX_M / ds))
+    if n < 2 * lmin:
+        return []
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    arg = np.zeros(n + 1, dtype=np.intp)
+    lens = np.arange(lmin, lmax + 1)
+    prior = -0.5 * (np.log(lens * ds / CAR_TYPICAL_M) / 0.35) ** 2
+    for p in range(lmin, n + 1):
+        q = p - lens
+        okq = q >= 0
+        if not okq.any():
+            continue
+        tot = best[q[okq]] + prior[okq]
+        if p < n:
+            tot = tot + (gap[p] - cut_cost)
+        k = int(np.argmax(tot))
+        best[p] = tot[k]
+        arg[p] = q[okq][k]
+    if not np.isfinite(best[n]):
+        # no partition within the length limits: cut at the strongest gaps
+        k = max(1, int(round(n * ds / CAR_TYPICAL_M)))
+        return list(np.linspace(0, n, k + 1).astype(int)[1:-1])
+    cuts, p = [], n
+    while p > 0:
+        q = int(arg[p])
+        if q > 0:
+            cuts.append(q)
+        p = q
+    return sorted(cuts)
+
+
+def _car_polygon(strip: Strip, a: int, b: int, width: float) -> Polygon:
+    idx = np.arange(a, max(b, a + 1) + 1).clip(0, len(strip.s) - 1)
+    idx = np.unique(idx)
+    left = strip.points(width / 2, idx)
+    right = strip.points(-width / 2, idx)
+    ring = np.vstack([left, right[::-1]])
+    poly = Polygon(ring)
+    if not poly.is_valid:
+        poly = shapely.make_valid(poly).convex_hull
+    return poly
+
+
+# ---------------------------------------------------------------------------
+# the detector
+# ---------------------------------------------------------------------------
+
+def _track_lines(chip):
+    aoi = chip.local_aoi
+    tracks = []
+    for f in aoi.tracks:
+        geom = f.geometry
+        parts = list(geom.geoms) if isinstance(geom, MultiLineString) else [geom]
+        for i, g in enumerate(parts):
+            if g.length < 1.0:
+                continue
+            tid = f.id if len(parts) == 1 else f"{f.id}/{i}"
+            gauge = f.gauge_mm or 1435.0
+            tracks.append((tid, LineString(g), gauge))
+    return tracks
+
+
+@register("railcar", name="railcars", version=VERSION, kinds=("rail_yard",))
+def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: float = 1.2,
+                    threshold: float | None = None, snap: bool = True, debug: list | None = None,
+                    **_ignored) -> DetectionResult:
+    """Detect and count railcars along the tracks of ``chip``'s AOI.
+
+    Parameters
+    ----------
+    chip: a :class:`monitor.imagery.Chip` (metric CRS).
+    tracks: optional track lines to use instead of the AOI's: a list of
+        shapely LineStrings or ``(id, LineString[, gauge_mm])`` tuples in the
+        chip CRS (e.g. traced by :mod:`monitor.trace`).
+    search_m: how far (m) either side of each line to look for the real track.
+    fine_gsd_m: at or below this GSD individual cars are counted; coarser, the
+        count is estimated from occupied length.
+    threshold: occupancy threshold, in units of the empty-track spread
+        (default: Otsu split of the scene's distances, within 2.5..8).
+    snap: set False to trust the lines as drawn.
+
+    Returns a :class:`DetectionResult` with ``counts["railcar"]``, the
+    ``intervals["railcar"]``, ``coverage`` (share of track length visible)
+    and ``extras``: ``occupied_m``, ``track_length_m``, ``per_track`` (count,
+    occupied_m, coverage, offset_m = median |shift|, shift_m = median signed
+    shift to the left, max_offset_m per track id), ``mode`` (``"cars"`` or
+    ``"length"``) and ``gsd_m``.
+    """
+    name = _scene_name(chip)
+    if tracks is None:
+        lines = _track_lines(chip)
+    else:
+        lines = []
+        for i, t in enumerate(tracks):
+            if isinstance(t, (tuple, list)):
+                lines.append((str(t[0]), LineString(t[1]), float(t[2]) if len(t) > 2 else 1435.0))
+            else:
+                lines.append((f"track{i}", LineString(t), 1435.0))
+    if not lines:
+        raise InputError(chip.aoi.id, "AOI has no track features: the railcar detector needs track centrelines")
+    gsd = float(chip.gsd_m)
+    if not (gsd > 0):
+        raise SceneError(name, f"invalid pixel size {chip.gsd_m!r}")
+    bands, valid = _normalised_bands(chip)
+    ds = float(np.clip(gsd / 2, 0.25, 1.0))
+    do = float(np.clip(gsd / 2, 0.15, 0.5))
+    half_snap = search_m + 3.0
+    o_snap = np.arange(-half_snap, half_snap + do / 2, do)
+    half_occ = 1.35
+    o_occ = np.arange(-half_occ - 0.6, half_occ + 0.6 + do / 2, do)
+
+    # --- 1. snap --------------------------------------------------------
+    geo = []
+    for tid, line, gauge in lines:
+        s, xy, nrm = stations(line, ds)
+        geo.append((tid, line, gauge, s, xy, nrm))
+    total_len = float(sum(g[1].length for g in geo))
+    shifts = []
+    if snap and search_m > 0:
+        pre = []
+        for tid, line, gauge, s, xy, nrm in geo:
+            st = sample(bands, valid, chip.transform, xy, nrm, o_snap, s)
+            sc, cand, _ = _snap_scores(st, gsd, gauge / 1000.0 + 0.07, search_m)
+            pre.append((st, sc, cand))
+        # common shift of all lines (a georeference or drawing offset) as prior
+        tot = sum(sc.sum(axis=0) for _, sc, _ in pre)
+        prior = float(pre[0][2][int(np.argmax(tot))]) if len(pre) > 1 else None
+        # strongest tracks as drawn first; each snapped track is then taken
+        order = sorted(range(len(pre)), key=lambda i: -float(
+            pre[i][1][:, np.argmin(np.abs(pre[i][2]))].mean()))
+        shifts = [None] * len(pre)
+        taken = []
+        for i in order:
+            st, sc, cand = pre[i]
+            sh = _snap(st, sc, cand, prior, search_m, taken, own=geo[i][1],
+                       move_cost=0.1 * max(1.0, gsd))
+            shifts[i] = sh
+            step = max(1, int(round(2.0 / st.ds)))
+            moved = (st.xy + sh[:, None] * st.normal)[::step]
+            if len(moved) >= 2:
+                taken.append((moved, st.xy[::step]))
+    else:
+        shifts = [np.zeros(len(g[3])) for g in geo]
+
+    # --- 2. occupancy features on the snapped centrelines ------------------
+    strips, feats = [], []
+    for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts):
+        xy2 = xy + sh[:, None] * nrm
+        st = sample(bands, valid, chip.transform, xy2, nrm, o_occ, s)
+        left, right, ok = _features(st, half_occ, smooth_m=max(0.4, gsd / 2))
+        strips.append(st)
+        feats.append((left, right, ok))
+    visible = np.array([f[2].sum() * ds for f in feats])
+    vis_len = float(visible.sum())
+    if vis_len <= 0:
+        raise SceneError(name, f"no track of AOI {chip.aoi.id} is visible in the chip "
+                               "(tracks outside the chip, or all nodata/cloud)")
+    allf = np.concatenate([np.concatenate([l[ok], r[ok]]) for l, r, ok in feats], axis=0)
+    seeds = None
+    if gsd <= 0.7:
+        seeds = np.concatenate([np.concatenate([_rail_visible(st, ok, gsd, g[2])[ok]] * 2)
+                                for st, (_, _, ok), g in zip(strips, feats, geo)])
+    ref, scale = _empty_reference(allf, seeds)
+
+    # --- 3. per track: occupied runs and cars -----------------------------
+    fine = gsd <= fine_gsd_m
+    dets: list[Detection] = []
+    per_track = {}
+    occupied_total = 0.0
+    est_count, est_lo, est_hi = 0.0, 0.0, 0.0
+    dists = []
+    for (left, right, ok) in feats:
+        dl = np.sqrt(np.mean(((left - ref) / scale) ** 2, axis=1))
+        dr = np.sqrt(np.mean(((right - ref) / scale) ** 2, axis=1))
+        # a car covers both halves; at coarse GSD the halves are not resolved
+        d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
+        d = ndimage.median_filter(d, size=max(1, int(round(1.0 / ds))) | 1, mode="nearest")
+        dists.append((d, dl, dr))
+    if threshold is None:
+        threshold = _auto_threshold(np.concatenate([d[ok] for (d, _, _), (_, _, ok) in zip(dists, feats)]))
+    for (tid, line, gauge, s, xy, nrm), sh, st, (left, right, ok), (d, dl, dr) in zip(geo, shifts, strips, feats, dists):
+        occ = (d > threshold) & ok
+        # fill coupler-sized holes, drop specks
+        occ = ndimage.binary_closing(occ, structure=np.ones(max(1, int(round(max(2.0, 1.5 * gsd) / ds))) | 1)) & ok
+        occ = ndimage.binary_opening(occ, structure=np.ones(max(1, int(round(3.0 / ds))) | 1))
+        if debug is not None:
+            debug.append({"track": tid, "strip": st, "d": d, "dl": dl, "dr": dr, "occ": occ, "shift": sh})
+        n_track = 0
+        occ_m = 0.0
+        for a, b in _runs(occ):
+            run_m = (b - a) * ds
+            if run_m < 5.0:
+                continue
+            occ_m += run_m
+            if fine:
+                gap = _gap_evidence(left[a:b], right[a:b], scale, d[a:b], threshold, ds)
+                cuts = _split_run(gap, ds)
+                bounds = [a] + [a + c for c in cuts] + [b]
+                estimated = False
+            else:
+                k = max(1, int(round(run_m / CAR_TYPICAL_M)))
+                est_count += run_m / CAR_TYPICAL_M
+                est_lo += run_m / CAR_LONG_M
+                est_hi += run_m / CAR_SHORT_M
+                bounds = list(np.linspace(a, b, k + 1).round().astype(int))
+                estimated = True
+            for i0, i1 in zip(bounds[:-1], bounds[1:]):
+                half_gap = int(round(0.4 / ds)) if not estimated else 0
+                c0 = i0 + (half_gap if i0 != a else 0)
+                c1 = i1 - (half_gap if i1 != b else 0)
+                if c1 <= c0:
+                    continue
+                poly = _car_polygon(st, c0, c1 - 1, CAR_WIDTH_M)
+                seg = d[i0:i1]
+                score = float(np.clip(0.5 + 0.5 * np.tanh((np.median(seg) - threshold) / threshold), 0, 1))
+                if estimated:
+                    score *= 0.5
+                t = st.normal[(c0 + c1) // 2]
+                heading = float(np.degrees(np.arctan2(t[1], -t[0])) % 180.0)  # tangent = (ny, -nx)
+                dets.append(Detection(
+                    geometry=poly, cls="railcar", score=round(score, 3),
+                    length_m=round(float(st.s[c1 - 1] - st.s[c0]) + ds, 2), width_m=CAR_WIDTH_M,
+                    heading_deg=round(heading, 1),
+                    properties={"track": tid, "estimated": estimated},
+                ))
+                n_track += 1
+        occupied_total += occ_m
+        per_track[tid] = {
+            "count": n_track,
+            "occupied_m": round(occ_m, 1),
+            "length_m": round(float(line.length), 1),
+            "coverage": round(min(1.0, float(ok.sum() * ds / max(line.length, 1e-9))), 3),
+            "offset_m": round(float(np.median(np.abs(sh))), 2),
+            "shift_m": round(float(np.median(sh)), 2),
+            "max_offset_m": round(float(np.max(np.abs(sh))), 2),
+        }
+
+    dets = _dedupe(dets)
+    # per-track counts after de-duplication
+    for v in per_track.values():
+        v["count"] = 0
+    for dt in dets:
+        per_track[dt.properties["track"]]["count"] += 1
+    n = len(dets)
+    if fine:
+        interval = (float(n), float(n))
+        count = n
+    else:
+        count = int(round(est_count))
+        interval = (float(math.floor(est_lo)), float(math.ceil(est_hi)))
+    coverage = float(np.clip(vis_len / max(total_len, 1e-9), 0.0, 1.0))
+    return DetectionResult(
+        counts={"railcar": count},
+        intervals={"railcar": interval},
+        coverage=round(coverage, 4),
+        detections=dets,
+        crs=chip.crs,
+        detector="railcars",
+        version=VERSION,
+        extras={
+            "gsd_m": gsd,
+            "mode": "cars" if fine else "length",
+            "occupied_m": round(occupied_total, 1),
+            "track_length_m": round(total_len, 1),
+            "visible_m": round(vis_len, 1),
+            "per_track": per_track,
+        },
+    )
+
+
+def _rail_visible(st: Strip, ok: np.ndarray, gsd: float, gauge_mm: float) -> np.ndarray:
+    """Stations where both rails show as thin lines of the same polarity
+    (a sign of empty track), from the resampled strip."""
+    do = float(st.o[1] - st.o[0])
+    g = _gray(st.values)
+    sig = max(0.12, 0.45 * gsd) / do
+    lr = ndimage.gaussian_filter1d(g, sig, axis=1, order=2)
+    lr = ndimage.uniform_filter1d(lr, max(1, int(round(2.0 / st.ds))), axis=0)
+    h = (gauge_mm / 1000.0 + 0.07) / 2
+    i0 = int(np.argmin(np.abs(st.o)))
+    k = int(round(h / do))
+    pair = lr[:, i0 + k] * lr[:, i0 - k]
+    mid = np.abs(lr[:, i0])
+    r = np.sqrt(np.maximum(pair, 0)) - mid
+    if not ok.any():
+        return ok
+    q = np.quantile(r[ok], 0.75)
+    return ok & (r > max(q, 1e-6)) & (r > 0)
+
+
+def _auto_threshold(d: np.ndarray, lo: float = 2.5, hi: float = 8.0) -> float:
+    """Occupancy threshold: Otsu's split of log distances, within [lo, hi]."""
+    if d.size < 10:
+        return lo
+    x = np.log(np.clip(d, 1e-3, None))
+    hist, edges = np.histogram(x, bins=128)
+    c = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * c) / np.maximum(w0, 1)
+    m1 = (np.sum(hist * c) - np.cumsum(hist * c)) / np.maximum(w1, 1)
+    between = w0 * w1 * (m0 - m1) ** 2
+    return float(np.clip(np.exp(c[int(np.argmax(between))]), lo, hi))
+
+
+def _gap_evidence(left: np.ndarray, right: np.ndarray, scale: np.ndarray, d: np.ndarray,
+                  threshold: float, ds: float) -> np.ndarray:
+    """Evidence 0..~1 per station of a run that a coupler gap is there: the
+    cross-section looks like empty track, or changes abruptly (the end of
+    one car body and the start of the next: colour, height, shadow)."""
+    empt = np.clip((2.0 * threshold - d) / (2.0 * threshold), 0.0, 1.0) ** 2
+    f = np.concatenate([left, right], axis=1) / np.concatenate([scale, scale])
+    h = max(1, int(round(1.0 / ds)))
+    n = len(f)
+    if n > 2 * h:
+        fp = np.pad(f, ((h, h), (0, 0)), mode="edge")
+        chg = np.sqrt(np.mean((fp[2 * h:] - fp[:-2 * h]) ** 2, axis=1))
+        q = np.quantile(chg, 0.9)
+        chg = np.clip(chg / (q if q > 0 else 1.0), 0, 1.5) / 1.5
+    else:
+        chg = np.zeros(n)
+    g = np.maximum(empt, chg)
+    return ndimage.gaussian_filter1d(g, max(0.5, 0.3 / ds), mode="nearest")
+
+
+def _dedupe(dets: list[Detection]) -> list[Detection]:
+    """Drop detections that overlap a better one on another track (two AOI
+    lines that snapped onto the same real track)."""
+    if len(dets) < 2:
+        return dets
+    order = sorted(range(len(dets)), key=lambda i: -dets[i].score)
+    geoms = [d.geometry for d in dets]
+    tree = STRtree(geoms)
+    keep = np.ones(len(dets), dtype=bool)
+    for i in order:
+        if not keep[i]:
+            continue
+        for j in tree.query(geoms[i], predicate="intersects"):
+            j = int(j)
+            if j == i or not keep[j] or dets[j].properties["track"] == dets[i].properties["track"]:
+                continue
+            inter = geoms[i].intersection(geoms[j]).area
+            if inter > 0.5 * min(geoms[i].area, geoms[j].area):
+                keep[j] = False
+    return [d for d, k in zip(dets, keep) if k]

@@ -1,0 +1,156 @@
+"""Railcar detector on small yards drawn in the test (numpy, 0.5 m)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from affine import Affine
+from rasterio.crs import CRS
+from shapely.geometry import LineString, box
+
+from monitor.aoi import AOI, Feature
+from monitor.detect import detectors
+from monitor.detect.railcars import detect_railcars
+from monitor.errors import InputError, SceneError
+from monitor.imagery import Chip
+
+CRS_UTM = CRS.from_epsg(32652)
+X0, Y0 = 500_000.0, 4_700_000.0  # upper-left corner of the chips
+
+
+def yard(width_m=300.0, height_m=60.0, gsd=0.5, tracks_y=(30.0,), trains=None, seed=1, cloud_x=None):
+    """A yard chip: ballast texture, two dark rails per track, cars as
+    coloured rectangles 3 m wide with 1.2 m coupler gaps.
+
+    tracks_y: track centre lines, metres below the top edge (horizontal).
+    trains: per track, a list of (start_m, [car lengths]).
+    cloud_x: pixels with x (m from left) below this are invalid (cloud).
+    """
+    rng = np.random.default_rng(seed)
+    w, h = int(width_m / gsd), int(height_m / gsd)
+    u = (np.arange(w) + 0.5) * gsd
+    v = (np.arange(h) + 0.5) * gsd
+    U, V = np.meshgrid(u, v)
+    img = 0.45 + 0.06 * rng.standard_normal((h, w))
+    truth = []
+    for k, ty in enumerate(tracks_y):
+        dv = V - ty
+        bed = np.abs(dv) < 1.6
+        img = np.where(bed, img + 0.05, img)
+        for side in (-0.76, 0.76):
+            img -= 0.25 * np.exp(-0.5 * ((dv - side) / 0.18) ** 2)
+        for start, lengths in (trains or {}).get(k, []):
+            a = start
+            for L in lengths:
+                col = rng.choice([0.15, 0.25, 0.7, 0.8]) + 0.03 * rng.standard_normal()
+                car = (np.abs(dv) < 1.5) & (U >= a) & (U < a + L)
+                img = np.where(car, col + 0.02 * rng.standard_normal((h, w)), img)
+                truth.append((k, a, a + L))
+                a += L + 1.2
+    bands = np.stack([img, img * 0.95, img * 1.05]).astype(np.float32)
+    valid = np.ones((h, w), bool)
+    if cloud_x is not None:
+        valid &= U >= cloud_x
+        bands[:, ~valid] = 1.0
+    return bands, valid, truth
+
+
+def chip_of(bands, valid, lines, gsd=0.5, name="test-yard"):
+    tr = Affine(gsd, 0, X0, 0, -gsd, Y0)
+    h, w = valid.shape
+    boundary = box(X0, Y0 - h * gsd, X0 + w * gsd, Y0)
+    feats = tuple(Feature("track", f"T{i}", ln, {"gauge_mm": 1435}) for i, ln in enumerate(lines))
+    aoi = AOI(id="yard", name="Yard", country="XX", kind="rail_yard", boundary=boundary,
+              features=feats, crs=CRS_UTM)
+    return Chip(bands=bands, roles=("red", "green", "blue"), valid=valid, transform=tr, crs=CRS_UTM,
+                gsd_m=gsd, aoi=aoi, meta={"scene": name})
+
+
+def hline(y_m, x0=5.0, x1=295.0, dy=0.0):
+    """Horizontal track line y_m metres below the top, shifted dy metres down."""
+    return LineString([(X0 + x0, Y0 - y_m - dy), (X0 + x1, Y0 - y_m - dy)])
+
+
+def test_registered_for_rail_yards():
+    spec = detectors()["railcar"]
+    assert spec.fn is detect_railcars and spec.version == "1.0" and "rail_yard" in spec.kinds
+
+
+def test_empty_yard_gives_zero():
+    bands, valid, _ = yard(tracks_y=(20.0, 40.0))
+    res = detect_railcars(chip_of(bands, valid, [hline(20.0), hline(40.0)]))
+    assert res.counts["railcar"] == 0
+    assert res.detections == []
+    assert res.coverage == pytest.approx(1.0, abs=0.02)
+
+
+def test_known_train_count_and_geometry():
+    cars = [14.0, 14.0, 12.0, 16.0, 14.0, 19.6, 14.0, 14.0]
+    bands, valid, truth = yard(trains={0: [(60.0, cars)]})
+    res = detect_railcars(chip_of(bands, valid, [hline(30.0)]))
+    assert res.counts["railcar"] == len(cars)
+    assert res.intervals["railcar"] == (len(cars), len(cars))
+    starts = sorted(d.geometry.bounds[0] - X0 for d in res.detections)
+    assert np.allclose(starts, [t[1] for t in truth], atol=1.5)
+    for d in res.detections:
+        assert d.properties["track"] == "T0"
+        assert 2.0 <= d.width_m <= 4.0 and 10.0 <= d.length_m <= 22.0
+        assert 0.0 <= d.score <= 1.0
+        assert d.heading_deg == pytest.approx(90.0, abs=2)  # east-west track
+    occ = res.extras["occupied_m"]
+    assert occ == pytest.approx(sum(cars) + 1.2 * (len(cars) - 1), rel=0.1)
+
+
+def test_half_clouded_yard_reports_half_coverage():
+    bands, valid, _ = yard(trains={0: [(200.0, [14.0] * 5)]}, cloud_x=150.0)
+    res = detect_railcars(chip_of(bands, valid, [hline(30.0)]))
+    assert res.coverage == pytest.approx(0.5, abs=0.05)
+    assert res.counts["railcar"] == 5
+
+
+def test_scene_that_misses_the_tracks_is_an_error():
+    bands, valid, _ = yard()
+    far = LineString([(X0 + 5000, Y0 - 30), (X0 + 5300, Y0 - 30)])
+    with pytest.raises(SceneError, match="test-yard"):
+        detect_railcars(chip_of(bands, valid, [far]))
+    with pytest.raises(SceneError, match="not visible|no track"):
+        detect_railcars(chip_of(bands, np.zeros_like(valid), [hline(30.0)]))
+
+
+def test_aoi_without_tracks_is_an_input_error():
+    bands, valid, _ = yard()
+    with pytest.raises(InputError, match="no track"):
+        detect_railcars(chip_of(bands, valid, []))
+
+
+@pytest.mark.parametrize("dy", [3.0, -4.0, 5.0])
+def test_offset_track_line_is_snapped_back(dy):
+    bands, valid, _ = yard(trains={0: [(100.0, [14.0] * 6)]})
+    res = detect_railcars(chip_of(bands, valid, [hline(30.0, dy=dy)]))
+    info = res.extras["per_track"]["T0"]
+    assert info["offset_m"] == pytest.approx(abs(dy), abs=0.5)
+    # the shift to the left of an eastward line is north (up): dy>0 drew it south
+    assert info["shift_m"] == pytest.approx(dy, abs=0.5)
+    assert res.counts["railcar"] == 6
+
+
+def test_adjacent_tracks_are_counted_once_each():
+    trains = {0: [(40.0, [14.0] * 7)], 1: [(90.0, [16.0] * 5)]}
+    bands, valid, _ = yard(tracks_y=(28.0, 32.8), trains=trains)
+    res = detect_railcars(chip_of(bands, valid, [hline(28.0), hline(32.8)]))
+    per = res.extras["per_track"]
+    assert per["T0"]["count"] == 7
+    assert per["T1"]["count"] == 5
+    assert res.counts["railcar"] == 12
+
+
+def test_coarse_gsd_estimates_count_with_interval():
+    # the empty-track look is learnt from the scene: most track is empty
+    cars = [14.0] * 12
+    bands, valid, _ = yard(width_m=600.0, gsd=3.0, trains={0: [(100.0, cars)]})
+    res = detect_railcars(chip_of(bands, valid, [hline(30.0, x1=595.0)], gsd=3.0))
+    lo, hi = res.intervals["railcar"]
+    n = res.counts["railcar"]
+    assert res.extras["mode"] == "length"
+    assert lo <= n <= hi
+    assert abs(n - len(cars)) <= 0.15 * len(cars)
