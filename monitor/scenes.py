@@ -177,7 +177,7 @@ def open_raster(href: str, **kwargs):
     try:
         return rasterio.open(href, **kwargs)
     except RasterioError as e:
-        msg = str(e)
+        msg = " ".join(str(e).split()).replace(f"{href}: ", "").replace(f"{os.path.basename(href)}: ", "")
         if "not recognized as" in msg or "not a supported file format" in msg or "not recognised" in msg:
             raise SceneError(href, "not a raster (GDAL does not recognise the format)") from None
         raise SceneError(href, f"cannot open raster (corrupt or truncated file?): {msg}") from None
@@ -376,7 +376,7 @@ def raster_roles(src, href: str, sensor: str | None = None,
                 c = ci[i]
                 r = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue",
                      ColorInterp.alpha: "alpha"}.get(c)
-                if c == ColorInterp.gray and n == 1:
+                if c == ColorInterp.gray and n == 1 and sensor != "sar":
                     r = "gray"
             roles.append(r)
         if any(r is None for r in roles):

@@ -1,0 +1,306 @@
+"""Scene discovery and metadata: GeoTIFF tags, file names, STAC items and catalogs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import rasterio
+from pyproj import Transformer
+from rasterio.transform import from_origin
+from shapely.geometry import Polygon, box, mapping
+
+from monitor.aoi import AOI
+from monitor.errors import SceneError
+from monitor.scenes import (file_digest, find_scenes, open_scene, parse_time, scene_covers,
+                            time_from_name)
+
+LON, LAT = 130.30, 42.25
+UTM = "EPSG:32652"
+
+
+def _utm_xy(lon=LON, lat=LAT):
+    return Transformer.from_crs("EPSG:4326", UTM, always_xy=True).transform(lon, lat)
+
+
+def write(path, *, count=1, dtype="uint8", epsg=UTM, res=None, size=64, descriptions=None, tags=None,
+          imagery_tags=None, value=50, lon=LON, lat=LAT, **prof):
+    """A small tiled GeoTIFF of ``size`` px centred on (lon, lat); ``res`` in CRS units."""
+    x, y = Transformer.from_crs("EPSG:4326", epsg, always_xy=True).transform(lon, lat)
+    if res is None:  # 2 ground metres
+        res = {"EPSG:4326": (2.0 / (111320.0 * math.cos(math.radians(lat))), 2.0 / 110950.0),
+               "EPSG:3857": 2.0 / math.cos(math.radians(lat))}.get(epsg, 2.0)
+    rx, ry = res if isinstance(res, tuple) else (res, res)
+    tr = from_origin(x - size / 2 * rx, y + size / 2 * ry, rx, ry)
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=count, dtype=dtype,
+                       crs=epsg, transform=tr, tiled=True, blockxsize=32, blockysize=32, **prof) as d:
+        d.write(np.full((count, size, size), value, dtype))
+        for i, s in enumerate(descriptions or [], start=1):
+            d.set_band_description(i, s)
+        if tags:
+            d.update_tags(**tags)
+        if imagery_tags:
+            d.update_tags(ns="IMAGERY", **imagery_tags)
+    return str(path)
+
+
+def _aoi(lon=LON, lat=LAT, half_deg=0.0003):
+    return AOI(id="a", name="a", country="KP", kind="port",
+               boundary=box(lon - half_deg, lat - half_deg, lon + half_deg, lat + half_deg))
+
+
+# --------------------------------------------------------------------------
+# acquisition time
+# --------------------------------------------------------------------------
+
+def test_time_from_tiff_datetime_tag(tmp_path):
+    s = open_scene(write(tmp_path / "a.tif", tags={"TIFFTAG_DATETIME": "2023:04:14 02:15:30"}))
+    assert s.acquired == datetime(2023, 4, 14, 2, 15, 30, tzinfo=timezone.utc)
+    assert s.properties["acquired_from"] == "tag TIFFTAG_DATETIME"
+
+
+def test_time_from_acquisition_tag_wins_over_file_time(tmp_path):
+    s = open_scene(write(tmp_path / "a.tif", tags={"TIFFTAG_DATETIME": "2024:01:01 00:00:00",
+                                                    "ACQUISITIONDATETIME": "2023-04-14T02:15:30.5+09:00"}))
+    assert s.acquired == datetime(2023, 4, 13, 17, 15, 30, 500000, tzinfo=timezone.utc)
+
+
+def test_time_from_imagery_domain(tmp_path):
+    s = open_scene(write(tmp_path / "a.tif", imagery_tags={"ACQUISITIONDATETIME": "2022-11-02T01:02:03Z",
+                                                            "CLOUDCOVER": "12.5"}))
+    assert s.acquired == datetime(2022, 11, 2, 1, 2, 3, tzinfo=timezone.utc)
+    assert s.cloud_cover == 12.5
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("S2A_MSIL2A_20230414T021531_N0509_R003_T52TFN.tif", datetime(2023, 4, 14, 2, 15, 31)),
+    ("rajin_2021-09-30.tif", datetime(2021, 9, 30)),
+    ("scene_20190105.tiff", datetime(2019, 1, 5)),
+])
+def test_time_from_file_name(tmp_path, name, expected):
+    s = open_scene(write(tmp_path / name))
+    assert s.acquired == expected.replace(tzinfo=timezone.utc)
+    assert s.properties["acquired_from"] == "file name"
+
+
+def test_no_time_is_none(tmp_path):
+    assert open_scene(write(tmp_path / "scene_v2.tif")).acquired is None
+    assert time_from_name("img_12345678901.tif") is None
+    assert parse_time("not a time") is None
+
+
+# --------------------------------------------------------------------------
+# roles, sensor, gsd, crs, footprint, id
+# --------------------------------------------------------------------------
+
+def test_roles_from_descriptions_and_sar(tmp_path):
+    s = open_scene(write(tmp_path / "o.tif", count=4, dtype="uint16", descriptions=["red", "green", "blue", "nir"]))
+    assert s.roles == ("red", "green", "blue", "nir") and s.sensor == "optical"
+    s = open_scene(write(tmp_path / "s.tif", count=2, dtype="float32", descriptions=["VV", "VH"]))
+    assert s.roles == ("vv", "vh") and s.sensor == "sar"
+    s = open_scene(write(tmp_path / "b.tif", count=3, dtype="uint16", descriptions=["B04", "B03", "B02"]))
+    assert s.roles == ("red", "green", "blue")
+
+
+def test_explicit_roles_and_sensor(tmp_path):
+    p = write(tmp_path / "x.tif", count=2, dtype="float32")
+    with pytest.raises(SceneError, match="unsupported band layout"):
+        open_scene(p)
+    assert open_scene(p, bands=["hh", "hv"]).sensor == "sar"
+    s = open_scene(p, sensor="sar")
+    assert s.roles == ("vv", "vh") and s.sensor == "sar"
+    assert open_scene(write(tmp_path / "g.tif"), sensor="sar").roles == ("vv",)
+    with pytest.raises(SceneError, match="2 bands but 3 roles"):
+        open_scene(p, bands=["red", "green", "blue"])
+
+
+@pytest.mark.parametrize("epsg", [UTM, "EPSG:4326", "EPSG:3857"])
+def test_gsd_in_ground_metres(tmp_path, epsg):
+    s = open_scene(write(tmp_path / "g.tif", epsg=epsg))
+    assert s.gsd_m == pytest.approx(2.0, rel=0.01)
+    assert s.crs == epsg
+    assert s.footprint.contains(Polygon(_aoi(half_deg=0.0001).boundary))
+
+
+def test_stable_id_from_header_not_whole_file(tmp_path):
+    p = write(tmp_path / "a.tif", tags={"TIFFTAG_DATETIME": "2023:04:14 02:15:30"})
+    q = tmp_path / "copy.tif"
+    shutil.copy(p, q)
+    r = write(tmp_path / "b.tif", value=51)
+    assert open_scene(p).id == open_scene(q).id == file_digest(p)
+    assert open_scene(r).id != open_scene(p).id
+    # the digest reads at most 2 x 64 KiB of a large file
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(1 << 20))
+    reads = []
+    real_open = open
+
+    def counting_open(*a, **k):
+        f = real_open(*a, **k)
+        orig = f.read
+        f.read = lambda n=-1: reads.append(n) or orig(n)
+        return f
+
+    import builtins
+    builtins.open, saved = counting_open, builtins.open
+    try:
+        file_digest(str(big))
+    finally:
+        builtins.open = saved
+    assert reads and all(0 < n <= 65536 for n in reads) and len(reads) <= 2
+
+
+def test_scene_covers(tmp_path):
+    s = open_scene(write(tmp_path / "c.tif", size=200))  # 400 m square
+    assert scene_covers(s, _aoi()) == pytest.approx(1.0)
+    dx = 0.0003  # AOI shifted by its half width: the east half of the AOI is off the scene
+    x, y = _utm_xy()
+    lon_edge, _ = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True).transform(x + 200, y)
+    assert scene_covers(s, _aoi(lon=lon_edge)) == pytest.approx(0.5, abs=0.03)
+    assert scene_covers(s, _aoi(lon=LON + 0.1)) == 0.0
+    assert dx > 0
+
+
+# --------------------------------------------------------------------------
+# STAC items, catalogs, folders
+# --------------------------------------------------------------------------
+
+def _make_catalog(root: Path, n=3):
+    """A pystac catalog of ``n`` items; item 0 is one asset per band."""
+    cat = pystac.Catalog(id="test-catalog", description="test")
+    for i in range(n):
+        d = root / f"item{i}"
+        d.mkdir(parents=True)
+        lon = LON + i * 0.01
+        when = datetime(2024, 3, 1 + i, 2, 0, tzinfo=timezone.utc)
+        fp = box(lon - 0.001, LAT - 0.001, lon + 0.001, LAT + 0.001)
+        it = pystac.Item(id=f"scene-{i}", geometry=mapping(fp), bbox=list(fp.bounds), datetime=when,
+                         properties={"eo:cloud_cover": 10.0 * i, "platform": "testsat"})
+        if i == 0:
+            for key, cn in [("B04", "red"), ("B03", "green"), ("B02", "blue"), ("B08", "nir")]:
+                write(d / f"{key}.tif", dtype="uint16", lon=lon)
+                it.add_asset(key, pystac.Asset(href=str(d / f"{key}.tif"), media_type=pystac.MediaType.COG,
+                                               roles=["data"], extra_fields={"eo:bands": [{"name": key, "common_name": cn}]}))
+        else:
+            write(d / "image.tif", count=3, dtype="uint16", lon=lon)
+            it.add_asset("image", pystac.Asset(href=str(d / "image.tif"), media_type=pystac.MediaType.GEOTIFF,
+                                               roles=["data"]))
+        it.add_asset("thumbnail", pystac.Asset(href=str(d / "thumb.png"), media_type=pystac.MediaType.PNG,
+                                               roles=["thumbnail"]))
+        cat.add_item(it)
+    cat.normalize_hrefs(str(root))
+    cat.make_all_asset_hrefs_relative()
+    cat.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    return root / "catalog.json"
+
+
+def test_stac_catalog_of_several_items(tmp_path):
+    cat = _make_catalog(tmp_path / "cat")
+    scenes = find_scenes(cat)
+    assert [s.id for s in scenes] == ["scene-0", "scene-1", "scene-2"]
+    s0, s1, s2 = scenes
+    assert s0.roles == ("red", "green", "blue", "nir")
+    assert len(s0.hrefs) == 4 and all(os.path.isabs(h) and os.path.exists(h) for h in s0.hrefs)
+    assert s1.roles == ("red", "green", "blue") and s1.hrefs == (str(tmp_path / "cat" / "item1" / "image.tif"),)
+    assert s2.acquired == datetime(2024, 3, 3, 2, 0, tzinfo=timezone.utc)
+    assert s2.cloud_cover == 20.0
+    assert s0.gsd_m == pytest.approx(2.0)
+    assert s0.footprint.contains(box(LON - 0.0005, LAT - 0.0005, LON + 0.0005, LAT + 0.0005))
+
+
+def test_folder_search_dedupes_stac_assets_and_skips_non_imagery(tmp_path):
+    _make_catalog(tmp_path / "cat")
+    write(tmp_path / "loose_2020-01-02.tif")
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "aoi.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    (tmp_path / "other.json").write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    scenes = find_scenes(tmp_path)
+    assert sorted(s.id for s in scenes if s.id.startswith("scene-")) == ["scene-0", "scene-1", "scene-2"]
+    assert len(scenes) == 4  # 3 items (catalog and item files found once) + the loose tif
+    loose = [s for s in scenes if s.path.endswith("loose_2020-01-02.tif")]
+    assert loose and loose[0].acquired.year == 2020
+    assert len(find_scenes(tmp_path, recursive=False)) == 1
+
+
+def test_batch_goes_on_past_bad_files(tmp_path):
+    write(tmp_path / "good.tif")
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage")
+    with rasterio.open(tmp_path / "nocrs.tif", "w", driver="GTiff", width=8, height=8, count=1,
+                       dtype="uint8", transform=from_origin(0, 8, 1, 1)) as d:
+        d.write(np.zeros((1, 8, 8), "uint8"))
+    errors: list = []
+    scenes = find_scenes([tmp_path, tmp_path / "missing.tif"], errors=errors)
+    assert [Path(s.path).name for s in scenes] == ["good.tif"]
+    msgs = sorted(str(e) for e in errors)
+    assert len(msgs) == 3 and all("\n" not in m for m in msgs)
+    assert any("broken.tif" in m and "corrupt" in m for m in msgs)
+    assert any("nocrs.tif" in m and "no CRS" in m for m in msgs)
+    assert any("missing.tif" in m for m in msgs)
+    with pytest.raises(SceneError, match="broken.tif"):
+        find_scenes(tmp_path)
+
+
+def _item(tmp_path, assets, props=None, name="item"):
+    doc = {"type": "Feature", "stac_version": "1.0.0", "id": name, "geometry": None,
+           "properties": {"datetime": "2024-05-01T00:00:00Z", **(props or {})}, "links": [], "assets": assets}
+    p = tmp_path / f"{name}.json"
+    p.write_text(json.dumps(doc))
+    return str(p)
+
+
+def test_asset_selection_visual_and_per_band(tmp_path):
+    write(tmp_path / "vis.tif", count=3, photometric="RGB")
+    write(tmp_path / "B08.tif", dtype="uint16")
+    write(tmp_path / "B02.tif", dtype="uint16")
+    p = _item(tmp_path, {
+        "visual": {"href": "./vis.tif", "type": "image/tiff; application=geotiff", "roles": ["visual"]},
+        "nir": {"href": "./B08.tif", "type": "image/tiff", "roles": ["data"]},
+        "blue": {"href": "./B02.tif", "type": "image/tiff", "roles": ["data"],
+                 "eo:bands": [{"name": "B02", "common_name": "blue"}]},
+        "metadata": {"href": "./meta.xml", "type": "application/xml", "roles": ["metadata"]},
+    })
+    s = open_scene(p)
+    # red/green/blue all from the visual asset (one scaling), nir from its own file
+    assert s.roles == ("red", "green", "blue", "nir")
+    assert [Path(b.href).name for b in s.bands] == ["vis.tif"] * 3 + ["B08.tif"]
+    s = open_scene(p, bands=["nir"])
+    assert s.roles == ("nir",)
+    with pytest.raises(SceneError, match="no asset for band"):
+        open_scene(p, bands=["vv"])
+
+
+def test_sar_item_polarizations(tmp_path):
+    write(tmp_path / "vv.tif", dtype="float32")
+    write(tmp_path / "vh.tif", dtype="float32")
+    p = _item(tmp_path, {
+        "a": {"href": "./vv.tif", "type": "image/tiff", "roles": ["data"], "sar:polarizations": ["VV"]},
+        "b": {"href": "./vh.tif", "type": "image/tiff", "roles": ["data"], "sar:polarizations": ["VH"]},
+    }, props={"platform": "sentinel-1a", "sar:instrument_mode": "IW"})
+    s = open_scene(p)
+    assert s.roles == ("vv", "vh") and s.sensor == "sar" and s.id == "item"
+
+
+def test_stac_errors(tmp_path):
+    p = tmp_path / "aoi.json"
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    with pytest.raises(SceneError, match="not a STAC item"):
+        open_scene(p)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SceneError, match="bad.json: invalid JSON"):
+        open_scene(bad)
+    q = _item(tmp_path, {"thumb": {"href": "./t.png", "type": "image/png", "roles": ["thumbnail"]}}, name="empty")
+    with pytest.raises(SceneError, match="no imagery asset"):
+        open_scene(q)
+    r = _item(tmp_path, {"red": {"href": "./nothere.tif", "type": "image/tiff", "roles": ["data"]}}, name="gone")
+    with pytest.raises(SceneError, match="nothere.tif: no such file"):
+        open_scene(r)
+    with pytest.raises(SceneError, match="no such file"):
+        open_scene(tmp_path / "absent.tif")
