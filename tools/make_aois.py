@@ -18,6 +18,7 @@ written in WGS84 lon/lat rounded to 1e-7 degrees (about 1 cm).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -231,18 +232,24 @@ def khasan():
 # --------------------------------------------------------------------------
 # ports
 # --------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _landmask():
+    from roaring_landmask import RoaringLandmask
+
+    return RoaringLandmask.new()  # a few seconds: decompresses the mask
+
+
 def landmask_water(fr: Frame, bbox_utm: Polygon, step_m: float = 15.0) -> Polygon:
     """Water inside ``bbox_utm`` from the GSHHG land mask (UTM metres)."""
     from rasterio.features import shapes
     from rasterio.transform import from_origin
-    from roaring_landmask import RoaringLandmask
 
     minx, miny, maxx, maxy = bbox_utm.bounds
     xs = np.arange(minx + step_m / 2, maxx, step_m)
     ys = np.arange(maxy - step_m / 2, miny, -step_m)
     gx, gy = np.meshgrid(xs, ys)
     lon, lat = fr._inv.transform(gx.ravel(), gy.ravel())
-    land = RoaringLandmask.new().contains_many(np.asarray(lon, dtype="float64"),
+    land = _landmask().contains_many(np.asarray(lon, dtype="float64"),
                                                np.asarray(lat, dtype="float64"))
     water = (~np.asarray(land, dtype=bool)).reshape(gx.shape).astype("uint8")
     tr = from_origin(minx, maxy, step_m, step_m)
