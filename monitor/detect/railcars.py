@@ -241,7 +241,8 @@ def _features(strip: Strip, half_m: float, smooth_m: float):
     return left, right, ok
 
 
-def _empty_reference(feats: np.ndarray, seeds: np.ndarray | None, keep: float = 0.35, iters: int = 4):
+def _empty_reference(feats: np.ndarray, seeds: np.ndarray | None, keep: float = 0.35, iters: int = 4,
+                     keep_scale: float = 0.35):
     """Densest mode of ``feats`` (n, k): (reference (k,), scale (k,))."""
     x = feats
     if seeds is not None and seeds.sum() >= max(20, 0.03 * len(x)):
@@ -254,6 +255,11 @@ def _empty_reference(feats: np.ndarray, seeds: np.ndarray | None, keep: float = 
         thr = np.quantile(d, keep)
         sel = x[d <= thr]
         ref = np.median(sel, axis=0)
+    if keep_scale > keep:
+        # spread from a larger share of the nearest stations (noisy, coarse
+        # imagery: the nearest ``keep`` share alone understates it)
+        d = np.sqrt(np.mean((x - ref) ** 2, axis=1))
+        sel = x[d <= np.quantile(d, keep_scale)]
     scale = 1.4826 * np.median(np.abs(sel - ref), axis=0)
     floor = max(0.05, float(np.median(scale)) * 0.5)
     return ref, np.maximum(scale, floor)
@@ -410,7 +416,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         for i in order:
             st, sc, cand = pre[i]
             sh = _snap(st, sc, cand, prior, search_m, taken, own=geo[i][1],
-                       move_cost=0.1 * max(1.0, gsd))
+                       move_cost=0.5 * max(1.0, gsd))
             shifts[i] = sh
             step = max(1, int(round(2.0 / st.ds)))
             moved = (st.xy + sh[:, None] * st.normal)[::step]
@@ -424,7 +430,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts):
         xy2 = xy + sh[:, None] * nrm
         st = sample(bands, valid, chip.transform, xy2, nrm, o_occ, s)
-        left, right, ok = _features(st, half_occ, smooth_m=max(0.4, gsd / 2))
+        left, right, ok = _features(st, half_occ, smooth_m=max(0.4, gsd / 2 if gsd <= fine_gsd_m else gsd))
         strips.append(st)
         feats.append((left, right, ok))
     visible = np.array([f[2].sum() * ds for f in feats])
@@ -437,7 +443,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     if gsd <= 0.7:
         seeds = np.concatenate([np.concatenate([_rail_visible(st, ok, gsd, g[2])[ok]] * 2)
                                 for st, (_, _, ok), g in zip(strips, feats, geo)])
-    ref, scale = _empty_reference(allf, seeds)
+    ref, scale = _empty_reference(allf, seeds, keep_scale=0.35 if gsd <= fine_gsd_m else 0.5)
 
     # --- 3. per track: occupied runs and cars -----------------------------
     fine = gsd <= fine_gsd_m
