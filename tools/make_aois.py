@@ -303,6 +303,17 @@ def pier(water, seed, length, width, bearing=None, root_inland=40.0):
     return poly, faces
 
 
+def compass(poly: Polygon, face: LineString) -> str:
+    """8-point compass direction a pier face looks towards (away from the pier)."""
+    m = np.array(face.interpolate(0.5, normalized=True).coords[0])
+    v = m - np.array(poly.centroid.coords[0])
+    d = np.array(face.coords[1]) - np.array(face.coords[0])
+    n = left(d / np.linalg.norm(d))
+    n = n if np.dot(n, v) > 0 else -n
+    b = math.degrees(math.atan2(n[0], n[1])) % 360
+    return ["N", "NE", "E", "SE", "S", "SW", "W", "NW"][int((b + 22.5) // 45) % 8]
+
+
 def berth_on(face: LineString, water, trim: float = 5.0):
     """The part of a pier face that borders the water, trimmed at its ends."""
     on = face.intersection(water.buffer(1.0))
@@ -332,7 +343,8 @@ def port(fr, bbox, piers, step_m, min_part_m2=20000.0):
         for side in sides:
             ln = berth_on(faces[side], water)
             if ln is not None:
-                berths.append((f"{pid}-{side}", ln, {"pier": pid, "face": side,
+                face = compass(poly, faces[side])
+                berths.append((f"{pid}-{face.lower()}", ln, {"pier": pid, "face": face,
                                                      "length_m": round(ln.length, 1)}))
     return raw, water, pier_polys, berths
 
@@ -378,8 +390,9 @@ def najin():
              "sources": [SITES["rajin_port_angara"][1], LANDMASK_SOURCE.format(step_m=step),
                          "CSIS Beyond Parallel, 'Ongoing Arms Transfer Activity at Najin Port' (2023): "
                          "piers No. 1-3"],
-             "notes": "Piers 1-3 (north to south) drawn 380-420 m long, 110-120 m wide, built out from the "
-                      "landmask coastline on its outward normal; berths on both long faces."}
+             "notes": "Piers 1-3 (north to south) drawn 380-420 m long, 110-120 m wide, built out ESE "
+                      "(bearing 110 deg) from the landmask coastline east of the ANGARA point, which lies "
+                      "on land in the container yard; berths on both long faces of each pier."}
     return fr, bbox, props, feats
 
 
@@ -403,8 +416,10 @@ def dunay():
              "sources": [SITES["dunay_settlement"][1], SITES["fokino_town"][1],
                          "RUSI, 'The Orient Express' (2023-10-17): Dunai facility ~9 km south of Fokino, "
                          "former Soviet submarine base", LANDMASK_SOURCE.format(step_m=step)],
-             "notes": "Two finger piers (200-220 m x 35 m) in the cove north of the headland at "
-                      "42.883 N on the Strelok Bay shore; their exact location is not published."}
+             "notes": "Two finger piers (200-220 m x 35 m) built out on the coast's normal in the cove north "
+                      "of the headland at 42.883 N on the Strelok Bay (east) shore of the Dunay peninsula, "
+                      "about 3 km E of the settlement point and 8.5 km S of Fokino; the pier location "
+                      "is not published, so this placement is an assumption."}
     return fr, bbox, props, feats
 
 
