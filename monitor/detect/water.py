@@ -1,0 +1,238 @@
+"""Water masks for port chips: from AOI polygons, from the image, or both.
+
+Every mask is a bool array on the chip grid (True = water). Lengths are in
+metres of the chip CRS; they are turned into pixels with ``chip.gsd_m``.
+
+- :func:`polygon_water` rasterises the AOI's water polygons (chip CRS) and
+  adds a thin band along each berth line, so hulls that overlap the quay
+  face by a few pixels still sit "in" the water.
+- :func:`image_water` classifies water from the pixels: NDWI (green, NIR)
+  for optical chips with NIR, dark-and-smooth brightness without NIR, and
+  dark log-backscatter for SAR. Ship-sized holes are filled, so a vessel
+  inside the water stays water, and thin land-coloured protrusions
+  (moored hulls) are given back to the water; wide land stays land.
+- :func:`water_mask` picks and combines them for a chip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+#: Largest vessel the masks must not cut out of the water (metres).
+MAX_SHIP_LENGTH_M = 400.0
+MAX_SHIP_WIDTH_M = 60.0
+
+
+def _disk(r: int) -> np.ndarray:
+    r = max(int(r), 0)
+    y, x = np.ogrid[-r:r + 1, -r:r + 1]
+    return x * x + y * y <= r * r + 0.5
+
+
+def _otsu(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu threshold of a 1-D sample (NaNs dropped)."""
+    v = values[np.isfinite(values)]
+    if v.size < 2 or v.min() == v.max():
+        return float(v.mean()) if v.size else 0.0
+    hist, edges = np.histogram(v, bins=bins)
+    centers = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centers)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(centers[int(np.argmax(between[:-1]))])
+
+
+def water_threshold(values: np.ndarray, bins: int = 200) -> float:
+    """Threshold below the water mode of an index where water is high.
+
+    Water is homogeneous: it makes a narrow peak at the high end of a
+    water index (NDWI, or minus log brightness). The threshold is the
+    histogram valley between the highest significant peak and the next
+    peak below it; Otsu's threshold when the histogram has one peak.
+    """
+    from scipy.signal import find_peaks
+
+    v = values[np.isfinite(values)]
+    if v.size < 100:
+        return _otsu(v)
+    lo, hi = np.percentile(v, [0.5, 99.9])
+    if hi <= lo:
+        return float(lo)
+    hist, edges = np.histogram(v, bins=bins, range=(lo, hi))
+    centers = (edges[:-1] + edges[1:]) / 2
+    hs = ndi.gaussian_filter1d(hist.astype(float), 2.5, mode="constant")
+    peaks, _ = find_peaks(hs, prominence=0.04 * hs.max())
+    peaks = [p for p in peaks if hs[p] >= 0.08 * hs.max()]
+    if len(peaks) < 2:
+        return _otsu(v)
+    top, below = peaks[-1], peaks[-2]
+    valley = below + int(np.argmin(hs[below:top + 1]))
+    return float(centers[valley])
+
+
+def _sample(a: np.ndarray, mask: np.ndarray, n: int = 400_000) -> np.ndarray:
+    v = a[mask]
+    if v.size > n:
+        v = v[:: v.size // n + 1]
+    return v
+
+
+def polygon_water(chip, berth_buffer_m: float | None = None) -> np.ndarray | None:
+    """Rasterised AOI water polygons plus a band along the berths, or None.
+
+    ``berth_buffer_m``: half-width of the band added along each berth line
+    (default 1.5 pixels + 5 m).
+    """
+    from rasterio.features import rasterize
+
+    aoi = chip.local_aoi
+    polys = [f.geometry for f in aoi.water]
+    if not polys:
+        return None
+    h, w = chip.shape
+    shapes = [(g, 1) for g in polys]
+    buf = (1.5 * chip.gsd_m + 5.0) if berth_buffer_m is None else berth_buffer_m
+    shapes += [(f.geometry.buffer(buf), 1) for f in aoi.berths]
+    m = rasterize(shapes, out_shape=(h, w), transform=chip.transform, fill=0, dtype="uint8",
+                  all_touched=False)
+    return m.astype(bool)
+
+
+def _fill_ship_holes(water: np.ndarray, gsd_m: float) -> np.ndarray:
+    """Fill holes of the water up to twice the largest hull area."""
+    from skimage.morphology import remove_small_holes
+
+    max_px = int(2 * MAX_SHIP_LENGTH_M * MAX_SHIP_WIDTH_M / gsd_m**2) + 4
+    return remove_small_holes(water, max_size=max_px)
+
+
+def _give_back_thin_land(water: np.ndarray, land_ok: np.ndarray, gsd_m: float) -> np.ndarray:
+    """Water plus land structures thinner than a hull that touch the water.
+
+    A moored hull looks like a narrow peninsula of "land" sticking into
+    the water; a morphological opening of the land with a disk wider than
+    the widest hull removes it (and keeps wide land). Only pieces whose
+    longest side is below :data:`MAX_SHIP_LENGTH_M` are given back.
+    """
+    r = max(1, int(np.ceil(MAX_SHIP_WIDTH_M / 2.0 / gsd_m)))
+    land = ~water & land_ok
+    wide = ndi.binary_opening(land, structure=_disk(r))
+    thin = land & ~wide
+    if not thin.any():
+        return water
+    lab, n = ndi.label(thin, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return water
+    touch = np.zeros(n + 1, bool)
+    near = ndi.binary_dilation(water, structure=np.ones((3, 3), bool))
+    touch[np.unique(lab[near & thin])] = True
+    sl = ndi.find_objects(lab)
+    keep = np.zeros(n + 1, bool)
+    lim = MAX_SHIP_LENGTH_M / gsd_m
+    for i, s in enumerate(sl, start=1):
+        if s is None or not touch[i]:
+            continue
+        hh = s[0].stop - s[0].start
+        ww = s[1].stop - s[1].start
+        if np.hypot(hh, ww) <= lim:
+            keep[i] = True
+    keep[0] = False
+    return water | keep[lab]
+
+
+def image_water(chip, bands: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Water classified from the chip's own pixels (bool, chip grid).
+
+    Optical with green and NIR: NDWI = (green - nir) / (green + nir) above
+    an Otsu threshold (kept within -0.15..0.35). Optical without NIR: dark
+    and smooth pixels (Otsu on log brightness, local texture below its
+    median on land). SAR: Otsu on the smoothed log backscatter. Holes up to
+    ship size are filled, small water specks on land are dropped.
+    """
+    valid = chip.valid
+    gsd = float(chip.gsd_m)
+    get = (lambda r: bands.get(r)) if bands is not None else chip.band
+    if chip.sensor == "sar":
+        x = get("vv")
+        if x is None:
+            x = get("vh")
+        if x is None:
+            x = chip.bands[0]
+        lx = np.log(np.maximum(x, 1e-6)).astype(np.float32)
+        k = max(3, int(round(30.0 / gsd)) | 1)
+        lx = ndi.uniform_filter(np.where(valid, lx, np.nanmedian(lx[valid]) if valid.any() else 0), k)
+        t = -water_threshold(-_sample(lx, valid))
+        water = (lx < t) & valid
+    else:
+        g, n = get("green"), get("nir")
+        if g is not None and n is not None:
+            ndwi = (g - n) / np.maximum(g + n, 1e-6)
+            k = 3 if gsd >= 5 else max(3, int(round(10.0 / gsd)) | 1)
+            ndwi_s = ndi.uniform_filter(np.where(valid, ndwi, 0).astype(np.float32), k)
+            t = float(np.clip(water_threshold(_sample(ndwi_s, valid)), -0.25, 0.5))
+            water = (ndwi_s > t) & valid
+        else:
+            rgb = [get(r) for r in ("red", "green", "blue")]
+            rgb = [b for b in rgb if b is not None]
+            gray = np.mean(rgb, axis=0) if rgb else chip.gray()
+            lg = np.log(np.maximum(gray, 1e-6)).astype(np.float32)
+            k = max(3, int(round(30.0 / gsd)) | 1)
+            fill = float(np.median(lg[valid])) if valid.any() else 0.0
+            lgv = np.where(valid, lg, fill)
+            mean = ndi.uniform_filter(lgv, k)
+            sq = ndi.uniform_filter(lgv * lgv, k)
+            tex = np.sqrt(np.maximum(sq - mean * mean, 0))
+            t = -water_threshold(-_sample(mean, valid))
+            dark = (mean < t) & valid
+            tt = float(np.median(tex[~dark & valid])) if (~dark & valid).any() else np.inf
+            water = dark & (tex < max(tt, 1e-6))
+    # tidy: drop small water specks on land, fill ship-sized holes
+    water = ndi.binary_opening(water, structure=np.ones((3, 3), bool)) if gsd < 5 else water
+    min_water_px = max(50, int(0.02e6 / gsd**2))
+    lab, nl = ndi.label(water)
+    if nl:
+        sizes = np.bincount(lab.ravel())
+        big = sizes >= min_water_px
+        big[0] = False
+        water = big[lab]
+    water = _fill_ship_holes(water, gsd)
+    water = _give_back_thin_land(water, valid, gsd)
+    return water
+
+
+def water_mask(chip, bands: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, str]:
+    """The chip's water mask and where it came from (``"aoi"``,
+    ``"aoi+ndwi"``, ``"image"``).
+
+    AOI polygons come first; with NIR they are refined by removing land
+    (from NDWI) wider than any hull, so a sloppy polygon over a pier does
+    not make the pier a ship while moored hulls stay inside.
+    """
+    poly = polygon_water(chip)
+    if poly is None:
+        return image_water(chip, bands), "image"
+    get = (lambda r: bands.get(r)) if bands is not None else chip.band
+    if chip.sensor != "sar" and get("green") is not None and get("nir") is not None:
+        g, n = get("green"), get("nir")
+        ndwi = (g - n) / np.maximum(g + n, 1e-6)
+        inside = poly & chip.valid
+        if inside.sum() > 100 and (~poly & chip.valid).sum() > 100:
+            t = float(np.clip(water_threshold(_sample(ndwi, chip.valid)), -0.25, 0.5))
+            land = (ndwi <= t) & inside
+            r = max(1, int(np.ceil(MAX_SHIP_WIDTH_M / 2.0 / chip.gsd_m)))
+            wide_land = ndi.binary_opening(land, structure=_disk(r))
+            # keep only wide land bodies that are bigger than any hull
+            lab, nl = ndi.label(wide_land)
+            if nl:
+                sizes = np.bincount(lab.ravel())
+                big = sizes > 2 * MAX_SHIP_LENGTH_M * MAX_SHIP_WIDTH_M / chip.gsd_m**2
+                big[0] = False
+                if big.any():
+                    return poly & ~big[lab], "aoi+ndwi"
+        return poly, "aoi+ndwi"
+    return poly, "aoi"
+
