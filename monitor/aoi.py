@@ -35,7 +35,6 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry import shape, mapping
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shapely_transform
 
 from monitor.errors import AOIError
 
@@ -157,11 +156,10 @@ class AOI:
         if dst.equals(self.crs):
             return self
         tr = Transformer.from_crs(self.crs, dst, always_xy=True)
-        fn = lambda x, y, z=None: tr.transform(x, y)  # noqa: E731
         return replace(
             self,
-            boundary=shapely_transform(fn, self.boundary),
-            features=tuple(replace(f, geometry=shapely_transform(fn, f.geometry)) for f in self.features),
+            boundary=reproject(self.boundary, tr),
+            features=tuple(replace(f, geometry=reproject(f.geometry, tr)) for f in self.features),
             crs=dst,
         )
 
@@ -204,6 +202,20 @@ class AOI:
             feats.append({"type": "Feature", "properties": {**f.properties, "role": f.role, "id": f.id},
                           "geometry": mapping(f.geometry)})
         return {"type": "FeatureCollection", "features": feats}
+
+
+def reproject(geom: BaseGeometry, transformer: Transformer) -> BaseGeometry:
+    """``geom`` with its coordinates passed through a pyproj ``transformer``
+    (built with ``always_xy=True``)."""
+    return shapely.transform(geom, lambda x, y: transformer.transform(x, y), interleaved=False)
+
+
+def reproject_to(geom: BaseGeometry, src: Any, dst: Any) -> BaseGeometry:
+    """``geom`` from CRS ``src`` to CRS ``dst`` (anything pyproj accepts)."""
+    s, d = _as_crs(src), _as_crs(dst)
+    if s.equals(d):
+        return geom
+    return reproject(geom, Transformer.from_crs(s, d, always_xy=True))
 
 
 def utm_crs_for(lon: float, lat: float) -> CRS:
@@ -374,14 +386,13 @@ def parse_aoi(doc: Any, source: str = "<aoi>") -> AOI:
     # Containment is checked in metres, in the boundary's UTM zone.
     c = bgeom.centroid
     tr = Transformer.from_crs(WGS84, utm_crs_for(c.x, c.y), always_xy=True)
-    fn = lambda x, y, z=None: tr.transform(x, y)  # noqa: E731
-    bm = shapely_transform(fn, bgeom)
+    bm = reproject(bgeom, tr)
     bm_tol = bm.buffer(OUTSIDE_TOLERANCE_M)
     features = []
     for role, fid, geom, props, label in parsed:
         if role == "boundary":
             continue
-        gm = shapely_transform(fn, geom)
+        gm = reproject(geom, tr)
         if role in ("track", "berth", "bridge") and not bm_tol.contains(gm):
             out = gm.difference(bm).length
             raise AOIError(src, f"{label}: {role} lies outside the boundary ({out:.0f} m of "
