@@ -19,7 +19,7 @@ the version kept in ``PRAGMA user_version``):
 - ``detections``: the objects of an observation: class, score 0..1,
   length_m, width_m, properties JSON, geometry as WKB in WGS84 (lon, lat).
 - ``failures``: scenes a batch could not process (scene, path, aoi, reason, time).
-- ``alerts``: id, aoi, class, observation, kind (spike|record|drop|shift),
+- ``alerts``: id, aoi, class, observation, kind (spike, record, spike+record, drop),
   score, message, state (new|acknowledged), delivered (UTC or NULL).
 - ``series``: external series (name, time, value, unit), unique on (name, time).
 
@@ -112,7 +112,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     state TEXT NOT NULL DEFAULT 'new',
     created TEXT NOT NULL,
     delivered TEXT,
-    UNIQUE (aoi_id, class, acquired, kind, scene_id)
+    UNIQUE (aoi_id, class, acquired, scene_id)
 );
 CREATE TABLE IF NOT EXISTS series (
     name TEXT NOT NULL,
@@ -465,7 +465,7 @@ class Store:
     def write_alerts(self, alerts: Iterable[Any]) -> list[int]:
         """Store alerts (objects or mappings with aoi_id, cls/class, kind, message,
         acquired, scene_id, observation_id, count, score). An alert already
-        stored (same AOI, class, time, kind, scene) is left as it is.
+        stored (same AOI, class, time, scene) is left as it is.
         Returns the ids of the alerts that were new."""
         new: list[int] = []
         created = _now()
@@ -474,7 +474,7 @@ class Store:
                 cur = con.execute(
                     "INSERT INTO alerts (aoi_id, class, observation_id, scene_id, acquired, kind, count, score,"
                     " message, state, created) VALUES (?,?,?,?,?,?,?,?,?,'new',?)"
-                    " ON CONFLICT(aoi_id, class, acquired, kind, scene_id) DO NOTHING RETURNING id",
+                    " ON CONFLICT(aoi_id, class, acquired, scene_id) DO NOTHING RETURNING id",
                     (str(_get(a, "aoi_id")), str(_get(a, "cls", _get(a, "class"))),
                      _get(a, "observation_id"), str(_get(a, "scene_id") or ""), utc_iso(_get(a, "acquired")),
                      str(_get(a, "kind")), _num(_get(a, "count")), _num(_get(a, "score")),

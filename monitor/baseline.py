@@ -1,0 +1,333 @@
+"""Multi-year baseline and spike / record / drop scoring of count series.
+
+    scored = score(store.observations(aoi="tumangang"))
+    scored[scored.spike | scored.record]
+
+For every observation the baseline is built from the same series' (AOI,
+class) valid observations *strictly before* it (no look-ahead) within the
+prior window (default 5 years):
+
+- centre: the median of the prior counts (per unit coverage, see below);
+- seasonal adjustment: once the series has ``min_season_years`` (2) years,
+  the median of the prior residuals of the same season (month of year by
+  default) is added to the centre;
+- spread: 1.4826 x the median absolute one-step-ahead residual (a MAD of
+  what the baseline failed to predict), floored by the Poisson spread
+  sqrt(expected count) and by ``min_spread``;
+- robust z = (count - expected) / spread.
+
+Observations with ``coverage < min_coverage`` are kept and get a baseline,
+but they are neither alerted nor used in any baseline. Counts of partly
+covered observations are compared per unit coverage (count / coverage), so
+a scene that saw 80 % of the tracks is not compared with a full one as if
+they were alike.
+
+Level shifts: when ``shift_run`` consecutive valid observations all lie
+beyond ``shift_z`` on the same side, the regime has changed (a border
+reopened or closed). Those observations are scored against the old
+regime (so the first of them alerts), and from then on the baseline only
+uses data from the start of the new regime, so the new level does not
+alert forever.
+
+Everything is vectorised: the rolling medians over irregular times run as
+single pandas time-window rolls over all series at once (each series is
+moved onto its own stretch of a common time axis, far enough apart that
+windows never mix series).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from monitor.errors import InputError
+
+#: 1.4826 * MAD estimates the standard deviation of normal data.
+MAD_SCALE = 1.4826
+
+_SEASONS = {
+    "month": lambda t: t.dt.month.to_numpy(),
+    "quarter": lambda t: t.dt.quarter.to_numpy(),
+    "week": lambda t: t.dt.isocalendar().week.to_numpy().astype(int),
+    "dayofweek": lambda t: t.dt.dayofweek.to_numpy(),
+    "hour": lambda t: t.dt.hour.to_numpy(),
+}
+
+#: Seconds in the (Julian) year used for window lengths.
+YEAR_S = 365.25 * 86400
+
+
+@dataclass(frozen=True)
+class BaselineParams:
+    """The knobs of :func:`score`, with their defaults (see its docstring)."""
+
+    window_years: float = 5.0
+    min_coverage: float = 0.6
+    z_threshold: float = 3.5
+    min_history: int = 8
+    min_spread: float = 1.0
+    season: str | None = "month"
+    min_season_years: float = 2.0
+    shift_run: int = 4
+    shift_z: float = 3.0
+    record_z: float = 3.0
+    record_min_years: float = 2.0
+    drop: bool = False
+    max_passes: int = 12
+
+
+def _roll(codes: np.ndarray, t_s: np.ndarray, values: np.ndarray, window_s: float, op: str,
+          order: np.ndarray | None = None) -> np.ndarray:
+    """Rolling ``op`` over the prior ``window_s`` seconds (strictly before),
+    within each group ``codes``. NaN values are ignored. Returns per-row results
+    in the input order."""
+    n = len(values)
+    if n == 0:
+        return np.empty(0)
+    if order is None:
+        order = np.lexsort((t_s, codes))
+    c, t, v = codes[order], t_s[order], values[order]
+    # Lay the groups end to end on one time axis with gaps wider than the window.
+    start = np.zeros(n, dtype=bool)
+    start[0] = True
+    start[1:] = c[1:] != c[:-1]
+    gid = np.cumsum(start) - 1
+    t0 = t[start]
+    span = (t.max() - t.min()) if n else 0
+    gap = int(span + window_s + 86400)
+    tt = (t - t0[gid]) + gid.astype(np.int64) * gap
+    idx = pd.DatetimeIndex(tt.astype("datetime64[s]"))
+    s = pd.Series(v, index=idx)
+    r = getattr(s.rolling(f"{int(window_s)}s", closed="left", min_periods=1), op)()
+    out = np.empty(n)
+    out[order] = r.to_numpy(dtype=float)
+    return out
+
+
+def _runs_start(codes, valid_scored, z, shift_z, shift_run, order, exclude):
+    """Indices (input order) of the first row of each run of >= shift_run
+    consecutive scored rows (per group, time order) beyond ±shift_z; only the
+    earliest such run of each group that is not in ``exclude`` is returned."""
+    o = order[valid_scored[order]]
+    if len(o) == 0:
+        return np.empty(0, dtype=np.int64)
+    c = codes[o]
+    sign = np.where(z[o] >= shift_z, 1, np.where(z[o] <= -shift_z, -1, 0))
+    brk = np.ones(len(o), dtype=bool)
+    brk[1:] = (sign[1:] != sign[:-1]) | (c[1:] != c[:-1])
+    rid = np.cumsum(brk) - 1
+    length = np.bincount(rid)
+    first = o[brk]
+    ok = (length >= shift_run) & (sign[brk] != 0)
+    cand = first[ok]
+    cand = cand[~np.isin(cand, exclude)]
+    if len(cand) == 0:
+        return cand
+    # earliest per group (o is time ordered within group, so first occurrence)
+    _, keep = np.unique(codes[cand], return_index=True)
+    return cand[keep]
+
+
+def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str | pd.Timedelta | None = None,
+          min_coverage: float = 0.6, z_threshold: float = 3.5, min_history: int = 8, min_spread: float = 1.0,
+          season: str | None = "month", min_season_years: float = 2.0, shift_run: int = 4,
+          shift_z: float = 3.0, record_z: float = 3.0, record_min_years: float = 2.0, drop: bool = False, max_passes: int = 12,
+          time: str = "acquired", value: str = "count", coverage: str | None = "coverage",
+          by: tuple[str, ...] | list[str] | None = None) -> pd.DataFrame:
+    """Score every observation against its own prior baseline.
+
+    observations: a frame with a time column ``time`` (UTC; naive = UTC),
+        counts ``value``, optional ``coverage`` (0..1, default 1) and the
+        series keys ``by`` (default those of ``aoi_id``, ``class`` present).
+    window_years / window: the prior window (a pandas offset/Timedelta
+        such as ``"7D"`` overrides ``window_years``).
+    min_coverage: observations below this coverage are neither alerted nor
+        used in a baseline.
+    z_threshold: robust z above which an observation is a spike (and below
+        minus which a drop, when ``drop``).
+    min_history: prior valid observations needed before scoring (after a
+        level shift, ``shift_run`` suffice for the new regime).
+    min_spread: lower bound of the spread (counts per full coverage).
+    season: ``"month"`` (default), ``"quarter"``, ``"week"``,
+        ``"dayofweek"``, ``"hour"`` or None.
+    shift_run, shift_z: a run of ``shift_run`` consecutive valid
+        observations beyond ``shift_z`` on one side starts a new regime.
+    record_z: a record (above every valid count in the window) must also be
+        at least this many spreads above the baseline to be flagged, and the
+        series must be at least ``record_min_years`` old.
+
+    Returns a copy of the frame sorted by series and time with columns:
+    ``valid`` (coverage ok), ``n_history`` (prior valid observations in the
+    baseline), ``rate`` (count / coverage), ``median`` (centre), ``season``
+    (seasonal term), ``expected``, ``spread``, ``z``, ``ratio`` (rate /
+    expected), ``window_max``, ``alertable``, ``spike``, ``record``,
+    ``record_since`` (time of the last earlier count at least as high; NaT
+    = since records began), ``first_time`` (the series' first valid
+    observation), ``drop``, ``level_shift`` (the first observation of a new
+    regime), ``regime`` (0, 1, ...) and ``anomaly`` (|z| mapped to [0, 1]:
+    |z| / (|z| + z_threshold), 0 where not scored).
+    """
+    df = observations
+    if time not in df.columns or value not in df.columns:
+        raise InputError("observations", f"need columns {time!r} and {value!r}")
+    if by is None:
+        by = [c for c in ("aoi_id", "class") if c in df.columns]
+    by = list(by)
+    t = pd.to_datetime(df[time], utc=True)
+    if t.isna().any():
+        raise InputError("observations", f"{int(t.isna().sum())} rows have no time")
+    wseconds = (pd.Timedelta(window).total_seconds() if window is not None else window_years * YEAR_S)
+    if wseconds <= 0:
+        raise InputError("observations", "the baseline window must be positive")
+
+    out = df.copy()
+    out[time] = t
+    out = out.sort_values(by + [time], kind="stable").reset_index(drop=True)
+    t = out[time]
+    n = len(out)
+    t_s = (t.astype("int64") // 10**9 if t.dt.unit == "ns" else t.astype("datetime64[s, UTC]").astype("int64")
+           ).to_numpy().astype(np.int64)
+    t_s = t_s - (t_s.min() if n else 0)
+    codes = (out.groupby(by, sort=False, dropna=False).ngroup().to_numpy() if by else np.zeros(n, dtype=np.int64))
+    x_raw = pd.to_numeric(out[value], errors="coerce").to_numpy(dtype=float)
+    cov = (pd.to_numeric(out[coverage], errors="coerce").fillna(1.0).to_numpy(dtype=float)
+           if coverage and coverage in out.columns else np.ones(n))
+    valid = np.isfinite(x_raw) & (cov >= min_coverage) & (cov > 0)
+    rate = np.where(valid, x_raw / np.where(cov > 0, cov, 1.0), np.nan)
+    cov_eff = np.where(cov > 0, np.minimum(cov, 1.0), 1.0)
+
+    order = np.lexsort((t_s, codes))
+    seas = _SEASONS[season](t) if season else None
+    if season and season not in _SEASONS:
+        raise InputError("season", f"unknown season {season!r}; choose one of {', '.join(_SEASONS)}")
+
+    # Quantities that ignore regimes: window maximum, first time, all-time max.
+    window_max = _roll(codes, t_s, rate, wseconds, "max", order)
+    big = float(t_s.max() + 1) if n else 1.0
+    ever_max = _roll(codes, t_s, rate, big, "max", order)
+    tv = np.where(valid, t_s.astype(float), np.nan)
+    first_s = _roll(codes, t_s, tv, big, "min", order)
+
+    regime = np.zeros(n, dtype=np.int64)
+    starts = np.empty(0, dtype=np.int64)
+    frozen = np.zeros(n, dtype=bool)
+    stats = None
+    frozen_stats = None
+    for _ in range(max(1, max_passes)):
+        rcodes = codes * (len(starts) + 1) + regime if len(starts) else codes
+        if len(starts):
+            _, rcodes = np.unique(rcodes, return_inverse=True)
+        rorder = np.lexsort((t_s, rcodes))
+        st = _baseline(rcodes, t_s, rate, cov_eff, valid, wseconds, seas, min_season_years, min_spread, rorder)
+        if frozen.any():
+            for k in st:
+                st[k][frozen] = frozen_stats[k][frozen]
+        need = np.where(regime > 0, min(shift_run, min_history), min_history)
+        alertable = valid & (st["n_history"] >= need) & np.isfinite(st["z"])
+        stats = st
+        new = _runs_start(codes, alertable, st["z"], shift_z, shift_run, order, starts)
+        if len(new) == 0:
+            break
+        # Rows of each new run (shift_run valid rows from its start) keep
+        # their old-regime scores; later rows get the new regime.
+        vo = order[valid[order]]
+        vpos = np.empty(n, dtype=np.int64)
+        vpos[vo] = np.arange(len(vo))
+        newly = np.zeros(n, dtype=bool)
+        for s0 in new:
+            run_rows = vo[vpos[s0]:vpos[s0] + shift_run]
+            newly[run_rows[codes[run_rows] == codes[s0]]] = True
+        newly &= ~frozen
+        if frozen_stats is None:
+            frozen_stats = {k: v.copy() for k, v in st.items()}
+        else:
+            for k, v in st.items():
+                frozen_stats[k][newly] = v[newly]
+        frozen |= newly
+        starts = np.sort(np.concatenate([starts, new]))
+        # regime = number of starts at or before each row within its group
+        is_start = np.zeros(n, dtype=np.int64)
+        is_start[starts] = 1
+        cs = np.cumsum(is_start[order])
+        gfirst = np.r_[True, codes[order][1:] != codes[order][:-1]]
+        base = np.maximum.accumulate(np.where(gfirst, np.arange(n), 0))
+        before = cs - is_start[order]
+        reg_o = cs - (before[base])
+        regime = np.empty(n, dtype=np.int64)
+        regime[order] = reg_o
+    st = stats
+    need = np.where(regime > 0, min(shift_run, min_history), min_history)
+    alertable = valid & (st["n_history"] >= need) & np.isfinite(st["z"])
+    z = st["z"]
+    spike = alertable & (z >= z_threshold)
+    span_ok = (t_s - np.nan_to_num(first_s, nan=np.inf)) >= record_min_years * YEAR_S
+    rec = alertable & span_ok & (rate > np.nan_to_num(window_max, nan=-np.inf)) & (z >= record_z)
+    drp = alertable & (z <= -z_threshold) if drop else np.zeros(n, dtype=bool)
+
+    since = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    # rows are sorted by series then time, so each series is one slice
+    gstart = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1] if n else np.empty(0, dtype=np.int64)
+    gstart_of = gstart[np.searchsorted(gstart, np.arange(n), side="right") - 1] if n else gstart
+    t_np = t.dt.tz_convert(None).to_numpy().astype("datetime64[s]")
+    for i in np.flatnonzero(rec & (rate <= np.nan_to_num(ever_max, nan=-np.inf))):
+        lo = gstart_of[i]
+        seg = slice(lo, i)
+        prior = valid[seg] & (t_s[seg] < t_s[i]) & (rate[seg] >= rate[i])
+        j = np.flatnonzero(prior)
+        if len(j):
+            since[i] = t_np[lo + j[-1]]
+    shift_flag = np.zeros(n, dtype=bool)
+    shift_flag[starts] = True
+
+    absz = np.abs(np.nan_to_num(z, nan=0.0))
+    out["valid"] = valid
+    out["n_history"] = st["n_history"].astype(int)
+    out["rate"] = rate
+    out["median"] = st["median"]
+    out["season"] = st["season"]
+    out["expected"] = st["expected"]
+    out["spread"] = st["spread"]
+    out["z"] = z
+    out["ratio"] = np.where(st["expected"] > 0, rate / np.where(st["expected"] > 0, st["expected"], 1), np.nan)
+    out["window_max"] = window_max
+    out["alertable"] = alertable
+    out["spike"] = spike
+    out["record"] = rec
+    out["record_since"] = pd.to_datetime(since).tz_localize("UTC")
+    t_origin = t.min() if n else pd.Timestamp(0, tz="UTC")
+    out["first_time"] = t_origin + pd.to_timedelta(first_s, unit="s")
+    out["drop"] = drp
+    out["level_shift"] = shift_flag
+    out["regime"] = regime
+    out["anomaly"] = np.where(alertable, absz / (absz + z_threshold), 0.0)
+    return out
+
+
+def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, min_season_years, min_spread, order):
+    """Centre, seasonal term, spread and z for every row from valid prior rows."""
+    xv = np.where(valid, rate, np.nan)
+    med = _roll(codes, t_s, xv, wseconds, "median", order)
+    nh = np.nan_to_num(_roll(codes, t_s, xv, wseconds, "count", order), nan=0.0)
+    resid = xv - med
+    season = np.zeros(len(rate))
+    if seas is not None:
+        scodes = codes.astype(np.int64) * 1000 + seas
+        sorder = np.lexsort((t_s, scodes))
+        smed = _roll(scodes, t_s, resid, wseconds, "median", sorder)
+        scount = _roll(scodes, t_s, np.where(np.isfinite(resid), 1.0, np.nan), wseconds, "count", sorder)
+        tres = np.where(np.isfinite(resid), t_s.astype(float), np.nan)
+        sfirst = _roll(scodes, t_s, tres, wseconds, "min", sorder)
+        tfirst = _roll(codes, t_s, np.where(valid, t_s.astype(float), np.nan), wseconds, "min", order)
+        long_enough = (t_s - tfirst) >= (min_season_years * YEAR_S - 31 * 86400)
+        two_seasons = (np.nan_to_num(scount) >= 2) & ((t_s - sfirst) >= 0.75 * YEAR_S)
+        use = long_enough & two_seasons & np.isfinite(smed)
+        season = np.where(use, smed, 0.0)
+    expected = med + season
+    err = np.abs(xv - expected)
+    mad = MAD_SCALE * _roll(codes, t_s, err, wseconds, "median", order)
+    pois = np.sqrt(np.maximum(expected, 0.0) / cov_eff)
+    spread = np.fmax(np.fmax(mad, pois), min_spread)
+    z = (rate - expected) / spread
+    return {"median": med, "season": season, "expected": expected, "spread": spread, "z": z, "n_history": nh}
