@@ -242,13 +242,10 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
                     mgrp = [b for b in grp if b.role == "mask"]
                     if dgrp:
                         with WarpedVRT(src, resampling=rs, **vkw) as vrt:
-                            idx = [b.index for b in dgrp]
-                            arr = vrt.read(indexes=idx, out_dtype="float32")
-                            m = vrt.read_masks(idx) if len(idx) > 1 else vrt.read_masks(idx[0])[None]
-                            valid &= np.all(m > 0, axis=0)
-                            for b, a in zip(dgrp, arr):
-                                out[data_refs.index(b)] = a
-                            del arr, m
+                            # band by band, straight into the chip array (no copies)
+                            for b in dgrp:
+                                vrt.read(b.index, out=out[data_refs.index(b)])
+                                valid &= vrt.read_masks(b.index) > 0
                     if mgrp or not dgrp:
                         with WarpedVRT(src, resampling=_resampling("nearest"), **vkw) as vrt:
                             for b in mgrp:
