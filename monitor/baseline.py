@@ -37,8 +37,6 @@ windows never mix series).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
@@ -59,23 +57,9 @@ _SEASONS = {
 YEAR_S = 365.25 * 86400
 
 
-@dataclass(frozen=True)
-class BaselineParams:
-    """The knobs of :func:`score`, with their defaults (see its docstring)."""
-
-    window_years: float = 5.0
-    min_coverage: float = 0.6
-    z_threshold: float = 3.5
-    min_history: int = 8
-    min_spread: float = 1.0
-    season: str | None = "month"
-    min_season_years: float = 2.0
-    shift_run: int = 4
-    shift_z: float = 3.0
-    record_z: float = 3.0
-    record_min_years: float = 2.0
-    drop: bool = False
-    max_passes: int = 12
+_OUT_COLUMNS = ("valid", "n_history", "rate", "median", "season", "expected", "spread", "z", "ratio",
+                "window_max", "alertable", "spike", "record", "record_since", "first_time", "drop",
+                "level_shift", "regime", "anomaly")
 
 
 def _roll(codes: np.ndarray, t_s: np.ndarray, values: np.ndarray, window_s: float, op: str,
@@ -182,8 +166,14 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
     if wseconds <= 0:
         raise InputError("observations", "the baseline window must be positive")
 
+    if season and season not in _SEASONS:
+        raise InputError("season", f"unknown season {season!r}; choose one of {', '.join(_SEASONS)}")
     out = df.copy()
     out[time] = t
+    if len(out) == 0:
+        for c in _OUT_COLUMNS:
+            out[c] = pd.Series(dtype=float)
+        return out
     out = out.sort_values(by + [time], kind="stable").reset_index(drop=True)
     t = out[time]
     n = len(out)
@@ -200,8 +190,6 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
 
     order = np.lexsort((t_s, codes))
     seas = _SEASONS[season](t) if season else None
-    if season and season not in _SEASONS:
-        raise InputError("season", f"unknown season {season!r}; choose one of {', '.join(_SEASONS)}")
 
     # Quantities that ignore regimes: window maximum, first time, all-time max.
     window_max = _roll(codes, t_s, rate, wseconds, "max", order)

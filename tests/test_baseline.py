@@ -1,0 +1,110 @@
+"""The multi-year baseline: no look-ahead, irregular sampling, coverage, seasons, level shifts."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitor.baseline import score
+from monitor.errors import InputError
+
+
+def _weekly(counts, start="2018-01-03", aoi="tumangang", coverage=1.0, freq="7D"):
+    t = pd.date_range(start, periods=len(counts), freq=freq, tz="UTC")
+    return pd.DataFrame({"aoi_id": aoi, "class": "railcar", "acquired": t, "count": np.asarray(counts, float),
+                         "coverage": coverage})
+
+
+def _history(seed=0, n=260, lam=17):
+    rng = np.random.default_rng(seed)
+    return np.minimum(rng.poisson(lam, n), 30)
+
+
+def test_73_cars_after_five_quiet_years_is_spike_and_record():
+    df = _weekly(_history())
+    df.loc[len(df)] = ["tumangang", "railcar", pd.Timestamp("2023-10-05", tz="UTC"), 73.0, 1.0]
+    r = score(df)
+    last = r.iloc[-1]
+    assert last["spike"] and last["record"] and pd.isna(last["record_since"])
+    assert 3.5 < last["ratio"] < 5.5 and last["z"] > 8
+    assert not (r.iloc[:-1]["spike"] | r.iloc[:-1]["record"]).any()  # ordinary weeks raise nothing
+
+
+def test_no_look_ahead():
+    base = _weekly(_history(1))
+    future = pd.DataFrame({"aoi_id": "tumangang", "class": "railcar",
+                           "acquired": pd.date_range("2023-06-01", periods=20, freq="7D", tz="UTC"),
+                           "count": 500.0, "coverage": 1.0})
+    a = score(base)
+    b = score(pd.concat([base, future], ignore_index=True))
+    cols = ["median", "expected", "spread", "z", "spike", "record"]
+    pd.testing.assert_frame_equal(a[cols], b.iloc[:len(a)][cols])
+
+
+def test_irregular_sampling_and_groups_do_not_mix():
+    rng = np.random.default_rng(3)
+    days = np.sort(rng.choice(np.arange(5 * 365), 120, replace=False))
+    t = pd.Timestamp("2018-01-01", tz="UTC") + pd.to_timedelta(days, unit="D")
+    a = pd.DataFrame({"aoi_id": "a", "class": "railcar", "acquired": t, "count": rng.poisson(10, 120)})
+    b = a.assign(aoi_id="b", count=a["count"] * 100)
+    r = score(pd.concat([b, a]).sample(frac=1, random_state=0))
+    ra = r[r.aoi_id == "a"]
+    assert ra["median"].dropna().between(5, 15).all()
+    assert not ra["spike"].any() and not r[r.aoi_id == "b"]["spike"].any()
+    # a same-time pair never sees each other
+    twin = pd.concat([a.iloc[:30], a.iloc[[29]].assign(count=99)])
+    rt = score(twin)
+    assert rt["n_history"].iloc[-1] == rt["n_history"].iloc[-2] == 29
+
+
+def test_partial_coverage_kept_not_alerted_not_used():
+    counts = _history(2, 200).astype(float)
+    df = _weekly(counts)
+    df.loc[100, ["count", "coverage"]] = [200.0, 0.3]  # a half-seen, garbage count
+    r = score(df)
+    assert len(r) == 200 and not r.loc[100, "valid"] and not r.loc[100, "spike"]
+    assert np.isfinite(r.loc[100, "median"])
+    assert r.loc[101, "n_history"] == r.loc[100, "n_history"]  # not used as baseline
+    # an 80%-covered scene is compared per unit coverage: 0.8 x normal is normal
+    df2 = _weekly(counts)
+    df2.loc[150, ["count", "coverage"]] = [0.8 * 17, 0.8]
+    assert not score(df2).loc[150, "spike"]
+
+
+def test_level_shift_resets_baseline():
+    rng = np.random.default_rng(5)
+    counts = np.r_[rng.poisson(5, 150), rng.poisson(40, 150)]
+    r = score(_weekly(counts))
+    assert r.loc[150, "spike"] and r.loc[150, "level_shift"]
+    assert (r.loc[150:, "regime"] == 1).all() and (r.loc[:149, "regime"] == 0).all()
+    assert r.loc[160:, "spike"].sum() <= 2  # the new level does not alert forever
+    assert r.loc[200:, "median"].between(30, 50).all()
+
+
+def test_seasonal_adjustment_after_two_years():
+    t = pd.date_range("2015-01-05", "2023-12-31", freq="7D", tz="UTC")
+    rng = np.random.default_rng(7)
+    lam = np.where(t.month.isin([6, 7, 8]), 26, 16)
+    df = pd.DataFrame({"aoi_id": "p", "class": "vessel", "acquired": t, "count": rng.poisson(lam)})
+    r = score(df)
+    first_year = r[r.acquired < "2016-06-01"]
+    assert (first_year["season"] == 0).all()  # not before two years of data
+    later = r[r.acquired.dt.year >= 2019]
+    july = later[later.acquired.dt.month == 7]
+    assert july["season"].median() > 5 and later[later.acquired.dt.month == 1]["season"].median() < 0
+    flat = score(df, season=None)
+    flat_later = flat[flat.acquired.dt.year >= 2019]
+    # the seasonal baseline explains summer: smaller summer z than without it
+    assert july["z"].abs().mean() < flat_later[flat_later.acquired.dt.month == 7]["z"].abs().mean()
+
+
+def test_drop_optional_and_bad_input():
+    counts = _history(4, 120).astype(float)
+    counts[-1] = 0
+    df = _weekly(counts)
+    assert not score(df)["drop"].any()
+    assert score(df, drop=True)["drop"].iloc[-1]
+    with pytest.raises(InputError, match="observations: need columns"):
+        score(df.drop(columns="count"))
+    with pytest.raises(InputError, match="season"):
+        score(df, season="fortnight")
+    assert score(df.iloc[:0]).empty
