@@ -91,7 +91,7 @@ class Chip:
 SCL_INVALID = (0, 1, 3, 8, 9, 10)
 _DATA_ROLES = ("red", "green", "blue", "nir", "pan", "gray", "vv", "vh", "hh", "hv")
 #: Largest chip read_chip will build (pixels); larger asks are refused.
-MAX_CHIP_PIXELS = 30000 * 30000
+MAX_CHIP_PIXELS = 16384 * 16384
 
 
 def _rio_crs(crs):
@@ -137,9 +137,18 @@ def _pick_overview(src, factor: float) -> int | None:
     return level
 
 
+#: Landsat Collection 2 QA_PIXEL bits that mark a pixel invalid:
+#: 0 fill, 1 dilated cloud, 3 cloud, 4 cloud shadow.
+QA_PIXEL_INVALID_BITS = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4)
+
+
 def _mask_valid(arr: np.ndarray, name: str | None) -> np.ndarray:
-    if name and str(name).lower() == "scl":
+    """True where a cloud/QA mask band says the pixel is clear (see BandRef)."""
+    n = str(name or "").lower()
+    if n == "scl":
         return ~np.isin(arr, SCL_INVALID)
+    if n == "qa_pixel":
+        return (arr.astype(np.uint32) & QA_PIXEL_INVALID_BITS) == 0
     return arr == 0
 
 
@@ -244,8 +253,11 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
                         with WarpedVRT(src, resampling=rs, **vkw) as vrt:
                             # band by band, straight into the chip array (no copies)
                             for b in dgrp:
-                                vrt.read(b.index, out=out[data_refs.index(b)])
+                                k = data_refs.index(b)
+                                vrt.read(b.index, out=out[k])
                                 valid &= vrt.read_masks(b.index) > 0
+                                if np.dtype(src.dtypes[b.index - 1]).kind == "f":
+                                    valid &= np.isfinite(out[k])
                     if mgrp or not dgrp:
                         with WarpedVRT(src, resampling=_resampling("nearest"), **vkw) as vrt:
                             for b in mgrp:

@@ -55,7 +55,7 @@ ROLE_ALIASES = {
     "vv": "vv", "vh": "vh", "hh": "hh", "hv": "hv",
     "sigma0_vv": "vv", "sigma0_vh": "vh", "sigma0_hh": "hh", "sigma0_hv": "hv",
     "mask": "mask", "cloud": "mask", "clouds": "mask", "cloud_mask": "mask", "cloud-mask": "mask",
-    "cloudmask": "mask", "qa": "mask", "scl": "mask", "fmask": "mask", "cloud_qa": "mask",
+    "cloudmask": "mask", "scl": "mask", "qa_pixel": "mask",
     "alpha": "alpha",
 }
 SAR_ROLES = ("vv", "vh", "hh", "hv")
@@ -76,7 +76,8 @@ class BandRef:
     role ``"mask"`` is a cloud/QA mask: non-zero marks cloud or invalid
     pixels, except a Sentinel-2 scene classification band (name ``scl``),
     where classes 0, 1, 3, 8, 9 and 10 (no data, saturated, cloud shadow,
-    clouds, cirrus) are invalid.
+    clouds, cirrus) are invalid, and a Landsat ``qa_pixel`` band, where
+    the fill, dilated cloud, cloud and cloud shadow bits are invalid.
     """
 
     href: str
@@ -592,7 +593,7 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
     sid = str(doc.get("id") or Path(path).stem)
     props = dict(doc.get("properties") or {})
     assets = doc.get("assets") or {}
-    single: dict[str, tuple[str, str, dict, int]] = {}   # role -> (key, href, asset, index)
+    single: dict[str, tuple[str, str, dict, bool]] = {}   # role -> (key, href, asset, exact name)
     visual: tuple[str, dict] | None = None
     multi: list[tuple[str, dict, list]] = []
     masks: list[tuple[str, dict]] = []
@@ -604,8 +605,7 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
         if "visual" in roles or key.lower() in ("visual", "rgb", "tci", "true_color"):
             visual = (key, a)
             continue
-        if role_of(key) == "mask" or any(r in ("cloud", "cloud-mask", "data-mask", "cloud-shadow")
-                                         for r in roles):
+        if role_of(key) == "mask":
             masks.append((key, a))
             continue
         if len(declared) > 1:
@@ -613,8 +613,10 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
             continue
         r = declared[0][0] if declared else None
         r = r or role_of(key) or role_of(a.get("title"))
-        if r is not None and r not in single:
-            single[r] = (key, a["href"], a, 1)
+        # an exact common name (``nir``) beats an alias (``nir08``); else the first asset wins
+        exact = (bool(declared) and str(declared[0][1] or "").lower() == r) or key.lower() == r
+        if r is not None and (r not in single or (exact and not single[r][3])):
+            single[r] = (key, a["href"], a, exact)
         elif r is None and not declared:
             multi.append((key, a, []))
 
@@ -627,7 +629,8 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
     want = [role_of(b) or str(b).lower() for b in bands] if bands is not None else None
     have_rgb = all(r in single for r in ("red", "green", "blue"))
     # per-band assets
-    for r, (key, href, a, idx) in single.items():
+    for r, (key, href, a, _) in single.items():
+        idx = 1
         if r == "mask":
             continue
         if (want is None and r in _DATA_ROLES) or (want is not None and (r in want or key.lower() in want)):

@@ -461,3 +461,29 @@ def test_real_sentinel2_items_as_chips():
         assert chip.coverage == pytest.approx(1.0)
         assert chip.gsd_m == pytest.approx(scene.gsd_m)
         assert all(float(chip.band(r).std()) > 0 for r in chip.roles)
+
+
+def test_float_nan_is_invalid(tmp_path):
+    tr, w, h = _grid(UTM)
+    data = _target_image(w, h, 1, "float32", 0.05, 0.3)
+    data[0, :, : w // 2] = np.nan
+    chip = read_chip(write_tif(tmp_path / "nan.tif", data, UTM, tr), _aoi(), resampling="nearest")
+    assert chip.coverage == pytest.approx(0.5, abs=0.02)
+    assert np.isfinite(chip.bands[0][chip.valid]).all()
+
+
+def test_landsat_qa_pixel_mask(tmp_path):
+    tr, w, h = _grid(UTM)
+    write_tif(tmp_path / "red.tif", _target_image(w, h, 1, "uint16", 8000, 20000), UTM, tr)
+    qa = np.full((1, h, w), 21824, "uint16")    # clear land (bit 6 set)
+    qa[0, : h // 2] = 22280                     # cloud (bit 3) + dilated cloud (bit 1) ...
+    write_tif(tmp_path / "qa.tif", qa, UTM, tr)
+    item = _stac_item(tmp_path, "ls9", {
+        "red": {"href": "./red.tif", "type": "image/tiff", "roles": ["data"],
+                "eo:bands": [{"name": "OLI_B4", "common_name": "red"}]},
+        "qa_pixel": {"href": "./qa.tif", "type": "image/tiff", "roles": ["cloud", "cloud-shadow"]},
+    })
+    chip = read_chip(item, _aoi())
+    assert chip.roles == ("red",)
+    assert chip.coverage == pytest.approx(0.5, abs=0.02)
+    assert not chip.valid[:10].any() and chip.valid[-10:].all()

@@ -304,3 +304,27 @@ def test_stac_errors(tmp_path):
         open_scene(r)
     with pytest.raises(SceneError, match="no such file"):
         open_scene(tmp_path / "absent.tif")
+
+
+def test_earth_search_like_item_prefers_exact_common_names(tmp_path):
+    # Earth Search Sentinel-2 items list COG assets, then JP2 copies, and nir08 (B8A)
+    for k in ("B02", "B03", "B04", "B08", "B8A"):
+        write(tmp_path / f"{k}.tif", dtype="uint16")
+    write(tmp_path / "SCL.tif")
+
+    def a(key, cn, href, typ="image/tiff; application=geotiff; profile=cloud-optimized"):
+        return {"href": href, "type": typ, "roles": ["data"], "eo:bands": [{"name": key, "common_name": cn}]}
+
+    p = _item(tmp_path, {
+        "blue": a("B02", "blue", "./B02.tif"), "green": a("B03", "green", "./B03.tif"),
+        "nir08": a("B8A", "nir08", "./B8A.tif"), "nir": a("B08", "nir", "./B08.tif"),
+        "red": a("B04", "red", "./B04.tif"),
+        "scl": {"href": "./SCL.tif", "type": "image/tiff", "roles": ["data"]},
+        "red-jp2": a("B04", "red", "./B04.jp2", "image/jp2"),
+        "thumbnail": {"href": "./t.jpg", "type": "image/jpeg", "roles": ["thumbnail"]},
+        "granule_metadata": {"href": "./m.xml", "type": "application/xml", "roles": ["metadata"]},
+    }, props={"eo:cloud_cover": 3.5})
+    s = open_scene(p)
+    assert s.roles == ("red", "green", "blue", "nir", "mask")
+    assert [Path(b.href).name for b in s.bands] == ["B04.tif", "B03.tif", "B02.tif", "B08.tif", "SCL.tif"]
+    assert s.bands[-1].name == "scl" and s.cloud_cover == 3.5
