@@ -242,13 +242,36 @@ def _features(strip: Strip, half_m: float, smooth_m: float):
 
 
 def _empty_reference(feats: np.ndarray, seeds: np.ndarray | None, keep: float = 0.35, iters: int = 4,
-                     keep_scale: float = 0.35):
-    """Densest mode of ``feats`` (n, k): (reference (k,), scale (k,))."""
+                     keep_scale: float = 0.35, modes: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Models of the empty-track cross-section: a list of (reference (k,),
+    scale (k,)).
+
+    With ``seeds`` (stations whose rails are visible) the seeds are
+    clustered into up to ``modes`` looks (ballast differs across a yard);
+    without, the densest mode of all ``feats`` (n, k) is taken.
+    """
     x = feats
-    if seeds is not None and seeds.sum() >= max(20, 0.03 * len(x)):
+    if seeds is not None and seeds.sum() >= max(40, 0.03 * len(x)):
+        from scipy.cluster.vq import kmeans2
+
         sel = x[seeds]
-    else:
-        sel = x
+        k = int(min(modes, max(1, len(sel) // 200)))
+        if k > 1:
+            rng = np.random.default_rng(0)
+            _, lab = kmeans2(sel.astype(np.float64), k, minit="++", seed=rng)
+        else:
+            lab = np.zeros(len(sel), dtype=int)
+        out = []
+        for c in range(k):
+            m = sel[lab == c]
+            if len(m) < 20:
+                continue
+            ref = np.median(m, axis=0)
+            scale = 1.4826 * np.median(np.abs(m - ref), axis=0)
+            out.append((ref, np.maximum(scale, max(0.05, float(np.median(scale)) * 0.5))))
+        if out:
+            return out
+    sel = x
     ref = np.median(sel, axis=0)
     for _ in range(iters):
         d = np.sqrt(np.mean((x - ref) ** 2, axis=1))
@@ -262,7 +285,12 @@ def _empty_reference(feats: np.ndarray, seeds: np.ndarray | None, keep: float = 
         sel = x[d <= np.quantile(d, keep_scale)]
     scale = 1.4826 * np.median(np.abs(sel - ref), axis=0)
     floor = max(0.05, float(np.median(scale)) * 0.5)
-    return ref, np.maximum(scale, floor)
+    return [(ref, np.maximum(scale, floor))]
+
+
+def _distance(f: np.ndarray, models) -> np.ndarray:
+    """Normalised RMS distance of features (n, k) to the nearest empty model."""
+    return np.min([np.sqrt(np.mean(((f - r) / s) ** 2, axis=1)) for r, s in models], axis=0)
 
 
 # ---------------------------------------------------------------------------
@@ -346,6 +374,7 @@ def _track_lines(chip):
 @register("railcar", name="railcars", version=VERSION, kinds=("rail_yard",))
 def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: float = 1.2,
                     threshold: float | None = None, snap: bool = True, debug: list | None = None,
+                    occ_smooth_m: float = 0.4, use_shadows: bool = True, shadow_weight: float = 0.7,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -390,7 +419,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     half_snap = search_m + 3.0
     o_snap = np.arange(-half_snap, half_snap + do / 2, do)
     half_occ = 1.35
-    o_occ = np.arange(-half_occ - 0.6, half_occ + 0.6 + do / 2, do)
+    o_occ = np.arange(-3.2, 3.2 + do / 2, do)
 
     # --- 1. snap --------------------------------------------------------
     geo = []
@@ -430,7 +459,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts):
         xy2 = xy + sh[:, None] * nrm
         st = sample(bands, valid, chip.transform, xy2, nrm, o_occ, s)
-        left, right, ok = _features(st, half_occ, smooth_m=max(0.4, gsd / 2 if gsd <= fine_gsd_m else gsd))
+        left, right, ok = _features(st, half_occ, smooth_m=max(occ_smooth_m, gsd / 2 if gsd <= fine_gsd_m else gsd))
         strips.append(st)
         feats.append((left, right, ok))
     visible = np.array([f[2].sum() * ds for f in feats])
@@ -440,10 +469,8 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                                "(tracks outside the chip, or all nodata/cloud)")
     allf = np.concatenate([np.concatenate([l[ok], r[ok]]) for l, r, ok in feats], axis=0)
     seeds = None
-    if gsd <= 0.7:
-        seeds = np.concatenate([np.concatenate([_rail_visible(st, ok, gsd, g[2])[ok]] * 2)
-                                for st, (_, _, ok), g in zip(strips, feats, geo)])
-    ref, scale = _empty_reference(allf, seeds, keep_scale=0.35 if gsd <= fine_gsd_m else 0.5)
+    models = _empty_reference(allf, seeds, keep_scale=0.35 if gsd <= fine_gsd_m else 0.5)
+    scale = np.median([s for _, s in models], axis=0)
 
     # --- 3. per track: occupied runs and cars -----------------------------
     fine = gsd <= fine_gsd_m
@@ -453,15 +480,23 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     est_count, est_lo, est_hi = 0.0, 0.0, 0.0
     dists = []
     for (left, right, ok) in feats:
-        dl = np.sqrt(np.mean(((left - ref) / scale) ** 2, axis=1))
-        dr = np.sqrt(np.mean(((right - ref) / scale) ** 2, axis=1))
+        dl = _distance(left, models)
+        dr = _distance(right, models)
         # a car covers both halves; at coarse GSD the halves are not resolved
         d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
         d = ndimage.median_filter(d, size=max(1, int(round(1.0 / ds))) | 1, mode="nearest")
         dists.append((d, dl, dr))
     if threshold is None:
         threshold = _auto_threshold(np.concatenate([d[ok] for (d, _, _), (_, _, ok) in zip(dists, feats)]))
-    for (tid, line, gauge, s, xy, nrm), sh, st, (left, right, ok), (d, dl, dr) in zip(geo, shifts, strips, feats, dists):
+    shadow = _shadow_cue(strips, [x[0] for x in dists], [f[2] for f in feats], threshold) \
+        if (fine and use_shadows) else None
+    for k, ((tid, line, gauge, s, xy, nrm), sh, st, (left, right, ok), (d, dl, dr)) in enumerate(
+            zip(geo, shifts, strips, feats, dists)):
+        if shadow is not None:
+            # a car casts a shadow beside it on the scene's anti-sun side: the
+            # stronger of the two cues (in units of their thresholds) decides
+            z = np.maximum(d / threshold * shadow_weight, shadow["c"][k] / shadow["thr"])
+            d = z * threshold
         occ = (d > threshold) & ok
         # fill coupler-sized holes, drop specks
         occ = ndimage.binary_closing(occ, structure=np.ones(max(1, int(round(max(2.0, 1.5 * gsd) / ds))) | 1)) & ok
@@ -551,27 +586,64 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     )
 
 
-def _rail_visible(st: Strip, ok: np.ndarray, gsd: float, gauge_mm: float) -> np.ndarray:
-    """Stations where both rails show as thin lines of the same polarity
-    (a sign of empty track), from the resampled strip."""
-    do = float(st.o[1] - st.o[0])
-    g = _gray(st.values)
-    sig = max(0.12, 0.45 * gsd) / do
-    lr = ndimage.gaussian_filter1d(g, sig, axis=1, order=2)
-    lr = ndimage.uniform_filter1d(lr, max(1, int(round(2.0 / st.ds))), axis=0)
-    h = (gauge_mm / 1000.0 + 0.07) / 2
-    i0 = int(np.argmin(np.abs(st.o)))
-    k = int(round(h / do))
-    pair = lr[:, i0 + k] * lr[:, i0 - k]
-    mid = np.abs(lr[:, i0])
-    r = np.sqrt(np.maximum(pair, 0)) - mid
-    if not ok.any():
-        return ok
-    q = np.quantile(r[ok], 0.75)
-    return ok & (r > max(q, 1e-6)) & (r > 0)
+def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarray], threshold: float,
+                near: tuple[float, float] = (1.6, 2.9), min_contrast: float = 1.5) -> dict | None:
+    """Cars are 3.5-4.5 m tall: in sunlit imagery a dark band lies beside
+    each car on the side away from the sun. Find that side (one map
+    direction for the whole scene, tried every 22.5 deg) using the
+    appearance distances as weak labels, and return per track a shadow
+    contrast (robust units, >0 darker than empty-track surroundings) and
+    its threshold; ``None`` when no direction shows a clear contrast
+    (overcast, no cars, synthetic scenes without shadows)."""
+    sides = []
+    for st in strips:
+        g = _gray(st.values)
+        w = st.valid.astype(np.float32)
+        sm = max(1, int(round(1.0 / st.ds)))
+        out = []
+        for sgn in (1.0, -1.0):
+            m = (st.o * sgn >= near[0]) & (st.o * sgn <= near[1])
+            num = ndimage.uniform_filter1d((g[:, m] * w[:, m]).sum(axis=1), sm)
+            den = ndimage.uniform_filter1d(w[:, m].sum(axis=1), sm)
+            out.append(np.where(den > 0.5, num / np.maximum(den, 1e-6), np.nan))
+        sides.append(out)
+    d_all = np.concatenate([d[ok] for d, ok in zip(dists, oks)])
+    if d_all.size < 50:
+        return None
+    hi = d_all > threshold
+    lo = d_all < np.quantile(d_all, 0.3)
+    if hi.sum() < 20 or lo.sum() < 20:
+        return None
+    best = None
+    for az in np.arange(0, 360, 22.5):
+        u = np.array([np.sin(np.radians(az)), np.cos(np.radians(az))])
+        gs = []
+        for st, (gl, gr), ok in zip(strips, sides, oks):
+            left_is = (st.normal @ u) > 0
+            gs.append(np.where(left_is, gl, gr)[ok])
+        gs = np.concatenate(gs)
+        ok2 = np.isfinite(gs)
+        if ok2.sum() < 50:
+            continue
+        ref = np.nanmedian(gs[lo & ok2])
+        spread = 1.4826 * np.nanmedian(np.abs(gs[lo & ok2] - ref)) + 1e-6
+        contrast = (ref - np.nanmedian(gs[hi & ok2])) / spread
+        if best is None or contrast > best[0]:
+            best = (contrast, az, ref, spread)
+    if best is None or best[0] < min_contrast:
+        return None
+    contrast, az, ref, spread = best
+    u = np.array([np.sin(np.radians(az)), np.cos(np.radians(az))])
+    cs = []
+    for st, (gl, gr) in zip(strips, sides):
+        gsd_side = np.where((st.normal @ u) > 0, gl, gr)
+        cs.append(np.nan_to_num((ref - gsd_side) / spread, nan=0.0))
+    c_all = np.concatenate([c[ok] for c, ok in zip(cs, oks)])
+    thr = float(np.clip(_auto_threshold(np.clip(c_all, 1e-3, None), lo=1.5, hi=8.0), 1.5, 0.6 * contrast + 1.0))
+    return {"c": cs, "thr": thr, "azimuth_deg": float(az), "contrast": float(contrast)}
 
 
-def _auto_threshold(d: np.ndarray, lo: float = 2.5, hi: float = 8.0) -> float:
+def _auto_threshold(d: np.ndarray, lo: float = 2.0, hi: float = 8.0) -> float:
     """Occupancy threshold: Otsu's split of log distances, within [lo, hi]."""
     if d.size < 10:
         return lo
@@ -583,7 +655,13 @@ def _auto_threshold(d: np.ndarray, lo: float = 2.5, hi: float = 8.0) -> float:
     m0 = np.cumsum(hist * c) / np.maximum(w0, 1)
     m1 = (np.sum(hist * c) - np.cumsum(hist * c)) / np.maximum(w1, 1)
     between = w0 * w1 * (m0 - m1) ** 2
-    return float(np.clip(np.exp(c[int(np.argmax(between))]), lo, hi))
+    i = int(np.argmax(between))
+    eta = between[i] / (w0[-1] ** 2 * np.var(x)) if np.var(x) > 0 else 0.0
+    _OTSU_DEBUG.append((float(np.exp(c[i])), float(eta)))
+    return float(np.clip(np.exp(c[i]), lo, hi))
+
+
+_OTSU_DEBUG = []
 
 
 def _gap_evidence(left: np.ndarray, right: np.ndarray, scale: np.ndarray, d: np.ndarray,
