@@ -180,7 +180,6 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
     is not a raster, is corrupt or truncated, has no CRS, misses the AOI,
     holds only nodata in the AOI, or its bands cannot be told apart.
     """
-    import rasterio
     from rasterio.errors import RasterioError
     from rasterio.features import geometry_mask
     from rasterio.vrt import WarpedVRT

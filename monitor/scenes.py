@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -171,12 +172,15 @@ def rio_env():
 def open_raster(href: str, **kwargs):
     """Open ``href`` with rasterio; a :class:`SceneError` naming it if GDAL cannot."""
     import rasterio
-    from rasterio.errors import RasterioError
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
     if "://" not in href and not href.startswith("/vsi") and not os.path.exists(href):
         raise SceneError(href, "no such file")
     try:
-        return rasterio.open(href, **kwargs)
+        with warnings.catch_warnings():
+            # reported as a SceneError by _check_georef instead
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(href, **kwargs)
     except RasterioError as e:
         msg = " ".join(str(e).split()).replace(f"{href}: ", "").replace(f"{os.path.basename(href)}: ", "")
         if "not recognized as" in msg or "not a supported file format" in msg or "not recognised" in msg:
@@ -587,7 +591,6 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
     give all of red, green and blue, and a cloud/QA mask asset (``scl``,
     ``cloud``, ``mask``) if present.
     """
-    import rasterio  # noqa: F401
     from shapely.geometry import shape
 
     sid = str(doc.get("id") or Path(path).stem)

@@ -8,7 +8,6 @@ gray band become objects), so these tests check the command's contract
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest

@@ -24,7 +24,7 @@ from shapely.geometry import box
 from monitor.aoi import AOI
 from monitor.errors import SceneError
 from monitor.imagery import read_chip
-from monitor.scenes import find_scenes, open_scene
+from monitor.scenes import open_scene
 
 LON, LAT = 130.30, 42.25
 UTM = "EPSG:32652"
