@@ -117,7 +117,7 @@ def _runs_start(codes, valid_scored, z, shift_z, shift_run, order, exclude):
 def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str | pd.Timedelta | None = None,
           min_coverage: float = 0.6, z_threshold: float = 3.5, min_history: int = 8, min_spread: float = 1.0,
           season: str | None = "month", min_season_years: float = 2.0, shift_run: int = 4,
-          shift_z: float = 3.0, record_z: float = 3.0, record_min_years: float = 2.0, drop: bool = False, max_passes: int = 12,
+          shift_z: float = 3.0, record_z: float = 3.0, record_min_years: float = 2.0, drop: bool = False, max_passes: int = 12, poisson_floor: bool = True,
           time: str = "acquired", value: str = "count", coverage: str | None = "coverage",
           by: tuple[str, ...] | list[str] | None = None) -> pd.DataFrame:
     """Score every observation against its own prior baseline.
@@ -134,6 +134,8 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
     min_history: prior valid observations needed before scoring (after a
         level shift, ``shift_run`` suffice for the new regime).
     min_spread: lower bound of the spread (counts per full coverage).
+    poisson_floor: floor the spread by sqrt(expected count) (counts of
+        objects); switch off for amounts such as money.
     season: ``"month"`` (default), ``"quarter"``, ``"week"``,
         ``"dayofweek"``, ``"hour"`` or None.
     shift_run, shift_z: a run of ``shift_run`` consecutive valid
@@ -208,7 +210,8 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
         if len(starts):
             _, rcodes = np.unique(rcodes, return_inverse=True)
         rorder = np.lexsort((t_s, rcodes))
-        st = _baseline(rcodes, t_s, rate, cov_eff, valid, wseconds, seas, min_season_years, min_spread, rorder)
+        st = _baseline(rcodes, t_s, rate, cov_eff, valid, wseconds, seas, min_season_years, min_spread, rorder,
+                       poisson_floor)
         if frozen.any():
             for k in st:
                 st[k][frozen] = frozen_stats[k][frozen]
@@ -293,7 +296,8 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
     return out
 
 
-def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, min_season_years, min_spread, order):
+def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, min_season_years, min_spread, order,
+              poisson_floor=True):
     """Centre, seasonal term, spread and z for every row from valid prior rows."""
     xv = np.where(valid, rate, np.nan)
     med = _roll(codes, t_s, xv, wseconds, "median", order)
@@ -315,7 +319,7 @@ def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, min_season_years
     expected = med + season
     err = np.abs(xv - expected)
     mad = MAD_SCALE * _roll(codes, t_s, err, wseconds, "median", order)
-    pois = np.sqrt(np.maximum(expected, 0.0) / cov_eff)
+    pois = np.sqrt(np.maximum(expected, 0.0) / cov_eff) if poisson_floor else np.zeros(len(rate))
     spread = np.fmax(np.fmax(mad, pois), min_spread)
     z = (rate - expected) / spread
     return {"median": med, "season": season, "expected": expected, "spread": spread, "z": z, "n_history": nh}
