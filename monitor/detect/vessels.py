@@ -197,6 +197,15 @@ def _split_neck(m, min_len_px, h_maxima, watershed):
     parts = [ws == k for k in range(1, nm + 1)]
     if any(_extent(p) < min_len_px for p in parts):
         return [m]
+    # a real contact leaves a neck clearly narrower than both hulls
+    grown = ndi.grey_dilation(ws, footprint=_EIGHT)
+    border = m & (grown != ws) & (ws > 0)
+    if not border.any():
+        return parts
+    neck = float(dist[border].max())
+    widest = min(float(dist[p].max()) for p in parts)
+    if neck > 0.6 * widest:
+        return [m]
     return parts
 
 
@@ -424,9 +433,10 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         return _result(chip, [], [], cov, extras)
 
     min_len_px = min_length_m / gsd
-    # hulls may poke a couple of pixels past the water edge (quays)
-    reach = max(1, int(round(3.0 / gsd))) if gsd < 3 else 1
-    water_ext = ndi.binary_dilation(water, structure=_EIGHT, iterations=reach) & chip.valid
+    # objects grow only through water: one pixel into a bright quay would
+    # chain the hulls moored along it into one object. Moored hulls are in
+    # the water mask already (AOI polygons, or thin land given back).
+    water_ext = water
 
     if sar:
         x = _sar_band(chip)

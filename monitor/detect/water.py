@@ -16,12 +16,18 @@ metres of the chip CRS; they are turned into pixels with ``chip.gsd_m``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage as ndi
 
 #: Largest vessel the masks must not cut out of the water (metres).
 MAX_SHIP_LENGTH_M = 400.0
 MAX_SHIP_WIDTH_M = 60.0
+#: NDWI (green - nir) / (green + nir) above which a pixel is water
+#: (McFeeters 1996). On the sen2ships ports this fixed value beat Otsu and
+#: histogram-valley thresholds, which split clear from turbid/rough water.
+NDWI_THRESHOLD = 0.0
 
 
 def _disk(r: int) -> np.ndarray:
@@ -74,6 +80,21 @@ def water_threshold(values: np.ndarray, bins: int = 200) -> float:
     return float(centers[valley])
 
 
+def two_class_threshold(values: np.ndarray, min_separation: float = 3.0) -> float | None:
+    """Otsu threshold of ``values`` when it separates two distinct classes
+    (Fisher ratio (mu1 - mu0)^2 / (var0 + var1) >= ``min_separation``),
+    else None: the sample is one class."""
+    v = values[np.isfinite(values)]
+    if v.size < 20:
+        return None
+    t = _otsu(v)
+    a, b = v[v <= t], v[v > t]
+    if a.size < 5 or b.size < 5:
+        return None
+    f = (b.mean() - a.mean()) ** 2 / max(a.var() + b.var(), 1e-12)
+    return t if f >= min_separation else None
+
+
 def _sample(a: np.ndarray, mask: np.ndarray, n: int = 400_000) -> np.ndarray:
     v = a[mask]
     if v.size > n:
@@ -95,8 +116,9 @@ def polygon_water(chip, berth_buffer_m: float | None = None) -> np.ndarray | Non
         return None
     h, w = chip.shape
     shapes = [(g, 1) for g in polys]
-    buf = (1.5 * chip.gsd_m + 5.0) if berth_buffer_m is None else berth_buffer_m
-    shapes += [(f.geometry.buffer(buf), 1) for f in aoi.berths]
+    buf = 0.0 if berth_buffer_m is None else berth_buffer_m
+    if buf > 0:
+        shapes += [(f.geometry.buffer(buf), 1) for f in aoi.berths]
     m = rasterize(shapes, out_shape=(h, w), transform=chip.transform, fill=0, dtype="uint8",
                   all_touched=False)
     return m.astype(bool)
@@ -120,7 +142,8 @@ def _give_back_thin_land(water: np.ndarray, land_ok: np.ndarray, gsd_m: float) -
     """
     r = max(1, int(np.ceil(MAX_SHIP_WIDTH_M / 2.0 / gsd_m)))
     land = ~water & land_ok
-    wide = ndi.binary_opening(land, structure=_disk(r))
+    # pad by edge values so land cut by the chip border is not "thin"
+    wide = ndi.binary_opening(np.pad(land, r + 1, mode="edge"), structure=_disk(r))[r + 1:-r - 1, r + 1:-r - 1]
     thin = land & ~wide
     if not thin.any():
         return water
@@ -144,11 +167,11 @@ def _give_back_thin_land(water: np.ndarray, land_ok: np.ndarray, gsd_m: float) -
     return water | keep[lab]
 
 
-def image_water(chip, bands: dict[str, np.ndarray] | None = None) -> np.ndarray:
+def image_water(chip, bands: dict[str, np.ndarray] | None = None, ndwi_threshold: float = NDWI_THRESHOLD) -> np.ndarray:
     """Water classified from the chip's own pixels (bool, chip grid).
 
     Optical with green and NIR: NDWI = (green - nir) / (green + nir) above
-    an Otsu threshold (kept within -0.15..0.35). Optical without NIR: dark
+    ``ndwi_threshold`` (3x3 mean at >= 5 m pixels). Optical without NIR: dark
     and smooth pixels (Otsu on log brightness, local texture below its
     median on land). SAR: Otsu on the smoothed log backscatter. Holes up to
     ship size are filled, small water specks on land are dropped.
@@ -165,7 +188,9 @@ def image_water(chip, bands: dict[str, np.ndarray] | None = None) -> np.ndarray:
         lx = np.log(np.maximum(x, 1e-6)).astype(np.float32)
         k = max(3, int(round(30.0 / gsd)) | 1)
         lx = ndi.uniform_filter(np.where(valid, lx, np.nanmedian(lx[valid]) if valid.any() else 0), k)
-        t = -water_threshold(-_sample(lx, valid))
+        t = two_class_threshold(_sample(lx, valid))
+        if t is None:  # one class: water when darker than -13 dB
+            t = np.inf if float(np.median(lx[valid])) < math.log(0.05) else -np.inf
         water = (lx < t) & valid
     else:
         g, n = get("green"), get("nir")
@@ -173,8 +198,7 @@ def image_water(chip, bands: dict[str, np.ndarray] | None = None) -> np.ndarray:
             ndwi = (g - n) / np.maximum(g + n, 1e-6)
             k = 3 if gsd >= 5 else max(3, int(round(10.0 / gsd)) | 1)
             ndwi_s = ndi.uniform_filter(np.where(valid, ndwi, 0).astype(np.float32), k)
-            t = float(np.clip(water_threshold(_sample(ndwi_s, valid)), -0.25, 0.5))
-            water = (ndwi_s > t) & valid
+            water = (ndwi_s > ndwi_threshold) & valid
         else:
             rgb = [get(r) for r in ("red", "green", "blue")]
             rgb = [b for b in rgb if b is not None]
@@ -204,7 +228,8 @@ def image_water(chip, bands: dict[str, np.ndarray] | None = None) -> np.ndarray:
     return water
 
 
-def water_mask(chip, bands: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, str]:
+def water_mask(chip, bands: dict[str, np.ndarray] | None = None,
+               ndwi_threshold: float = NDWI_THRESHOLD) -> tuple[np.ndarray, str]:
     """The chip's water mask and where it came from (``"aoi"``,
     ``"aoi+ndwi"``, ``"image"``).
 
@@ -214,15 +239,14 @@ def water_mask(chip, bands: dict[str, np.ndarray] | None = None) -> tuple[np.nda
     """
     poly = polygon_water(chip)
     if poly is None:
-        return image_water(chip, bands), "image"
+        return image_water(chip, bands, ndwi_threshold), "image"
     get = (lambda r: bands.get(r)) if bands is not None else chip.band
     if chip.sensor != "sar" and get("green") is not None and get("nir") is not None:
         g, n = get("green"), get("nir")
         ndwi = (g - n) / np.maximum(g + n, 1e-6)
         inside = poly & chip.valid
         if inside.sum() > 100 and (~poly & chip.valid).sum() > 100:
-            t = float(np.clip(water_threshold(_sample(ndwi, chip.valid)), -0.25, 0.5))
-            land = (ndwi <= t) & inside
+            land = (ndwi <= ndwi_threshold) & inside
             r = max(1, int(np.ceil(MAX_SHIP_WIDTH_M / 2.0 / chip.gsd_m)))
             wide_land = ndi.binary_opening(land, structure=_disk(r))
             # keep only wide land bodies that are bigger than any hull

@@ -1,0 +1,241 @@
+"""Vessel detector: optical contrast on water, SAR CFAR, water masks.
+
+Chips are built in the tests on a UTM grid: water with noise, a quay, hulls
+drawn as oriented rectangles (brighter than water in every band, as paint
+and decks are), land with bright buildings.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from affine import Affine
+from pyproj import CRS
+from rasterio.features import rasterize
+from shapely.geometry import LineString, Polygon, box
+
+from monitor.aoi import AOI, Feature
+from monitor.detect import detectors
+from monitor.detect.vessels import detect_vessels, local_background, size_class
+from monitor.detect.water import image_water, water_mask
+from monitor.errors import InputError
+from monitor.imagery import Chip
+
+UTM = CRS.from_epsg(32652)
+X0, Y0 = 600_000.0, 4_680_000.0
+
+
+def hull(cx, cy, length, width, heading_deg):
+    """Oriented rectangle centred on (cx, cy), heading clockwise from north."""
+    t = math.radians(heading_deg)
+    ux, uy = math.sin(t), math.cos(t)          # along
+    vx, vy = math.cos(t), -math.sin(t)         # across
+    hl, hw = length / 2, width / 2
+    return Polygon([(cx + ux * hl + vx * hw, cy + uy * hl + vy * hw),
+                    (cx + ux * hl - vx * hw, cy + uy * hl - vy * hw),
+                    (cx - ux * hl - vx * hw, cy - uy * hl - vy * hw),
+                    (cx - ux * hl + vx * hw, cy - uy * hl + vy * hw)])
+
+
+def make_chip(size_m=600.0, gsd=2.0, land=None, hulls=(), seams=(), water_polys=None, berths=(),
+              seed=0, buildings=(), sensor="optical"):
+    """An optical chip (red, green, blue, nir reflectance) on a UTM grid.
+
+    land: polygon of land (default none: all water). Hulls are bright in all
+    bands; seams (polygons) are drawn at half the hull contrast.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(size_m / gsd)
+    tr = Affine(gsd, 0, X0, 0, -gsd, Y0 + size_m)
+    water = {"red": 0.03, "green": 0.06, "blue": 0.07, "nir": 0.015}
+    ground = {"red": 0.16, "green": 0.15, "blue": 0.13, "nir": 0.25}
+    deck = {"red": 0.30, "green": 0.30, "blue": 0.30, "nir": 0.32}
+    roles = ("red", "green", "blue", "nir")
+    land_m = rasterize([(land, 1)], out_shape=(n, n), transform=tr).astype(bool) if land is not None else np.zeros((n, n), bool)
+    hull_m = rasterize([(h, 1) for h in hulls], out_shape=(n, n), transform=tr).astype(bool) if hulls else np.zeros((n, n), bool)
+    seam_m = rasterize([(s, 1) for s in seams], out_shape=(n, n), transform=tr).astype(bool) if seams else np.zeros((n, n), bool)
+    bld_m = rasterize([(b, 1) for b in buildings], out_shape=(n, n), transform=tr).astype(bool) if buildings else np.zeros((n, n), bool)
+    bands = []
+    for r in roles:
+        b = np.where(land_m, ground[r], water[r]).astype(np.float32)
+        b += rng.normal(0, 0.004, b.shape).astype(np.float32) * np.where(land_m, 4, 1)
+        b[bld_m] = 0.45
+        b[hull_m] = deck[r]
+        b[seam_m] = (deck[r] + water[r]) / 2
+        bands.append(np.clip(b, 0, 1) * 10000)
+    feats = tuple(Feature("water", f"w{i}", p) for i, p in enumerate(water_polys or ()))
+    feats += tuple(Feature("berth", f"b{i}", ln) for i, ln in enumerate(berths))
+    aoi = AOI(id="testport", name="Test port", country="KP", kind="port",
+              boundary=box(X0, Y0, X0 + size_m, Y0 + size_m), features=feats, crs=UTM)
+    return Chip(bands=np.stack(bands), roles=roles, valid=np.ones((n, n), bool), transform=tr,
+                crs=UTM, gsd_m=gsd, aoi=aoi, sensor=sensor)
+
+
+def test_registered_for_ports():
+    spec = detectors()["vessel"]
+    assert spec.fn is detect_vessels and "port" in spec.kinds and spec.name == "vessels"
+
+
+def test_open_water_gives_zero():
+    for seed in (1, 2):
+        res = detect_vessels(make_chip(seed=seed))
+        assert res.counts["vessel"] == 0
+        assert res.coverage == pytest.approx(1.0)
+
+
+def test_ships_in_open_water_are_measured():
+    ships = [hull(X0 + 150, Y0 + 300, 120, 20, 30), hull(X0 + 420, Y0 + 200, 60, 12, 100)]
+    res = detect_vessels(make_chip(hulls=ships, seed=3))
+    assert res.counts["vessel"] == 2
+    got = sorted(res.detections, key=lambda d: -d.length_m)
+    assert got[0].length_m == pytest.approx(120, abs=6) and got[0].width_m == pytest.approx(20, abs=5)
+    assert got[0].heading_deg == pytest.approx(30, abs=5)
+    assert got[1].length_m == pytest.approx(60, abs=6)
+    assert got[1].heading_deg == pytest.approx(100, abs=6)
+    assert res.extras["count_by_size"] == {"small_lt30m": 0, "medium_30_100m": 1, "large_gt100m": 1}
+    for d in res.detections:
+        assert d.geometry.is_valid and 0 < d.score <= 1 and d.cls == "vessel"
+
+
+def quay_scene(gsd=2.0, seed=4):
+    """Land in the north with a quay face along y = Y0 + 400 (east-west);
+    three ships moored along it (overlapping the quay by 2 m), a rafted pair
+    (two hulls side by side with a seam), and one ship at anchor."""
+    quay_y = Y0 + 400
+    land = box(X0, quay_y, X0 + 600, Y0 + 600)
+    moored = [hull(X0 + 80, quay_y - 9, 100, 22, 90), hull(X0 + 200, quay_y - 9, 110, 22, 90),
+              hull(X0 + 330, quay_y - 8, 90, 20, 90)]
+    a = hull(X0 + 480, quay_y - 11, 120, 24, 90)
+    b = hull(X0 + 480, quay_y - 37, 120, 24, 90)   # outboard, touching a
+    seam = box(X0 + 420, quay_y - 26, X0 + 540, quay_y - 22)
+    anchor = hull(X0 + 250, Y0 + 150, 140, 24, 45)
+    water_poly = box(X0, Y0, X0 + 600, quay_y)
+    berth = LineString([(X0, quay_y), (X0 + 600, quay_y)])
+    ships = moored + [a, b, anchor]
+    return ships, land, seam, water_poly, berth
+
+
+def test_ships_at_quay_and_rafted_pairs_counted_one_by_one():
+    ships, land, seam, water_poly, berth = quay_scene()
+    with_polys = make_chip(land=land, hulls=ships, seams=[seam], water_polys=[water_poly], berths=[berth], seed=5)
+    res = detect_vessels(with_polys)
+    assert res.extras["water_source"].startswith("aoi")
+    assert res.counts["vessel"] == len(ships)
+    # each true hull has one detection centred on it
+    for s in ships:
+        near = [d for d in res.detections if d.geometry.centroid.distance(s.centroid) < 10]
+        assert len(near) == 1
+
+
+def test_box_only_aoi_gets_water_from_the_image():
+    """No water polygons: water comes from NDWI; ships at anchor (a rafted
+    pair among them) are holes in it that are filled, and counted one by one."""
+    quay_y = Y0 + 400
+    land = box(X0, quay_y, X0 + 600, Y0 + 600)
+    a = hull(X0 + 420, Y0 + 250, 120, 24, 90)
+    b = hull(X0 + 420, Y0 + 224, 120, 24, 90)
+    seam = box(X0 + 360, Y0 + 235, X0 + 480, Y0 + 239)
+    ships = [a, b, hull(X0 + 150, Y0 + 150, 140, 24, 45), hull(X0 + 150, Y0 + 330, 70, 14, 80)]
+    chip = make_chip(land=land, hulls=ships, seams=[seam], seed=6)
+    water, source = water_mask(chip)
+    assert source == "image"
+    assert water[-10:, :].all() and not water[:50, :].any()
+    assert water[chip.shape[0] - 125, 210]          # inside hull a: filled hole
+    res = detect_vessels(chip)
+    assert res.counts["vessel"] == len(ships)
+    for s in ships:
+        assert len([d for d in res.detections if d.geometry.centroid.distance(s.centroid) < 10]) == 1
+
+
+def test_land_never_yields_ships():
+    land = box(X0, Y0 + 300, X0 + 600, Y0 + 600)
+    buildings = [hull(X0 + 100 + 90 * i, Y0 + 450, 80, 20, 90 if i % 2 else 20) for i in range(5)]
+    for polys in (None, [box(X0, Y0, X0 + 600, Y0 + 300)]):
+        chip = make_chip(land=land, buildings=buildings, water_polys=polys, seed=7)
+        res = detect_vessels(chip)
+        assert res.counts["vessel"] == 0
+    # all land, no water at all
+    chip = make_chip(land=box(X0, Y0, X0 + 600, Y0 + 600), buildings=buildings, seed=8)
+    res = detect_vessels(chip)
+    assert res.counts["vessel"] == 0
+
+
+def test_min_length_follows_gsd():
+    short = hull(X0 + 300, Y0 + 300, 12, 6, 0)
+    chip = make_chip(hulls=[short], seed=9, gsd=2.0)
+    assert detect_vessels(chip).counts["vessel"] == 0              # 12 m < 15 m
+    assert detect_vessels(chip, min_length_m=8).counts["vessel"] == 1
+    # at 10 m a 30 m boat is 3 px long and counts; the limit is in metres
+    boat = hull(X0 + 305, Y0 + 305, 30, 10, 0)
+    coarse = make_chip(size_m=2000, gsd=10.0, hulls=[boat], seed=10)
+    res = detect_vessels(coarse)
+    assert res.counts["vessel"] == 1
+    assert detect_vessels(coarse, min_length_m=45).counts["vessel"] == 0
+
+
+def sar_chip(gsd=10.0, size=400, targets=(), enl=4.0, seed=11, land_rows=0):
+    rng = np.random.default_rng(seed)
+    sigma_w = 0.01
+    x = rng.gamma(enl, sigma_w / enl, (size, size)).astype(np.float32)
+    if land_rows:
+        x[:land_rows] = rng.gamma(2.0, 0.15 / 2.0, (land_rows, size))
+    tr = Affine(gsd, 0, X0, 0, -gsd, Y0 + size * gsd)
+    for r, c, L, W in targets:
+        x[r:r + L, c:c + W] = rng.gamma(enl, 1.0 / enl, (L, W)) * 1.0 + 0.3
+    aoi = AOI(id="sarport", name="SAR port", country="KP", kind="port",
+              boundary=box(X0, Y0, X0 + size * gsd, Y0 + size * gsd), crs=UTM)
+    return Chip(bands=x[None], roles=("vv",), valid=np.ones((size, size), bool), transform=tr, crs=UTM,
+                gsd_m=gsd, aoi=aoi, sensor="sar")
+
+
+def test_sar_cfar_finds_bright_targets_in_speckle():
+    targets = [(50, 50, 12, 3), (200, 80, 3, 15), (300, 300, 6, 2), (120, 250, 20, 4), (320, 150, 4, 4)]
+    res = detect_vessels(sar_chip(targets=targets))
+    assert res.extras["mode"] == "sar"
+    assert res.counts["vessel"] == len(targets)
+    big = max(res.detections, key=lambda d: d.length_m)
+    assert big.length_m == pytest.approx(200, abs=30)
+    # empty speckle: (almost) no false alarms at pfa 1e-6 over 160 000 px
+    assert detect_vessels(sar_chip(seed=12)).counts["vessel"] <= 1
+
+
+def test_sar_land_is_not_water():
+    chip = sar_chip(targets=[(300, 200, 10, 3)], land_rows=150, seed=13)
+    res = detect_vessels(chip)
+    assert res.counts["vessel"] == 1
+    assert res.extras["water_source"] == "image"
+
+
+def test_sar_in_decibels_is_converted():
+    chip = sar_chip(targets=[(100, 100, 10, 3)], seed=14)
+    chip.bands = (10 * np.log10(np.maximum(chip.bands, 1e-6))).astype(np.float32)
+    assert detect_vessels(chip).counts["vessel"] == 1
+
+
+def test_local_background_is_robust_to_ships():
+    rng = np.random.default_rng(15)
+    x = rng.normal(10.0, 1.0, (256, 256)).astype(np.float32)
+    x[100:110, 50:150] = 100.0
+    bg, sg = local_background(x, np.ones_like(x, bool), 64)
+    assert np.allclose(np.median(bg), 10.0, atol=0.2)
+    assert 0.8 < np.median(sg) < 1.3
+
+
+def test_coverage_counts_only_valid_water():
+    ships, land, seam, water_poly, berth = quay_scene()
+    chip = make_chip(land=land, water_polys=[water_poly], seed=16)
+    chip.valid[:, : chip.shape[1] // 2] = False
+    res = detect_vessels(chip)
+    assert res.coverage == pytest.approx(0.5, abs=0.02)
+
+
+def test_bad_options_are_refused():
+    chip = make_chip(seed=17)
+    with pytest.raises(InputError):
+        detect_vessels(chip, pfa=2.0)
+    with pytest.raises(InputError):
+        detect_vessels(chip, min_length_m=0)
+
+
+def test_size_classes():
+    assert size_class(10) == "small_lt30m" and size_class(50) == "medium_30_100m" and size_class(250) == "large_gt100m"
