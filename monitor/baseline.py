@@ -8,7 +8,7 @@ class) valid observations *strictly before* it (no look-ahead) within the
 prior window (default 5 years):
 
 - centre: the median of the prior counts (per unit coverage, see below);
-- seasonal adjustment: once the series has ``min_season_years`` (2) years,
+- seasonal adjustment: once the series spans ``min_season_cycles`` (2) years,
   the median of the prior residuals of the same season (month of year by
   default) is added to the centre;
 - spread: 1.4826 x the median absolute one-step-ahead residual (a MAD of
@@ -55,6 +55,9 @@ _SEASONS = {
 
 #: Seconds in the (Julian) year used for window lengths.
 YEAR_S = 365.25 * 86400
+
+#: The cycle each season kind repeats over, in seconds.
+_CYCLE_S = {"month": YEAR_S, "quarter": YEAR_S, "week": YEAR_S, "dayofweek": 7 * 86400.0, "hour": 86400.0}
 
 
 _OUT_COLUMNS = ("valid", "n_history", "rate", "median", "season", "expected", "spread", "z", "ratio",
@@ -116,7 +119,7 @@ def _runs_start(codes, valid_scored, z, shift_z, shift_run, order, exclude):
 
 def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str | pd.Timedelta | None = None,
           min_coverage: float = 0.6, z_threshold: float = 3.5, min_history: int = 8, min_spread: float = 1.0,
-          season: str | None = "month", min_season_years: float = 2.0, shift_run: int = 4,
+          season: str | None = "month", min_season_cycles: float = 2.0, shift_run: int = 4,
           shift_z: float = 3.0, record_z: float = 3.0, record_min_years: float = 2.0, drop: bool = False, max_passes: int = 12, poisson_floor: bool = True,
           time: str = "acquired", value: str = "count", coverage: str | None = "coverage",
           by: tuple[str, ...] | list[str] | None = None) -> pd.DataFrame:
@@ -138,6 +141,9 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
         objects); switch off for amounts such as money.
     season: ``"month"`` (default), ``"quarter"``, ``"week"``,
         ``"dayofweek"``, ``"hour"`` or None.
+    min_season_cycles: the seasonal term is used once the series spans
+        this many cycles of the season (years for month/quarter/week, weeks
+        for dayofweek, days for hour) and the season was seen in two cycles.
     shift_run, shift_z: a run of ``shift_run`` consecutive valid
         observations beyond ``shift_z`` on one side starts a new regime.
     record_z: a record (above every valid count in the window) must also be
@@ -210,7 +216,8 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
         if len(starts):
             _, rcodes = np.unique(rcodes, return_inverse=True)
         rorder = np.lexsort((t_s, rcodes))
-        st = _baseline(rcodes, t_s, rate, cov_eff, valid, wseconds, seas, min_season_years, min_spread, rorder,
+        st = _baseline(rcodes, t_s, rate, cov_eff, valid, wseconds, seas,
+                       (min_season_cycles, _CYCLE_S.get(season or '', YEAR_S)), min_spread, rorder,
                        poisson_floor)
         if frozen.any():
             for k in st:
@@ -296,7 +303,7 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
     return out
 
 
-def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, min_season_years, min_spread, order,
+def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, season_need, min_spread, order,
               poisson_floor=True):
     """Centre, seasonal term, spread and z for every row from valid prior rows."""
     xv = np.where(valid, rate, np.nan)
@@ -312,8 +319,9 @@ def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, min_season_years
         tres = np.where(np.isfinite(resid), t_s.astype(float), np.nan)
         sfirst = _roll(scodes, t_s, tres, wseconds, "min", sorder)
         tfirst = _roll(codes, t_s, np.where(valid, t_s.astype(float), np.nan), wseconds, "min", order)
-        long_enough = (t_s - tfirst) >= (min_season_years * YEAR_S - 31 * 86400)
-        two_seasons = (np.nan_to_num(scount) >= 2) & ((t_s - sfirst) >= 0.75 * YEAR_S)
+        cycles, cycle = season_need
+        long_enough = (t_s - tfirst) >= (cycles - 1 / 12.0) * cycle
+        two_seasons = (np.nan_to_num(scount) >= 2) & ((t_s - sfirst) >= 0.75 * cycle)
         use = long_enough & two_seasons & np.isfinite(smed)
         season = np.where(use, smed, 0.0)
     expected = med + season
