@@ -142,6 +142,21 @@ def _pick_overview(src, factor: float) -> int | None:
 QA_PIXEL_INVALID_BITS = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4)
 
 
+def _outline(src, dst_crs):
+    """The raster's extent as a polygon in ``dst_crs`` (edges densified)."""
+    from rasterio.warp import transform as warp_transform
+    from shapely.geometry import Polygon
+
+    l, b, r, t = src.bounds
+    n = 64
+    f = np.linspace(0.0, 1.0, n, endpoint=False)
+    xs = np.concatenate([l + (r - l) * f, np.full(n, r), r - (r - l) * f, np.full(n, l)])
+    ys = np.concatenate([np.full(n, b), b + (t - b) * f, np.full(n, t), t - (t - b) * f])
+    X, Y = warp_transform(src.crs, dst_crs, xs.tolist(), ys.tolist())
+    poly = Polygon(list(zip(X, Y)))
+    return poly if poly.is_valid else poly.buffer(0)
+
+
 def _mask_valid(arr: np.ndarray, name: str | None) -> np.ndarray:
     """True where a cloud/QA mask band says the pixel is clear (see BandRef)."""
     n = str(name or "").lower()
@@ -180,6 +195,7 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
     is not a raster, is corrupt or truncated, has no CRS, misses the AOI,
     holds only nodata in the AOI, or its bands cannot be told apart.
     """
+    from rasterio.enums import MaskFlags
     from rasterio.errors import RasterioError
     from rasterio.features import geometry_mask
     from rasterio.vrt import WarpedVRT
@@ -244,8 +260,18 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
             try:
                 with open_raster(href, **kw) as src:
                     has_alpha = any(ci.name == "alpha" for ci in src.colorinterp)
+                    # A file without nodata, alpha or internal mask is valid wherever
+                    # it has pixels: its outline, rasterized, is the mask (cheaper
+                    # than a warped alpha band). Otherwise GDAL's masks are warped.
+                    plain = src.nodata is None and not has_alpha and all(
+                        MaskFlags.all_valid in src.mask_flag_enums[b.index - 1] for b in grp)
+                    inside = None
+                    if plain:
+                        inside = geometry_mask([_outline(src, dst_crs)], out_shape=(height, width),
+                                               transform=transform, invert=True)
+                        valid &= inside
                     vkw = dict(crs=dst_crs, transform=transform, width=width, height=height,
-                               add_alpha=src.nodata is None and not has_alpha)
+                               add_alpha=not plain and src.nodata is None and not has_alpha)
                     dgrp = [b for b in grp if b.role not in ("mask", "alpha")]
                     mgrp = [b for b in grp if b.role == "mask"]
                     if dgrp:
@@ -254,15 +280,16 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
                             for b in dgrp:
                                 k = data_refs.index(b)
                                 vrt.read(b.index, out=out[k])
-                                valid &= vrt.read_masks(b.index) > 0
+                                if not plain:
+                                    valid &= vrt.read_masks(b.index) > 0
                                 if np.dtype(src.dtypes[b.index - 1]).kind == "f":
                                     valid &= np.isfinite(out[k])
-                    if mgrp or not dgrp:
+                    if mgrp:
                         with WarpedVRT(src, resampling=_resampling("nearest"), **vkw) as vrt:
                             for b in mgrp:
                                 a = vrt.read(b.index)
-                                inside = vrt.read_masks(b.index) > 0
-                                valid &= ~inside | _mask_valid(a, b.name)
+                                ins = inside if plain else vrt.read_masks(b.index) > 0
+                                valid &= ~ins | _mask_valid(a, b.name)
                     meta["files"][href] = {"dtype": src.dtypes[0], "nodata": src.nodata,
                                            "overview_level": level}
             except RasterioError as e:
