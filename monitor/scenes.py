@@ -891,3 +891,15 @@ def with_bands(scene: Scene, roles: Sequence[str]) -> Scene:
             raise SceneError(scene.path, f"scene {scene.id} has no band {r!r} (has {', '.join(scene.roles)})")
         bs.extend(m)
     return replace(scene, bands=tuple(bs))
+
+
+def require_acquired(scene: Scene) -> datetime:
+    """The scene's acquisition time; :class:`SceneError` naming it if unknown.
+
+    For the store and ``monitor run``, which refuse scenes without a time
+    (``read_chip`` and ``monitor detect`` accept them).
+    """
+    if scene.acquired is None:
+        raise SceneError(scene.path, "no acquisition time (no STAC datetime, no TIFFTAG_DATETIME or "
+                                     "ACQUISITIONDATETIME tag, no date in the file name)")
+    return scene.acquired

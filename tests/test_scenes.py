@@ -19,8 +19,8 @@ from shapely.geometry import Polygon, box, mapping
 
 from monitor.aoi import AOI
 from monitor.errors import SceneError
-from monitor.scenes import (file_digest, find_scenes, open_scene, parse_time, scene_covers,
-                            time_from_name)
+from monitor.scenes import (file_digest, find_scenes, open_scene, parse_time, require_acquired,
+                            scene_covers, time_from_name)
 
 LON, LAT = 130.30, 42.25
 UTM = "EPSG:32652"
@@ -91,7 +91,10 @@ def test_time_from_file_name(tmp_path, name, expected):
 
 
 def test_no_time_is_none(tmp_path):
-    assert open_scene(write(tmp_path / "scene_v2.tif")).acquired is None
+    s = open_scene(write(tmp_path / "scene_v2.tif"))
+    assert s.acquired is None
+    with pytest.raises(SceneError, match="scene_v2.tif: no acquisition time"):
+        require_acquired(s)
     assert time_from_name("img_12345678901.tif") is None
     assert parse_time("not a time") is None
 
