@@ -121,6 +121,7 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
           min_coverage: float = 0.6, z_threshold: float = 3.5, min_history: int = 8, min_spread: float = 1.0,
           season: str | None = "month", min_season_cycles: float = 2.0, shift_run: int = 4,
           shift_z: float = 3.0, record_z: float = 3.0, record_min_years: float = 2.0, drop: bool = False, max_passes: int = 12, poisson_floor: bool = True,
+          mean_floor: float = 0.5,
           time: str = "acquired", value: str = "count", coverage: str | None = "coverage",
           by: tuple[str, ...] | list[str] | None = None) -> pd.DataFrame:
     """Score every observation against its own prior baseline.
@@ -139,6 +140,9 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
     min_spread: lower bound of the spread (counts per full coverage).
     poisson_floor: floor the spread by sqrt(expected count) (counts of
         objects); switch off for amounts such as money.
+    mean_floor: floor the spread by this share of the mean absolute
+        residual (x 1.2533), so a series that is mostly flat (MAD 0) with
+        rare moves still has a spread.
     season: ``"month"`` (default), ``"quarter"``, ``"week"``,
         ``"dayofweek"``, ``"hour"`` or None.
     min_season_cycles: the seasonal term is used once the series spans
@@ -218,7 +222,7 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
         rorder = np.lexsort((t_s, rcodes))
         st = _baseline(rcodes, t_s, rate, cov_eff, valid, wseconds, seas,
                        (min_season_cycles, _CYCLE_S.get(season or '', YEAR_S)), min_spread, rorder,
-                       poisson_floor)
+                       poisson_floor, mean_floor)
         if frozen.any():
             for k in st:
                 st[k][frozen] = frozen_stats[k][frozen]
@@ -304,7 +308,7 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
 
 
 def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, season_need, min_spread, order,
-              poisson_floor=True):
+              poisson_floor=True, mean_floor=0.5):
     """Centre, seasonal term, spread and z for every row from valid prior rows."""
     xv = np.where(valid, rate, np.nan)
     med = _roll(codes, t_s, xv, wseconds, "median", order)
@@ -329,5 +333,8 @@ def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, season_need, min
     mad = MAD_SCALE * _roll(codes, t_s, err, wseconds, "median", order)
     pois = np.sqrt(np.maximum(expected, 0.0) / cov_eff) if poisson_floor else np.zeros(len(rate))
     spread = np.fmax(np.fmax(mad, pois), min_spread)
+    if mean_floor > 0:
+        mean_abs = 1.2533 * _roll(codes, t_s, err, wseconds, "mean", order)
+        spread = np.fmax(spread, mean_floor * mean_abs)
     z = (rate - expected) / spread
     return {"median": med, "season": season, "expected": expected, "spread": spread, "z": z, "n_history": nh}

@@ -1,0 +1,176 @@
+"""Speed and accuracy of the baseline scorer.
+
+    python benchmarks/bench_baseline.py [--nab DIR] [--rows 1000000] [--ingest 100000]
+
+Prints:
+- scoring time for 1,000,000 observations (200 series over 20 years, irregular
+  times, partial coverage), goal <= 3 s;
+- ingest time of 100,000 observations into a fresh store, goal <= 10 s;
+- ``NAB standard score: X``: the Numenta Anomaly Benchmark standard-profile
+  score of :func:`monitor.baseline.score` (|robust z| mapped to [0, 1],
+  streaming: each row scored from the rows before it only), with NAB's
+  scoring reimplemented from DIR/README.md: probation, anomaly windows,
+  scaled sigmoid, one threshold for the whole corpus chosen to maximise the
+  raw score, normalised between the null and the perfect detector.
+  Skipped with a message when DIR is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from monitor.baseline import score
+from monitor.store import Store
+
+PROFILES = {"standard": (1.0, 1.0, 0.11), "reward_low_FP_rate": (1.0, 1.0, 0.22),
+            "reward_low_FN_rate": (1.0, 2.0, 0.11)}
+
+#: One setting of the scorer for the whole NAB corpus (not per file).
+NAB_OPTIONS = dict(window="2D", season=None, min_history=12, min_spread=1e-9, poisson_floor=False,
+                   shift_run=6, shift_z=3.0, z_threshold=4.0, drop=True, coverage=None, by=[])
+
+
+def default_nab_dir() -> Path:
+    here = Path(__file__).resolve().parents[1]
+    for p in (Path("/work/shared/nab"), here.parent / "shared" / "nab"):
+        if p.exists():
+            return p
+    return here.parent / "shared" / "nab"
+
+
+def synthetic(n: int, groups: int = 200, years: int = 20, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, groups, n)
+    t = pd.Timestamp("2005-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, int(years * 365.25 * 86400), n),
+                                                               unit="s")
+    lam = 5 + (g % 40)
+    return pd.DataFrame({"scene_id": [f"s{i}" for i in range(n)], "aoi_id": "aoi" + pd.Series(g).astype(str),
+                         "class": "railcar", "acquired": t, "count": rng.poisson(lam),
+                         "coverage": rng.uniform(0.4, 1.0, n)})
+
+
+# -- NAB scoring -----------------------------------------------------------
+def _sig(p):
+    """NAB's scaled sigmoid: 2 / (1 + exp(5 p)) - 1, and -1 beyond p > 3."""
+    p = np.asarray(p, dtype=float)
+    return np.where(p > 3, -1.0, 2.0 / (1.0 + np.exp(5.0 * p)) - 1.0)
+
+
+class _FileScore:
+    """Precomputed pieces of one file's NAB score, for any threshold."""
+
+    def __init__(self, scores: np.ndarray, windows: list[tuple[int, int]], a_tp, a_fn, a_fp):
+        n = len(scores)
+        prob = min(int(math.floor(0.15 * n)), 750)
+        s = np.asarray(scores, float).copy()
+        s[:prob] = -np.inf  # probation: ignored
+        self.windows = []
+        in_win = np.zeros(n, dtype=bool)
+        weight = np.full(n, -a_fp)  # before any window
+        for l, r in windows:
+            in_win[l:r + 1] = True
+        for k, (l, r) in enumerate(windows):
+            w = r - l + 1
+            cm = np.maximum.accumulate(s[l:r + 1])
+            i = np.arange(l, r + 1)
+            val = a_tp * _sig(-(r - i + 1) / w) / _sig(-1.0)
+            self.windows.append((cm, val))
+            end = windows[k + 1][0] if k + 1 < len(windows) else n
+            d = np.arange(r + 1, end) - r
+            weight[r + 1:end] = a_fp * _sig(d / max(w - 1, 1))
+        out = ~in_win & np.isfinite(s)
+        so = s[out]
+        order = np.argsort(-so)
+        self.fp_sorted = so[order]
+        self.fp_cum = np.r_[0.0, np.cumsum(weight[out][order])]
+        self.a_fn = a_fn
+
+    def raw(self, th: float) -> float:
+        total = 0.0
+        for cm, val in self.windows:
+            j = np.searchsorted(cm, th, side="left")
+            total += val[j] if j < len(cm) else -self.a_fn
+        k = np.searchsorted(-self.fp_sorted, -th, side="right")  # rows with score >= th
+        return total + self.fp_cum[k]
+
+
+def nab_score(nab: Path, profile: str = "standard", options: dict | None = None) -> tuple[float, dict]:
+    a_tp, a_fn, a_fp = PROFILES[profile]
+    windows = json.loads((nab / "labels" / "combined_windows.json").read_text())
+    files, n_windows, per_cat = [], 0, {}
+    opts = dict(NAB_OPTIONS, **(options or {}))
+    for rel, wins in sorted(windows.items()):
+        p = nab / "data" / rel
+        df = pd.read_csv(p)
+        t = pd.to_datetime(df["timestamp"]).dt.tz_localize("UTC")
+        obs = pd.DataFrame({"acquired": t, "count": df["value"].astype(float), "row": np.arange(len(df))})
+        sc = score(obs, **opts).sort_values("row")
+        an = sc["anomaly"].to_numpy()
+        ts = t.dt.tz_convert(None).to_numpy()
+        idx = []
+        for a, b in wins:
+            l = int(np.searchsorted(ts, np.datetime64(pd.Timestamp(a).tz_localize(None)), "left"))
+            r = int(np.searchsorted(ts, np.datetime64(pd.Timestamp(b).tz_localize(None)), "right")) - 1
+            idx.append((l, min(r, len(df) - 1)))
+        files.append((rel.split("/")[0], _FileScore(an, idx, a_tp, a_fn, a_fp)))
+        n_windows += len(idx)
+    null = -a_fn * n_windows
+    perfect = a_tp * n_windows
+    grid = np.unique(np.r_[np.linspace(0.3, 0.999, 300), 1 - np.logspace(-6, -3, 40)])
+    raws = np.array([sum(f.raw(th) for _, f in files) for th in grid])
+    best = int(np.argmax(raws))
+    th = grid[best]
+    for cat, f in files:
+        per_cat.setdefault(cat, 0.0)
+        per_cat[cat] += f.raw(th)
+    return 100.0 * (raws[best] - null) / (perfect - null), {"threshold": th, "raw": raws[best], "per_category": per_cat}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nab", type=Path, default=None, help="NAB data directory (default ../shared/nab)")
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--ingest", type=int, default=100_000)
+    a = ap.parse_args(argv)
+
+    df = synthetic(a.rows)
+    t0 = time.perf_counter()
+    sc = score(df)
+    dt = time.perf_counter() - t0
+    print(f"scoring {len(df):,} observations ({df['aoi_id'].nunique()} series): {dt:.2f} s "
+          f"(goal <= 3 s; {sc['spike'].sum()} spikes, {sc['level_shift'].sum()} level shifts)")
+
+    ing = synthetic(a.ingest, seed=1)
+    with tempfile.TemporaryDirectory() as d:
+        st = Store(Path(d) / "bench.db")
+        t0 = time.perf_counter()
+        st.write_observations(ing)
+        dt = time.perf_counter() - t0
+        n = len(st.observations())
+        st.close()
+    print(f"ingest {a.ingest:,} observations: {dt:.2f} s (goal <= 10 s; {n:,} rows stored)")
+
+    nab = a.nab or default_nab_dir()
+    if not (nab / "labels" / "combined_windows.json").exists():
+        print(f"NAB standard score: skipped ({nab} absent)")
+        return 0
+    t0 = time.perf_counter()
+    s, info = nab_score(nab, "standard")
+    dt = time.perf_counter() - t0
+    print(f"NAB standard score: {s:.1f}")
+    print(f"  threshold {info['threshold']:.4f} on anomaly = |z|/(|z|+z_threshold), {dt:.1f} s; raw per category: "
+          + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(info["per_category"].items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
