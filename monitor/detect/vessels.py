@@ -54,13 +54,15 @@ _EIGHT = np.ones((3, 3), bool)
 # ---------------------------------------------------------------------------
 
 def local_background(x: np.ndarray, mask: np.ndarray, block_px: int,
-                     max_samples: int = 1_500_000) -> tuple[np.ndarray, np.ndarray]:
+                     max_samples: int = 1_500_000, tail: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Local median and robust sigma (1.4826 MAD) of ``x`` over ``mask``.
 
     Statistics are taken on square blocks of ``block_px`` pixels (subsampled
     so that at most ``max_samples`` pixels are used), blocks with too few
     mask pixels take their nearest neighbour's values, and the block grid is
-    bilinearly interpolated back to the pixel grid. Returns float32 arrays
+    bilinearly interpolated back to the pixel grid. With ``tail`` the sigma
+    is at least (q95 - median) / 1.645, so heavy-tailed water (waves, glint)
+    gets a larger scale than its MAD alone would give. Returns float32 arrays
     (background, sigma) of ``x.shape``; sigma is floored to stay positive.
     """
     h, w = x.shape
@@ -91,7 +93,9 @@ def local_background(x: np.ndarray, mask: np.ndarray, block_px: int,
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(cells, axis=2)
             mad = np.nanmedian(np.abs(cells - med[..., None]), axis=2)
-    sig = 1.4826 * mad
+            q95 = np.nanquantile(cells, 0.95, axis=2) if tail else med
+    # heavy-tailed water (wave crests, glint): the upper tail sets the scale
+    sig = np.maximum(1.4826 * mad, (q95 - med) / 1.645)
     # neighbour fill for empty blocks
     if not good.all():
         _, (iy, ix) = ndi.distance_transform_edt(~good, return_indices=True)
@@ -298,7 +302,7 @@ def _sar_band(chip) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 def _optical_contrast(bands: dict[str, np.ndarray], water: np.ndarray, gsd: float, block_m: float) -> np.ndarray:
-    block_px = max(16, int(round(block_m / gsd)))
+    block_px = max(48, int(round(block_m / gsd)))
     acc = None
     for role in ("nir", "red", "green", "blue", "pan", "gray"):
         x = bands.get(role)
