@@ -93,7 +93,13 @@ def local_background(x: np.ndarray, mask: np.ndarray, block_px: int,
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(cells, axis=2)
             mad = np.nanmedian(np.abs(cells - med[..., None]), axis=2)
-            q95 = np.nanquantile(cells, 0.95, axis=2) if tail else med
+            if tail:
+                # the tail of the water itself: hulls (far out) censored first
+                cut = med + 8.0 * 1.4826 * np.maximum(mad, 1e-12)
+                q95 = np.nanquantile(np.where(cells <= cut[..., None], cells, np.nan), 0.95, axis=2)
+                q95 = np.where(np.isfinite(q95), q95, med)
+            else:
+                q95 = med
     # heavy-tailed water (wave crests, glint): the upper tail sets the scale
     sig = np.maximum(1.4826 * mad, (q95 - med) / 1.645)
     # neighbour fill for empty blocks
