@@ -328,7 +328,7 @@ def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, season_need, min
         two_seasons = (np.nan_to_num(scount) >= 2) & ((t_s - sfirst) >= 0.75 * cycle)
         use = long_enough & two_seasons & np.isfinite(smed)
         season = np.where(use, smed, 0.0)
-    expected = med + season
+    expected = np.maximum(med + season, 0.0)  # counts are never negative
     err = np.abs(xv - expected)
     mad = MAD_SCALE * _roll(codes, t_s, err, wseconds, "median", order)
     pois = np.sqrt(np.maximum(expected, 0.0) / cov_eff) if poisson_floor else np.zeros(len(rate))
