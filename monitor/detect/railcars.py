@@ -136,7 +136,9 @@ def _snap_scores(strip: Strip, gsd: float, rail_sep: float, search_m: float, win
         q = np.percentile(a, 95) if a.size else 1.0
         return a / q if q > 0 else a
 
-    sc = wr * _norm(rails) + _norm(band)
+    # where rails are resolved they are the evidence (a car row and its
+    # shadow make a band off the track centre); coarser, the band
+    sc = wr * _norm(rails) + (1.0 - wr) * _norm(band)
     sc = np.where(cnt[:, cand] > 0.2, sc, 0.0)
     return sc, strip.o[cand], rails
 
@@ -172,7 +174,7 @@ def _viterbi(score: np.ndarray, cand: np.ndarray, step_m: float, penalty: float)
 
 def _snap(strip: Strip, score: np.ndarray, cand: np.ndarray, prior: float | None, search_m: float,
           taken: list | None = None, own=None, sep_m: float = 2.6,
-          move_cost: float = 0.1) -> np.ndarray:
+          move_cost: float = 0.1, wiggle_m: float = 1.0) -> np.ndarray:
     """Smooth per-station offset (m) of the real track from the line.
 
     ``taken``: (snapped, drawn) line pairs of tracks already snapped; a
@@ -185,6 +187,11 @@ def _snap(strip: Strip, score: np.ndarray, cand: np.ndarray, prior: float | None
     nb = int(math.ceil(ns / blk))
     pad = nb * blk - ns
     sc = np.pad(score, ((0, pad), (0, 0)), mode="edge").reshape(nb, blk, -1).mean(axis=1)
+    # blocks with a clear peak (visible rails) speak; the rest (cars, cloud)
+    # follow their neighbours through the smoothness of the path
+    prom = sc.max(axis=1) - np.median(sc, axis=1)
+    q = np.quantile(prom, 0.9) if prom.size else 1.0
+    sc = (sc - np.median(sc, axis=1, keepdims=True)) * np.clip(prom / (q if q > 0 else 1.0), 0, 1)[:, None]
     # moving the line costs a little: drawn lines are roughly right
     sc = sc - move_cost * np.abs(cand)[None, :] / max(search_m, 1e-6)
     if prior is not None:
@@ -207,11 +214,16 @@ def _snap(strip: Strip, score: np.ndarray, cand: np.ndarray, prior: float | None
             o_draw = np.interp(sb, sj, od)
             close = (np.abs(cand[None, :] - o_other[:, None]) < sep_m) & (inside & (np.abs(o_draw) > sep_m))[:, None]
             sc = np.where(close, sc - 10.0, sc)
-    path = _viterbi(sc, cand, blk * strip.ds, penalty=0.6)
+    # one shift for the whole line (drawing and georeference errors are
+    # smooth; an occupied stretch hides its own rails while the neighbours'
+    # stay visible), then a smooth residual of at most ``wiggle_m``
+    c0 = cand[int(np.argmax(sc.sum(axis=0)))]
+    sc = np.where(np.abs(cand - c0)[None, :] <= wiggle_m, sc, sc - 100.0)
+    path = _viterbi(sc, cand, blk * strip.ds, penalty=1.0)
     off_b = cand[path]
     centers = (np.arange(nb) + 0.5) * blk
     off = np.interp(np.arange(ns), centers, off_b)
-    return ndimage.gaussian_filter1d(off, max(1.0, 6.0 / strip.ds), mode="nearest")
+    return ndimage.gaussian_filter1d(off, max(1.0, 12.0 / strip.ds), mode="nearest")
 
 
 # ---------------------------------------------------------------------------
@@ -421,19 +433,62 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     half_occ = 1.35
     o_occ = np.arange(-3.2, 3.2 + do / 2, do)
 
-    # --- 1. snap --------------------------------------------------------
+    fine = gsd <= fine_gsd_m
     geo = []
     for tid, line, gauge in lines:
         s, xy, nrm = stations(line, ds)
         geo.append((tid, line, gauge, s, xy, nrm))
     total_len = float(sum(g[1].length for g in geo))
-    shifts = []
+
+    def occupancy(shifts):
+        """Strips on the shifted lines, features, occupancy scores."""
+        strips, feats = [], []
+        for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts):
+            st = sample(bands, valid, chip.transform, xy + sh[:, None] * nrm, nrm, o_occ, s)
+            left, right, ok = _features(st, half_occ, smooth_m=max(occ_smooth_m, gsd / 2 if fine else gsd))
+            strips.append(st)
+            feats.append((left, right, ok))
+        if sum(f[2].sum() for f in feats) == 0:
+            raise SceneError(name, f"no track of AOI {chip.aoi.id} is visible in the chip "
+                                   "(tracks outside the chip, or all nodata/cloud)")
+        allf = np.concatenate([np.concatenate([l[ok], r[ok]]) for l, r, ok in feats], axis=0)
+        models = _empty_reference(allf, None, keep_scale=0.35 if fine else 0.5)
+        scale = np.median([s for _, s in models], axis=0)
+        dists = []
+        for (left, right, ok) in feats:
+            dl = _distance(left, models)
+            dr = _distance(right, models)
+            # a car covers both halves; at coarse GSD the halves are not resolved
+            d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
+            dists.append(ndimage.median_filter(d, size=max(1, int(round(1.0 / ds))) | 1, mode="nearest"))
+        thr = threshold if threshold is not None else _auto_threshold(
+            np.concatenate([d[ok] for d, (_, _, ok) in zip(dists, feats)]))
+        shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr) if (fine and use_shadows) else None
+        if shadow is not None:
+            # a car casts a shadow beside it on the scene's anti-sun side: the
+            # stronger of the two cues (in units of their thresholds) decides
+            dists = [np.maximum(d / thr * shadow_weight, c / shadow["thr"]) * thr
+                     for d, c in zip(dists, shadow["c"])]
+        return strips, feats, dists, thr, shadow, scale
+
+    # --- 1. snap --------------------------------------------------------
+    zero = [np.zeros(len(g[3])) for g in geo]
+    shifts = zero
     if snap and search_m > 0:
+        # occupancy on the lines as drawn: an occupied stretch hides its own
+        # rails, so it gives no evidence of where the rails are
+        _, f0, d0, thr0, _, _ = occupancy(zero)
+        empty = []
+        for d, (_, _, ok) in zip(d0, f0):
+            e = (d < thr0) & ok
+            # a line that looks occupied nearly everywhere may simply be off
+            # the track: then every visible station speaks
+            empty.append(e if e.sum() >= 0.25 * max(ok.sum(), 1) else ok)
         pre = []
-        for tid, line, gauge, s, xy, nrm in geo:
+        for (tid, line, gauge, s, xy, nrm), e in zip(geo, empty):
             st = sample(bands, valid, chip.transform, xy, nrm, o_snap, s)
             sc, cand, _ = _snap_scores(st, gsd, gauge / 1000.0 + 0.07, search_m)
-            pre.append((st, sc, cand))
+            pre.append((st, sc * e[:, None], cand))
         # common shift of all lines (a georeference or drawing offset) as prior
         tot = sum(sc.sum(axis=0) for _, sc, _ in pre)
         prior = float(pre[0][2][int(np.argmax(tot))]) if len(pre) > 1 else None
@@ -445,64 +500,30 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         for i in order:
             st, sc, cand = pre[i]
             sh = _snap(st, sc, cand, prior, search_m, taken, own=geo[i][1],
-                       move_cost=0.5 * max(1.0, gsd))
+                       move_cost=2.0 * max(1.0, gsd))
             shifts[i] = sh
             step = max(1, int(round(2.0 / st.ds)))
             moved = (st.xy + sh[:, None] * st.normal)[::step]
             if len(moved) >= 2:
                 taken.append((moved, st.xy[::step]))
-    else:
-        shifts = [np.zeros(len(g[3])) for g in geo]
 
-    # --- 2. occupancy features on the snapped centrelines ------------------
-    strips, feats = [], []
-    for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts):
-        xy2 = xy + sh[:, None] * nrm
-        st = sample(bands, valid, chip.transform, xy2, nrm, o_occ, s)
-        left, right, ok = _features(st, half_occ, smooth_m=max(occ_smooth_m, gsd / 2 if gsd <= fine_gsd_m else gsd))
-        strips.append(st)
-        feats.append((left, right, ok))
-    visible = np.array([f[2].sum() * ds for f in feats])
-    vis_len = float(visible.sum())
-    if vis_len <= 0:
-        raise SceneError(name, f"no track of AOI {chip.aoi.id} is visible in the chip "
-                               "(tracks outside the chip, or all nodata/cloud)")
-    allf = np.concatenate([np.concatenate([l[ok], r[ok]]) for l, r, ok in feats], axis=0)
-    seeds = None
-    models = _empty_reference(allf, seeds, keep_scale=0.35 if gsd <= fine_gsd_m else 0.5)
-    scale = np.median([s for _, s in models], axis=0)
+    # --- 2. occupancy on the snapped centrelines ---------------------------
+    strips, feats, dists, threshold, shadow, scale = occupancy(shifts)
+    vis_len = float(sum(f[2].sum() * ds for f in feats))
 
     # --- 3. per track: occupied runs and cars -----------------------------
-    fine = gsd <= fine_gsd_m
     dets: list[Detection] = []
     per_track = {}
     occupied_total = 0.0
     est_count, est_lo, est_hi = 0.0, 0.0, 0.0
-    dists = []
-    for (left, right, ok) in feats:
-        dl = _distance(left, models)
-        dr = _distance(right, models)
-        # a car covers both halves; at coarse GSD the halves are not resolved
-        d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
-        d = ndimage.median_filter(d, size=max(1, int(round(1.0 / ds))) | 1, mode="nearest")
-        dists.append((d, dl, dr))
-    if threshold is None:
-        threshold = _auto_threshold(np.concatenate([d[ok] for (d, _, _), (_, _, ok) in zip(dists, feats)]))
-    shadow = _shadow_cue(strips, [x[0] for x in dists], [f[2] for f in feats], threshold) \
-        if (fine and use_shadows) else None
-    for k, ((tid, line, gauge, s, xy, nrm), sh, st, (left, right, ok), (d, dl, dr)) in enumerate(
+    for k, ((tid, line, gauge, s, xy, nrm), sh, st, (left, right, ok), d) in enumerate(
             zip(geo, shifts, strips, feats, dists)):
-        if shadow is not None:
-            # a car casts a shadow beside it on the scene's anti-sun side: the
-            # stronger of the two cues (in units of their thresholds) decides
-            z = np.maximum(d / threshold * shadow_weight, shadow["c"][k] / shadow["thr"])
-            d = z * threshold
         occ = (d > threshold) & ok
         # fill coupler-sized holes, drop specks
         occ = ndimage.binary_closing(occ, structure=np.ones(max(1, int(round(max(2.0, 1.5 * gsd) / ds))) | 1)) & ok
         occ = ndimage.binary_opening(occ, structure=np.ones(max(1, int(round(3.0 / ds))) | 1))
         if debug is not None:
-            debug.append({"track": tid, "strip": st, "d": d, "dl": dl, "dr": dr, "occ": occ, "shift": sh})
+            debug.append({"track": tid, "strip": st, "d": d, "occ": occ, "shift": sh})
         n_track = 0
         occ_m = 0.0
         for a, b in _runs(occ):
@@ -582,6 +603,10 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
             "track_length_m": round(total_len, 1),
             "visible_m": round(vis_len, 1),
             "per_track": per_track,
+            "threshold": round(float(threshold), 3),
+            "shadow": None if shadow is None else {
+                "azimuth_deg": shadow["azimuth_deg"], "contrast": round(shadow["contrast"], 2),
+                "threshold": round(shadow["thr"], 2)},
         },
     )
 
@@ -617,22 +642,26 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
     best = None
     for az in np.arange(0, 360, 22.5):
         u = np.array([np.sin(np.radians(az)), np.cos(np.radians(az))])
-        gs = []
+        gs, gsun = [], []
         for st, (gl, gr), ok in zip(strips, sides, oks):
             left_is = (st.normal @ u) > 0
             gs.append(np.where(left_is, gl, gr)[ok])
-        gs = np.concatenate(gs)
+            gsun.append(np.where(left_is, gr, gl)[ok])
+        gs, gsun = np.concatenate(gs), np.concatenate(gsun)
         ok2 = np.isfinite(gs)
-        if ok2.sum() < 50:
+        if ok2.sum() < 50 or not np.isfinite(gsun).any():
             continue
-        ref = np.nanmedian(gs[lo & ok2])
-        spread = 1.4826 * np.nanmedian(np.abs(gs[lo & ok2] - ref)) + 1e-6
+        # the ground beside the tracks as seen on their sun sides (rarely
+        # in a shadow): its usual brightness and spread
+        ref = np.nanmedian(gsun)
+        spread = 1.4826 * np.nanmedian(np.abs(gsun - ref)) + 1e-6
         contrast = (ref - np.nanmedian(gs[hi & ok2])) / spread
         if best is None or contrast > best[0]:
             best = (contrast, az, ref, spread)
     if best is None or best[0] < min_contrast:
         return None
     contrast, az, ref, spread = best
+    _OTSU_DEBUG.append(("shadow", az, ref, spread, contrast))
     u = np.array([np.sin(np.radians(az)), np.cos(np.radians(az))])
     cs = []
     for st, (gl, gr) in zip(strips, sides):
