@@ -109,12 +109,24 @@ def local_background(x: np.ndarray, mask: np.ndarray, block_px: int,
         sig = sig[iy, ix]
     floor = max(float(np.median(sig[good])) * 0.2, 1e-6)
     sig = np.maximum(sig, floor)
-    bg = ndi.zoom(med.astype(np.float32), b, order=1, mode="nearest", grid_mode=True)[:h, :w]
-    sg = ndi.zoom(sig.astype(np.float32), b, order=1, mode="nearest", grid_mode=True)[:h, :w]
-    if bg.shape != x.shape:  # tiny chips: fall back to padding
-        bg = np.pad(bg, ((0, h - bg.shape[0]), (0, w - bg.shape[1])), mode="edge")
-        sg = np.pad(sg, ((0, h - sg.shape[0]), (0, w - sg.shape[1])), mode="edge")
+    ry, rx = _interp_matrix(h, nby, b), _interp_matrix(w, nbx, b)
+    bg = ry @ (med.astype(np.float32) @ rx.T)
+    sg = ry @ (sig.astype(np.float32) @ rx.T)
     return bg, np.maximum(sg, floor)
+
+
+def _interp_matrix(n: int, nb: int, b: int) -> np.ndarray:
+    """(n, nb) float32 matrix of linear interpolation from block centres
+    (block size ``b`` pixels) to pixel centres, constant beyond the ends."""
+    pos = (np.arange(n, dtype=np.float64) + 0.5) / b - 0.5
+    pos = np.clip(pos, 0, nb - 1)
+    i0 = np.floor(pos).astype(int)
+    i1 = np.minimum(i0 + 1, nb - 1)
+    f = pos - i0
+    m = np.zeros((n, nb), np.float32)
+    m[np.arange(n), i0] += (1 - f).astype(np.float32)
+    m[np.arange(n), i1] += f.astype(np.float32)
+    return m
 
 
 # ---------------------------------------------------------------------------
@@ -310,8 +322,11 @@ def _sar_band(chip) -> np.ndarray:
 def _optical_contrast(bands: dict[str, np.ndarray], water: np.ndarray, gsd: float, block_m: float) -> np.ndarray:
     block_px = max(48, int(round(block_m / gsd)))
     acc = None
-    for role in ("nir", "red", "green", "blue", "pan", "gray"):
-        x = bands.get(role)
+    vis = [bands[r] for r in ("red", "green", "blue") if r in bands]
+    layers = {"vis": np.mean(vis, axis=0) if vis else None}
+    for role in ("nir", "pan", "gray"):
+        layers[role] = bands.get(role)
+    for x in layers.values():
         if x is None:
             continue
         bg, sg = local_background(x, water, block_px)
@@ -475,12 +490,15 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         return _result(chip, [], [], cov, extras)
     idx = np.arange(1, n + 1)
     # objects mostly on land are land, not ships
-    in_w = ndi.sum(water, lab, idx) / np.maximum(ndi.sum(np.ones_like(water), lab, idx), 1)
+    nz = lab > 0
+    lv = lab[nz]
+    cnt = np.maximum(np.bincount(lv, minlength=n + 1)[1:], 1)
+    in_w = np.bincount(lv, weights=water[nz], minlength=n + 1)[1:] / cnt
     # shoreline strips: mixed water/land pixels along the shore are bright
     # against the water but almost every pixel of them touches wide land
     land = ~water & chip.valid
     by_land = ndi.binary_dilation(land, structure=np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool))
-    on_shore = ndi.sum(by_land, lab, idx) / np.maximum(ndi.sum(np.ones_like(water), lab, idx), 1)
+    on_shore = np.bincount(lv, weights=by_land[nz], minlength=n + 1)[1:] / cnt
     keep = (in_w >= 0.5) & (on_shore <= max_shore_share)
     lab = np.where(keep[np.maximum(lab - 1, 0)] & (lab > 0), lab, 0)
     lab, n = ndi.label(lab > 0, structure=_EIGHT)
@@ -489,9 +507,13 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     if not sar:
         lab, n = _split_objects(lab, n, z, gsd, min_len_px)
     idx = np.arange(1, n + 1)
-    peak = ndi.maximum(z, lab, idx)
-    mean_z = ndi.mean(z, lab, idx)
-    area = ndi.sum(np.ones(lab.shape, np.float32), lab, idx)
+    nz = lab > 0
+    lv, zv = lab[nz], z[nz].astype(np.float64)
+    area = np.bincount(lv, minlength=n + 1)[1:].astype(np.float64)
+    mean_z = np.bincount(lv, weights=zv, minlength=n + 1)[1:] / np.maximum(area, 1)
+    peak = np.full(n + 1, -np.inf)
+    np.maximum.at(peak, lv, zv)
+    peak = peak[1:]
     rects = _rectangles(lab, n, chip.transform)
     sel_r, props = [], []
     thr_hi = 1.0 if sar else k_high

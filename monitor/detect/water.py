@@ -36,6 +36,17 @@ def _disk(r: int) -> np.ndarray:
     return x * x + y * y <= r * r + 0.5
 
 
+def open_disk(mask: np.ndarray, r: float) -> np.ndarray:
+    """Morphological opening of ``mask`` by a disk of radius ``r`` pixels,
+    with Euclidean distance transforms (cost independent of ``r``)."""
+    if not mask.any():
+        return mask.copy()
+    core = ndi.distance_transform_edt(mask) > r
+    if not core.any():
+        return core
+    return ndi.distance_transform_edt(~core) <= r
+
+
 def _otsu(values: np.ndarray, bins: int = 256) -> float:
     """Otsu threshold of a 1-D sample (NaNs dropped)."""
     v = values[np.isfinite(values)]
@@ -143,7 +154,7 @@ def _give_back_thin_land(water: np.ndarray, land_ok: np.ndarray, gsd_m: float) -
     r = max(1, int(np.ceil(MAX_SHIP_WIDTH_M / 2.0 / gsd_m)))
     land = ~water & land_ok
     # pad by edge values so land cut by the chip border is not "thin"
-    wide = ndi.binary_opening(np.pad(land, r + 1, mode="edge"), structure=_disk(r))[r + 1:-r - 1, r + 1:-r - 1]
+    wide = open_disk(np.pad(land, r + 1, mode="edge"), r)[r + 1:-r - 1, r + 1:-r - 1]
     thin = land & ~wide
     if not thin.any():
         return water
@@ -248,7 +259,7 @@ def water_mask(chip, bands: dict[str, np.ndarray] | None = None,
         if inside.sum() > 100 and (~poly & chip.valid).sum() > 100:
             land = (ndwi <= ndwi_threshold) & inside
             r = max(1, int(np.ceil(MAX_SHIP_WIDTH_M / 2.0 / chip.gsd_m)))
-            wide_land = ndi.binary_opening(land, structure=_disk(r))
+            wide_land = open_disk(land, r)
             # keep only wide land bodies that are bigger than any hull
             lab, nl = ndi.label(wide_land)
             if nl:
