@@ -191,11 +191,13 @@ def _snap(strip: Strip, score: np.ndarray, cand: np.ndarray, prior: float | None
     # follow their neighbours through the smoothness of the path
     prom = sc.max(axis=1) - np.median(sc, axis=1)
     q = np.quantile(prom, 0.9) if prom.size else 1.0
-    sc = (sc - np.median(sc, axis=1, keepdims=True)) * np.clip(prom / (q if q > 0 else 1.0), 0, 1)[:, None]
-    # moving the line costs a little: drawn lines are roughly right
-    sc = sc - move_cost * np.abs(cand)[None, :] / max(search_m, 1e-6)
+    wts = np.clip(prom / (q if q > 0 else 1.0), 0, 1)[:, None]
+    # moving the line costs a little (drawn lines are roughly right), in
+    # proportion to the evidence of the block
+    cost = move_cost * np.abs(cand)[None, :] / max(search_m, 1e-6)
     if prior is not None:
-        sc = sc - 0.15 * np.abs(cand - prior)[None, :] / max(search_m, 1e-6)
+        cost = cost + 0.15 * np.abs(cand - prior)[None, :] / max(search_m, 1e-6)
+    sc = (sc - np.median(sc, axis=1, keepdims=True) - cost) * wts
     if taken:
         sb = strip.s[np.minimum((np.arange(nb) + 0.5) * blk, ns - 1).astype(int)]
         reach = search_m + sep_m + 1.0
@@ -478,12 +480,8 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         # occupancy on the lines as drawn: an occupied stretch hides its own
         # rails, so it gives no evidence of where the rails are
         _, f0, d0, thr0, _, _ = occupancy(zero)
-        empty = []
-        for d, (_, _, ok) in zip(d0, f0):
-            e = (d < thr0) & ok
-            # a line that looks occupied nearly everywhere may simply be off
-            # the track: then every visible station speaks
-            empty.append(e if e.sum() >= 0.25 * max(ok.sum(), 1) else ok)
+        # (weakly: a line drawn beside the track may look occupied there)
+        empty = [np.where(d < thr0, 1.0, 0.15) * ok for d, (_, _, ok) in zip(d0, f0)]
         pre = []
         for (tid, line, gauge, s, xy, nrm), e in zip(geo, empty):
             st = sample(bands, valid, chip.transform, xy, nrm, o_snap, s)
