@@ -133,6 +133,17 @@ def _interp_matrix(n: int, nb: int, b: int) -> np.ndarray:
 # object measurement
 # ---------------------------------------------------------------------------
 
+def _grow(low: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Connected parts (8-connected) of ``low`` that hold a seed pixel."""
+    lab, n = ndi.label(low, structure=_EIGHT)
+    if n == 0:
+        return low
+    keep = np.zeros(n + 1, bool)
+    keep[np.unique(lab[seeds & low])] = True
+    keep[0] = False
+    return keep[lab]
+
+
 def _rectangles(lab: np.ndarray, n: int, transform) -> list:
     """Minimum rotated rectangles (map CRS) of labels 1..n, from pixel corners."""
     if n == 0:
@@ -411,7 +422,7 @@ def _water_coverage(chip, water: np.ndarray, source: str) -> float:
 @register("vessel", name="vessels", version="1.0", kinds=("port",))
 def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 500.0, pfa: float = 1e-6,
                    k_high: float = 6.0, k_low: float = 3.0, block_m: float = 300.0,
-                   guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.6,
+                   guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
                    water: np.ndarray | None = None, **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
 
@@ -462,6 +473,9 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     # chain the hulls moored along it into one object. Moored hulls are in
     # the water mask already (AOI polygons, or thin land given back).
     water_ext = water
+    # seeds lie off the water's edge: the mixed water/land pixels of a
+    # shoreline are bright against the water but never seed an object
+    inner = ndi.binary_erosion(water, structure=np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool))
 
     if sar:
         x = _sar_band(chip)
@@ -469,21 +483,17 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         grow = ndi.binary_dilation(det, structure=_EIGHT, iterations=max(1, int(round(20.0 / gsd))))
         det2, thr, enl = _cfar(x, water, gsd, pfa, guard_m, background_m, exclude=grow)
         # clustering: detected pixels plus their weaker neighbours above half threshold
-        from skimage.filters import apply_hysteresis_threshold
 
         ratio = np.where(thr > 0, x / np.maximum(thr, 1e-12), 0)
-        mask = apply_hysteresis_threshold(np.where(water_ext, ratio, 0), 0.5, 1.0)
+        mask = _grow(water_ext & (ratio >= 0.5), inner & (ratio >= 1.0))
         r = max(0, int(round(10.0 / gsd)))
         if r:
             mask = ndi.binary_closing(mask, structure=_EIGHT, iterations=r) & water_ext | mask
         z = ratio
         extras.update({"enl": round(enl, 2), "pfa": pfa})
     else:
-        from skimage.filters import apply_hysteresis_threshold
-
         z = _optical_contrast(bands, water, gsd, block_m)
-        zc = np.where(water_ext, z, -np.inf)
-        mask = apply_hysteresis_threshold(zc, k_low, k_high)
+        mask = _grow(water_ext & (z >= k_low), inner & (z >= k_high))
         mask = ndi.binary_fill_holes(mask)
     lab, n = ndi.label(mask, structure=_EIGHT)
     if n == 0:
