@@ -151,7 +151,7 @@ def _give_back_thin_land(water: np.ndarray, land_ok: np.ndarray, gsd_m: float) -
     the widest hull removes it (and keeps wide land). Only pieces whose
     longest side is below :data:`MAX_SHIP_LENGTH_M` are given back.
     """
-    r = max(1, int(np.ceil(MAX_SHIP_WIDTH_M / 2.0 / gsd_m)))
+    r = max(1, int(np.ceil(MAX_SHIP_WIDTH_M / gsd_m)))
     land = ~water & land_ok
     # pad by edge values so land cut by the chip border is not "thin"
     wide = open_disk(np.pad(land, r + 1, mode="edge"), r)[r + 1:-r - 1, r + 1:-r - 1]
