@@ -389,6 +389,7 @@ def _track_lines(chip):
 def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: float = 1.2,
                     threshold: float | None = None, snap: bool = True, debug: list | None = None,
                     occ_smooth_m: float = 0.4, use_shadows: bool = True, shadow_weight: float = 0.7,
+                    local_reference: bool = True,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -458,8 +459,15 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         scale = np.median([s for _, s in models], axis=0)
         dists = []
         for (left, right, ok) in feats:
-            dl = _distance(left, models)
-            dr = _distance(right, models)
+            own = models
+            if local_reference and ok.sum() * ds >= 150.0:
+                # ballast differs from track to track: the track's own
+                # densest look counts as empty too (a train must cover less
+                # than about two thirds of the visible track)
+                own = models + _empty_reference(np.concatenate([left[ok], right[ok]]), None,
+                                                keep_scale=0.35 if fine else 0.5)
+            dl = _distance(left, own)
+            dr = _distance(right, own)
             # a car covers both halves; at coarse GSD the halves are not resolved
             d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
             dists.append(ndimage.median_filter(d, size=max(1, int(round(1.0 / ds))) | 1, mode="nearest"))
