@@ -34,8 +34,12 @@ from monitor.store import Store
 PROFILES = {"standard": (1.0, 1.0, 0.11), "reward_low_FP_rate": (1.0, 1.0, 0.22),
             "reward_low_FN_rate": (1.0, 2.0, 0.11)}
 
+#: Streaming onset filter of the NAB mapping: a row counts only when its |z|
+#: beats every |z| of this period before it.
+NAB_SUPPRESS = "1D"
+
 #: One setting of the scorer for the whole NAB corpus (not per file).
-NAB_OPTIONS = dict(window="2D", season=None, min_history=12, min_spread=1e-9, poisson_floor=False,
+NAB_OPTIONS = dict(window="2D", season="hour", min_history=12, min_spread=1e-9, poisson_floor=False, mean_floor=1.0,
                    shift_run=6, shift_z=3.0, z_threshold=4.0, drop=True, coverage=None, by=[])
 
 
@@ -103,7 +107,21 @@ class _FileScore:
         return total + self.fp_cum[k]
 
 
-def nab_score(nab: Path, profile: str = "standard", options: dict | None = None) -> tuple[float, dict]:
+def onset_anomaly(scored: pd.DataFrame, z_threshold: float, suppress: str | None) -> np.ndarray:
+    """Map robust z to [0, 1] as |z| / (|z| + z_threshold), keeping only
+    onsets: a row whose |z| does not exceed every |z| of the ``suppress``
+    period before it scores 0 (streaming: only the past is used)."""
+    z = np.abs(np.nan_to_num(scored["z"].to_numpy(dtype=float), nan=0.0))
+    z = np.where(scored["alertable"].to_numpy(), z, 0.0)
+    if suppress:
+        prev = pd.Series(z, index=pd.DatetimeIndex(scored["acquired"].dt.tz_convert(None))).rolling(
+            suppress, closed="left", min_periods=1).max().fillna(0.0).to_numpy()
+        z = np.where(z > prev, z, 0.0)
+    return z / (z + z_threshold)
+
+
+def nab_score(nab: Path, profile: str = "standard", options: dict | None = None,
+              suppress: str | None = NAB_SUPPRESS) -> tuple[float, dict]:
     a_tp, a_fn, a_fp = PROFILES[profile]
     windows = json.loads((nab / "labels" / "combined_windows.json").read_text())
     files, n_windows, per_cat = [], 0, {}
@@ -113,8 +131,9 @@ def nab_score(nab: Path, profile: str = "standard", options: dict | None = None)
         df = pd.read_csv(p)
         t = pd.to_datetime(df["timestamp"]).dt.tz_localize("UTC")
         obs = pd.DataFrame({"acquired": t, "count": df["value"].astype(float), "row": np.arange(len(df))})
-        sc = score(obs, **opts).sort_values("row")
-        an = sc["anomaly"].to_numpy()
+        sc = score(obs, **opts)  # sorted by time
+        an = np.empty(len(sc))
+        an[sc["row"].to_numpy()] = onset_anomaly(sc, opts["z_threshold"], suppress)
         ts = t.dt.tz_convert(None).to_numpy()
         idx = []
         for a, b in wins:

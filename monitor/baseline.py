@@ -186,13 +186,17 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
         for c in _OUT_COLUMNS:
             out[c] = pd.Series(dtype=float)
         return out
-    out = out.sort_values(by + [time], kind="stable").reset_index(drop=True)
+    # Sort by series then time on integer keys (much faster than sorting strings).
+    codes0 = (out.groupby(by, sort=True, dropna=False).ngroup().to_numpy() if by
+              else np.zeros(len(out), dtype=np.int64))
+    t_ns = t.dt.as_unit("ns").astype("int64").to_numpy()
+    o0 = np.lexsort((t_ns, codes0))
+    out = out.take(o0).reset_index(drop=True)
     t = out[time]
     n = len(out)
-    t_s = (t.astype("int64") // 10**9 if t.dt.unit == "ns" else t.astype("datetime64[s, UTC]").astype("int64")
-           ).to_numpy().astype(np.int64)
+    codes = codes0[o0]
+    t_s = t_ns[o0] // 10**9
     t_s = t_s - (t_s.min() if n else 0)
-    codes = (out.groupby(by, sort=False, dropna=False).ngroup().to_numpy() if by else np.zeros(n, dtype=np.int64))
     x_raw = pd.to_numeric(out[value], errors="coerce").to_numpy(dtype=float)
     cov = (pd.to_numeric(out[coverage], errors="coerce").fillna(1.0).to_numpy(dtype=float)
            if coverage and coverage in out.columns else np.ones(n))
