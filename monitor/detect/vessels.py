@@ -208,7 +208,12 @@ def _split_objects(lab: np.ndarray, n: int, z: np.ndarray, gsd_m: float, min_len
         m = lab[sl] == i
         parts = [m]
         if m.sum() >= 12:
-            parts = _split_neck(m, min_len_px, h_maxima, watershed)
+            # hulls are 3-9 times longer than wide: only a longer object can
+            # be two hulls bow to stern
+            r, c = np.nonzero(m)
+            ev = np.linalg.eigvalsh(np.cov(np.vstack([r, c]).astype(float))) if r.size > 2 else np.ones(2)
+            if ev[0] <= 0 or math.sqrt(ev[1] / max(ev[0], 1e-9)) >= 8.0:
+                parts = _split_neck(m, min_len_px, h_maxima, watershed)
             parts = [q for p in parts for q in _split_side(p, z[sl], min_len_px)]
         for p in parts:
             nxt += 1
@@ -217,27 +222,56 @@ def _split_objects(lab: np.ndarray, n: int, z: np.ndarray, gsd_m: float, min_len
 
 
 def _split_neck(m, min_len_px, h_maxima, watershed):
+    """Split ``m`` at necks: watershed of the distance transform from its
+    local maxima; neighbouring regions merge again unless the border between
+    them is clearly narrower (<= 0.6) than both hulls."""
+    from skimage.feature import peak_local_max
+
     dist = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
     dmax = float(dist.max())
     if dmax < 1.5:
         return [m]
-    h = max(1.0, 0.3 * dmax)
-    peaks = h_maxima(dist, h) & m
-    mk, nm = ndi.label(peaks, structure=_EIGHT)
-    if nm < 2:
+    pk = peak_local_max(dist, min_distance=max(2, int(dmax)), threshold_abs=0.5 * dmax, labels=m.astype(int),
+                        exclude_border=False)
+    if len(pk) < 2:
         return [m]
+    mk = np.zeros(m.shape, np.int32)
+    mk[pk[:, 0], pk[:, 1]] = np.arange(1, len(pk) + 1)
     ws = watershed(-dist, mk, mask=m)
-    parts = [ws == k for k in range(1, nm + 1)]
-    if any(_extent(p) < min_len_px for p in parts):
+    nm = len(pk)
+    width = np.zeros(nm + 1)
+    np.maximum.at(width, ws[m], dist[m])
+    # borders: pairs of different labels among 4-neighbours
+    parent = list(range(nm + 1))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b, da, db in ((ws[:, :-1], ws[:, 1:], dist[:, :-1], dist[:, 1:]),
+                         (ws[:-1, :], ws[1:, :], dist[:-1, :], dist[1:, :])):
+        sel = (a != b) & (a > 0) & (b > 0)
+        if not sel.any():
+            continue
+        la, lb, dd = a[sel], b[sel], np.minimum(da[sel], db[sel])
+        key = np.minimum(la, lb) * (nm + 1) + np.maximum(la, lb)
+        order = np.argsort(key)
+        key, dd = key[order], dd[order]
+        uk, start = np.unique(key, return_index=True)
+        neck = np.maximum.reduceat(dd, start)
+        for k, nk in zip(uk, neck):
+            i, j = int(k // (nm + 1)), int(k % (nm + 1))
+            if nk > 0.6 * min(width[i], width[j]):
+                parent[find(i)] = find(j)
+    roots = np.array([find(i) for i in range(nm + 1)])
+    merged = roots[ws]
+    ids = [r for r in np.unique(merged[m])]
+    if len(ids) < 2:
         return [m]
-    # a real contact leaves a neck clearly narrower than both hulls
-    grown = ndi.grey_dilation(ws, footprint=_EIGHT)
-    border = m & (grown != ws) & (ws > 0)
-    if not border.any():
-        return parts
-    neck = float(dist[border].max())
-    widest = min(float(dist[p].max()) for p in parts)
-    if neck > 0.6 * widest:
+    parts = [(merged == r) & m for r in ids]
+    if any(_extent(p) < min_len_px for p in parts):
         return [m]
     return parts
 
