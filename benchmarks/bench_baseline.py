@@ -39,8 +39,11 @@ PROFILES = {"standard": (1.0, 1.0, 0.11), "reward_low_FP_rate": (1.0, 1.0, 0.22)
 NAB_SUPPRESS = "1D"
 
 #: One setting of the scorer for the whole NAB corpus (not per file).
-NAB_OPTIONS = dict(window="2D", season="hour", min_history=12, min_spread=1e-9, poisson_floor=False, mean_floor=1.0,
-                   shift_run=6, shift_z=3.0, z_threshold=4.0, drop=True, coverage=None, by=[])
+#: NAB series are 5-minute rows over two to four weeks: a 7-day baseline
+#: window, an hour-of-day season, and a level shift must last a day of rows
+#: (288) before the baseline resets; values are not counts (no Poisson floor).
+NAB_OPTIONS = dict(window="7D", season="hour", min_history=12, min_spread=1e-9, poisson_floor=False, mean_floor=1.0,
+                   shift_run=288, shift_z=3.0, z_threshold=4.0, drop=True, coverage=None, by=[])
 
 
 def default_nab_dir() -> Path:
@@ -113,8 +116,9 @@ def onset_anomaly(scored: pd.DataFrame, z_threshold: float, suppress: str | None
     period before it scores 0 (streaming: only the past is used)."""
     z = np.abs(np.nan_to_num(scored["z"].to_numpy(dtype=float), nan=0.0))
     z = np.where(scored["alertable"].to_numpy(), z, 0.0)
+    idx = pd.DatetimeIndex(scored["acquired"].dt.tz_convert(None))
     if suppress:
-        prev = pd.Series(z, index=pd.DatetimeIndex(scored["acquired"].dt.tz_convert(None))).rolling(
+        prev = pd.Series(z, index=idx).rolling(
             suppress, closed="left", min_periods=1).max().fillna(0.0).to_numpy()
         z = np.where(z > prev, z, 0.0)
     return z / (z + z_threshold)
