@@ -13,7 +13,8 @@ prior window (default 5 years):
   default) is added to the centre;
 - spread: 1.4826 x the median absolute one-step-ahead residual (a MAD of
   what the baseline failed to predict), floored by the Poisson spread
-  sqrt(expected count) and by ``min_spread``;
+  sqrt(expected count), by half the mean absolute residual (so a mostly
+  flat series still has a spread) and by ``min_spread``;
 - robust z = (count - expected) / spread.
 
 Observations with ``coverage < min_coverage`` are kept and get a baseline,
