@@ -388,7 +388,7 @@ def scene_time(aoi: AOI, when) -> datetime:
     if w.hour == 0 and w.minute == 0 and w.second == 0:
         c = aoi.boundary.centroid if aoi.crs.to_epsg() == 4326 else aoi.to_crs("EPSG:4326").boundary.centroid
         w = local_overpass(w, c.x)
-    return w
+    return w.replace(microsecond=0)
 
 
 def _default_counts(rng, n):
