@@ -364,7 +364,10 @@ def _sar_band(chip) -> np.ndarray:
 # the detectors
 # ---------------------------------------------------------------------------
 
-def _optical_contrast(bands: dict[str, np.ndarray], water: np.ndarray, gsd: float, block_m: float) -> np.ndarray:
+def _optical_contrast(bands: dict[str, np.ndarray], water: np.ndarray, gsd: float, block_m: float,
+                      smooth_m: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """Robust contrast z of the water (smoothed for detection, raw for the
+    extent of objects), both corrected for the bright rim along the shore."""
     block_px = max(48, int(round(block_m / gsd)))
     acc = None
     vis = [bands[r] for r in ("red", "green", "blue") if r in bands]
@@ -378,7 +381,48 @@ def _optical_contrast(bands: dict[str, np.ndarray], water: np.ndarray, gsd: floa
         d = (x - bg) / sg
         acc = d if acc is None else acc + d
     bg, sg = local_background(acc, water, block_px)
-    return ((acc - bg) / sg).astype(np.float32)
+    z_raw = _edge_corrected(((acc - bg) / sg).astype(np.float32), water, gsd)
+    # below the smallest hull width, texture is waves and glint: smooth it
+    # out (a Gaussian of ``smooth_m`` metres; nothing at 10 m pixels)
+    sig_px = smooth_m / gsd
+    if sig_px < 0.5:
+        return z_raw, z_raw
+    else:
+        # normalised convolution over water, so land does not bleed in
+        wf = water.astype(np.float32)
+        acc = ndi.gaussian_filter(np.where(water, acc, 0).astype(np.float32), sig_px) / np.maximum(
+            ndi.gaussian_filter(wf, sig_px), 1e-3)
+        acc = np.where(water, acc, 0)
+    bg, sg = local_background(acc, water, block_px)
+    z = ((acc - bg) / sg).astype(np.float32)
+    return _edge_corrected(z, water, gsd), z_raw
+
+
+def _edge_corrected(z: np.ndarray, water: np.ndarray, gsd: float, reach_m: float = 8.0) -> np.ndarray:
+    """Remove the bright rim of the water along the shore.
+
+    Blur and mixed pixels make water next to land brighter than open
+    water. For each distance to land (in pixels, up to ``reach_m`` metres
+    and at least 2 pixels), the median and robust sigma of z over the water
+    pixels at that distance re-standardise them; a hull moored at the shore
+    stays far above its rim, the rim itself drops to noise. The rim level is
+    its 20th percentile (hulls may line most of a quay)."""
+    k = max(2, int(math.ceil(reach_m / gsd)))
+    # distance to land only (the chip border is not a shore)
+    d = ndi.distance_transform_edt(np.pad(water, 1, mode="edge"))[1:-1, 1:-1]
+    out = z.copy()
+    for i in range(1, k + 1):
+        sel = water & (d > i - 1) & (d <= i)
+        if sel.sum() < 50:
+            continue
+        v = z[sel]
+        # low quantiles: moored hulls may fill most of a busy quay's rim
+        q05, q20 = np.percentile(v, [5, 20])
+        sig = float((q20 - q05) / 0.80)
+        if q20 <= 0.5:
+            continue
+        out[sel] = (v - q20) / max(sig, 1.0)
+    return out
 
 
 def _cfar(x: np.ndarray, water: np.ndarray, gsd: float, pfa: float, guard_m: float, background_m: float,
@@ -455,7 +499,7 @@ def _water_coverage(chip, water: np.ndarray, source: str) -> float:
 
 @register("vessel", name="vessels", version="1.0", kinds=("port",))
 def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 500.0, pfa: float = 1e-6,
-                   k_high: float = 6.0, k_low: float = 3.0, block_m: float = 300.0,
+                   k_high: float = 6.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
                    water: np.ndarray | None = None, **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
@@ -470,6 +514,10 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     k_high, k_low: optical hysteresis thresholds on the robust contrast
         z-score (seed and grow).
     block_m: optical background/noise block size, metres.
+    extent_frac: optical object extent: pixels above this share of the
+        object's peak contrast (and above ``k_low``).
+    smooth_m: optical Gaussian smoothing (sigma, metres) against wave and
+        glint texture finer than a hull; no effect at >= 6 m pixels.
     guard_m, background_m: SAR CFAR guard half-width and background ring
         width, metres.
     max_shore_share: objects whose pixels touch land for more than this
@@ -526,8 +574,17 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         z = ratio
         extras.update({"enl": round(enl, 2), "pfa": pfa})
     else:
-        z = _optical_contrast(bands, water, gsd, block_m)
-        mask = _grow(water_ext & (z >= k_low), inner & (z >= k_high))
+        zs, z = _optical_contrast(bands, water, gsd, block_m, smooth_m)
+        mask = _grow(water_ext & (zs >= k_low), inner & (zs >= k_high))
+        # an object is where its contrast is at least ``extent_frac`` of its
+        # peak: blur and halo do not make it longer, and a seam between two
+        # hulls can part them
+        lab0, n0 = ndi.label(mask, structure=_EIGHT)
+        if n0:
+            pk = np.full(n0 + 1, np.inf)
+            pk[1:] = -np.inf
+            np.maximum.at(pk, lab0[mask], z[mask])
+            mask &= z >= np.maximum(extent_frac * pk[lab0], k_low)
         mask = ndi.binary_fill_holes(mask)
     lab, n = ndi.label(mask, structure=_EIGHT)
     if n == 0:
