@@ -389,7 +389,7 @@ def _track_lines(chip):
 def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: float = 1.2,
                     threshold: float | None = None, snap: bool = True, debug: list | None = None,
                     occ_smooth_m: float = 0.4, use_shadows: bool = True, shadow_weight: float = 0.7,
-                    local_reference: bool = True,
+                    local_reference: bool = True, min_run_m: float = 6.0,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -527,14 +527,14 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         occ = (d > threshold) & ok
         # fill coupler-sized holes, drop specks
         occ = ndimage.binary_closing(occ, structure=np.ones(max(1, int(round(max(2.0, 1.5 * gsd) / ds))) | 1)) & ok
-        occ = ndimage.binary_opening(occ, structure=np.ones(max(1, int(round(3.0 / ds))) | 1))
+        occ = ndimage.binary_opening(occ, structure=np.ones(max(1, int(round(min_run_m / ds))) | 1))
         if debug is not None:
             debug.append({"track": tid, "strip": st, "d": d, "occ": occ, "shift": sh})
         n_track = 0
         occ_m = 0.0
         for a, b in _runs(occ):
             run_m = (b - a) * ds
-            if run_m < 5.0:
+            if run_m < min_run_m:
                 continue
             occ_m += run_m
             if fine:
