@@ -82,7 +82,7 @@ def write_scene(scene: SynthScene, out_dir, name: str, *, compress: str = "defla
                             BIGTIFF="IF_SAFER")
                 if compress.lower() in ("deflate", "zstd", "lzw"):
                     opts["predictor"] = "3" if scene.bands.dtype == np.float32 else "2"
-                    opts["level"] = 1 if compress.lower() == "zstd" else 6
+                    opts["level"] = 1  # fast: synthetic noise compresses little at higher levels
                 rio_copy(src, tif, **opts)
     except rasterio.errors.RasterioError as e:
         raise InputError(tif, f"cannot write GeoTIFF ({e})") from None
