@@ -51,7 +51,7 @@ def archive_plan(aoi, start, end, *, scenario=None, revisit_days: float | None =
 
 
 def _render_one(args):
-    aoi, item, out_dir, gsd_m, kw = args
+    aoi, item, out_dir, gsd_m, kw, compress = args
     from monitor.synth import render_port_scene, render_rail_scene, write_scene
     a = load_aoi(aoi)
     counts = dict(item["counts"])
@@ -62,18 +62,19 @@ def _render_one(args):
     else:
         sc = render_rail_scene(a, gsd_m=gsd_m, when=item["date"], seed=item["seed"], cars=counts,
                                cloud=item["cloud"], **kw)
-    p = write_scene(sc, out_dir, item["name"])
+    p = write_scene(sc, out_dir, item["name"], compress=compress)
     return str(p), sc.counts(), sc.meta.get("dropped", 0)
 
 
 def generate_archive(aoi, start, end, out_dir, *, scenario=None, gsd_m: float = 1.0, revisit_days: float | None = None,
                      seed: int = 0, workers: int = 1, sensor: str = "optical", dtype: str = "uint16",
-                     progress=None) -> list[Path]:
+                     compress: str = "zstd", progress=None) -> list[Path]:
     """Render and write an archive; returns the GeoTIFF paths in date order.
 
     Also writes ``out_dir/archive.json`` (the plan with counts actually
     rendered) and a STAC-less ``truth_counts.csv`` (date, name, class counts).
-    ``workers`` > 1 renders in a process pool.
+    ``workers`` > 1 renders in a process pool. ``compress``: GeoTIFF codec
+    (ZSTD by default: 3x faster to write than DEFLATE at the same size).
     """
     a = load_aoi(aoi)
     plan = archive_plan(a, start, end, scenario=scenario, revisit_days=revisit_days, seed=seed)
@@ -83,7 +84,7 @@ def generate_archive(aoi, start, end, out_dir, *, scenario=None, gsd_m: float = 
     kw = {"dtype": dtype}
     if sensor == "sar":
         kw["sensor"] = "sar"
-    jobs = [(ref, it, str(out), gsd_m, kw) for it in plan]
+    jobs = [(ref, it, str(out), gsd_m, kw, compress) for it in plan]
     results = []
     if workers and workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=workers) as ex:

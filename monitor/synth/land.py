@@ -14,7 +14,7 @@ import shapely.affinity
 from rasterio import features
 from shapely.geometry import LineString, Polygon, box
 
-from monitor.synth.texture import Grid, cells_for, fractal_noise, local_coords, oriented_rect, shadow_vector, smooth_noise
+from monitor.synth.texture import Grid, white, cells_for, fractal_noise, local_coords, oriented_rect, shadow_vector, smooth_noise
 
 ROLES4 = ("red", "green", "blue", "nir")
 
@@ -22,11 +22,11 @@ C = {
     "soil": (0.20, 0.17, 0.13, 0.26), "soil_dark": (0.11, 0.09, 0.07, 0.16),
     "grass": (0.05, 0.085, 0.04, 0.36), "dry_grass": (0.17, 0.15, 0.10, 0.27),
     "snow": (0.72, 0.74, 0.77, 0.62),
-    "asphalt": (0.085, 0.09, 0.095, 0.11), "concrete": (0.27, 0.27, 0.26, 0.29),
-    "dirt_road": (0.23, 0.20, 0.16, 0.26),
+    "asphalt": (0.085, 0.09, 0.095, 0.11), "concrete": (0.21, 0.21, 0.205, 0.24),
+    "dirt_road": (0.23, 0.20, 0.16, 0.26), "yard": (0.17, 0.16, 0.145, 0.21),
 }
-ROOFS = [(0.30, 0.31, 0.32, 0.32), (0.08, 0.15, 0.30, 0.25), (0.30, 0.10, 0.07, 0.30),
-         (0.10, 0.20, 0.12, 0.22), (0.07, 0.07, 0.075, 0.09), (0.22, 0.13, 0.08, 0.25),
+ROOFS = [(0.30, 0.31, 0.32, 0.32), (0.10, 0.14, 0.22, 0.22), (0.24, 0.12, 0.09, 0.26),
+         (0.11, 0.16, 0.12, 0.20), (0.07, 0.07, 0.075, 0.09), (0.22, 0.13, 0.08, 0.25),
          (0.40, 0.40, 0.40, 0.40), (0.17, 0.17, 0.17, 0.19)]
 
 
@@ -60,7 +60,7 @@ def ground(grid: Grid, rng, month: int, snow: bool) -> np.ndarray:
     veg = np.clip(0.5 + 0.45 * n1, 0, 1) * (0.25 + 0.75 * green)
     dry = np.clip(0.5 - 0.4 * n1, 0, 1)
     out = np.empty((4, h, w), np.float32)
-    fine = 1 + 0.07 * n2 + 0.03 * rng.standard_normal((h, w), dtype=np.float32)
+    fine = 1 + 0.07 * n2 + 0.03 * white((h, w), rng)
     for i in range(4):
         soil = C["soil"][i] * (1 - 0.35 * dry) + C["soil_dark"][i] * 0.35 * dry
         veg_col = C["grass"][i] * green + C["dry_grass"][i] * (1 - green)
@@ -80,16 +80,36 @@ def rasterize(grid: Grid, shapes, dtype="uint8", fill=0, all_touched=False) -> n
                               dtype=dtype, all_touched=all_touched)
 
 
-def paint_surface(refl, grid, rng, geom, colour, texture=0.08):
-    """Paint a polygon (road, apron, yard) with a textured colour."""
-    m = rasterize(grid, [(geom, 1)]).astype(bool)
-    if not m.any():
-        return m
+def pixels_in(grid: Grid, geom, all_touched=False):
+    """(rows, cols) of the pixels whose centres fall in ``geom``, rasterised in its window only."""
+    if geom is None or geom.is_empty:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    minx, miny, maxx, maxy = geom.bounds
+    g = grid.gsd
+    c0 = max(0, int(math.floor((minx - grid.x0) / g)) - 1)
+    c1 = min(grid.width, int(math.ceil((maxx - grid.x0) / g)) + 1)
+    r0 = max(0, int(math.floor((grid.y0 - maxy) / g)) - 1)
+    r1 = min(grid.height, int(math.ceil((grid.y0 - miny) / g)) + 1)
+    if c1 <= c0 or r1 <= r0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    sub = Grid(grid.x0 + c0 * g, grid.y0 - r0 * g, g, c1 - c0, r1 - r0)
+    m = features.rasterize([(geom, 1)], out_shape=sub.shape, transform=sub.transform, fill=0, dtype="uint8",
+                           all_touched=all_touched)
     r, c = np.nonzero(m)
-    n = 1 + texture * rng.standard_normal(r.size, dtype=np.float32)
+    return r + r0, c + c0
+
+
+def paint_surface(refl, grid, rng, geom, colour, texture=0.08):
+    """Paint a polygon (road, apron, yard) with a textured colour; returns (rows, cols)."""
+    r, c = pixels_in(grid, geom)
+    if r.size == 0:
+        return r, c
+    r0, c0 = r.min(), c.min()
+    sm = smooth_noise((int(r.max() - r0 + 1), int(c.max() - c0 + 1)), max(1.0, 2.5 / grid.gsd), rng)
+    n = 1 + texture * (0.7 * sm[r - r0, c - c0] + 0.5 * rng.standard_normal(r.size, dtype=np.float32))
     for i in range(refl.shape[0]):
         refl[i, r, c] = colour[i] * n
-    return m
+    return r, c
 
 
 def place_boxes(rng, region, avoid, heading, n_try, n_max, size_range, gap=4.0):

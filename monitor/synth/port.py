@@ -225,7 +225,7 @@ def draw_quays(refl, grid, rng, u, berths, water):
     if not aprons:
         return None
     ap = shapely.union_all(aprons)
-    land.paint_surface(refl, grid, rng, ap, land.C["concrete"], 0.07)
+    land.paint_surface(refl, grid, rng, ap, land.C["concrete"], 0.05)
     # quay edge: a dark fender line along the berth
     edge = shapely.union_all([ln.buffer(0.6) for _, ln, _ in berths])
     land.paint_surface(refl, grid, rng, edge, (0.09, 0.09, 0.09, 0.1), 0.05)
@@ -363,7 +363,7 @@ def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ship
     ap = draw_quays(refl, grid, rng, u, berths, water)
     avoid = water.buffer(15)
     for f in u.yards:
-        land.paint_surface(refl, grid, rng, f.geometry, land.C["concrete"], 0.1)
+        land.paint_surface(refl, grid, rng, f.geometry, land.C["concrete"], 0.06)
     heading = 0.0
     if berths:
         b = berths[0][1]
@@ -372,10 +372,11 @@ def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ship
     if ap is not None:
         draw_containers(refl, grid, rng, ap.buffer(-3), avoid, heading, sun_az, sun_el, n_max=20)
     boxes = land.place_boxes(rng, port_land, avoid.union(ap.buffer(3) if ap is not None else Polygon()), heading,
-                             n_try=300, n_max=max(5, int(port_land.area / 25000)), size_range=(12, 70))
+                             n_try=300, n_max=max(5, int(port_land.area / 60000)), size_range=(12, 70))
     land.draw_buildings(refl, grid, rng, boxes, sun_az, sun_el)
     if ap is not None:
-        wm &= ~land.rasterize(grid, [(ap, 1)]).astype(bool)
+        ar, ac = land.pixels_in(grid, ap)
+        wm[ar, ac] = False
     draw_water(refl, grid, rng, wm, sun_az, sun_el, wind=wind_ms)
     draw_ships(refl, grid, rng, placed, sun_az, sun_el)
     refl = block_mean(refl, ss)

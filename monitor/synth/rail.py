@@ -49,7 +49,7 @@ PALETTE = {
 }
 LOADS = {
     "coal": (0.035, 0.035, 0.037, 0.045), "ore": (0.17, 0.10, 0.07, 0.20),
-    "tarp_green": (0.10, 0.16, 0.10, 0.24), "tarp_blue": (0.08, 0.13, 0.25, 0.20),
+    "tarp_green": (0.08, 0.12, 0.08, 0.22), "tarp_blue": (0.08, 0.13, 0.25, 0.20),
     "tarp_grey": (0.26, 0.26, 0.25, 0.28),
 }
 CONTAINERS = [(0.07, 0.12, 0.28, 0.15), (0.32, 0.08, 0.06, 0.32), (0.45, 0.45, 0.44, 0.46),
@@ -194,8 +194,7 @@ def place_trains(aoi_u: AOI, trains, rng, *, end_margin=8.0):
 def _corridor(grid: Grid, line: LineString, half: float):
     """Pixels within ``half`` m of ``line``: rows, cols, signed offset (m), along distance (m)."""
     poly = line.buffer(half, cap_style="flat")
-    m = land.rasterize(grid, [(poly, 1)])
-    r, c = np.nonzero(m)
+    r, c = land.pixels_in(grid, poly)
     if r.size == 0:
         return r, c, np.zeros(0), np.zeros(0)
     x, y = grid.xy(r, c)
@@ -497,7 +496,7 @@ def _draw_yard_dressing(refl, grid, rng, u: AOI, lines, sun_az, sun_el, building
     e = edges[np.argmax(np.hypot(edges[:, 0], edges[:, 1]))]
     heading = math.atan2(e[1], e[0])
     for f in u.yards:
-        land.paint_surface(refl, grid, rng, f.geometry, land.C["concrete"] if rng.random() < 0.5 else land.C["dirt_road"], 0.1)
+        land.paint_surface(refl, grid, rng, f.geometry, land.C["yard"] if rng.random() < 0.6 else land.C["dirt_road"], 0.12)
     avoid = tracks.buffer(7.0)
     area = u.boundary.buffer(40)
     # roads: one along each long side of the yard, a few cross roads

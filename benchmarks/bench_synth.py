@@ -1,0 +1,53 @@
+"""Speed of the synthetic scene generator (prints figures; machine-dependent).
+
+    python benchmarks/bench_synth.py [--archive N] [--aoi tumangang] [--workers 2]
+
+- render of a 4000 x 4000 px rail scene (0.5 m) and a 4000 x 4000 port scene;
+- an archive of N scenes at 1 m for one bundled AOI (written as COGs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+from monitor.synth import demo_port_aoi, demo_rail_aoi, render_port_scene, render_rail_scene
+from monitor.synth.archive import archive_plan, generate_archive
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--archive", type=int, default=40, help="scenes in the archive benchmark (issue: 300)")
+    ap.add_argument("--aoi", default="tumangang")
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args()
+
+    yard = demo_rail_aoi(n_tracks=12, length_m=1900.0)
+    render_rail_scene(yard, gsd_m=4.0, cars=10)  # warm-up (imports, caches)
+    b = yard.to_crs().boundary.bounds
+    margin = max(0.0, (2000 - (b[3] - b[1])) / 2)
+    t = time.perf_counter()
+    s = render_rail_scene(yard, gsd_m=0.5, when="2024-06-17", seed=1, cars=200, cloud=0.2, margin_m=margin)
+    dt = time.perf_counter() - t
+    print(f"rail render {s.shape[1]}x{s.shape[0]} px @0.5 m, {len(s.truth)} cars, cloud 0.2: {dt:.2f} s "
+          f"({s.shape[0] * s.shape[1] / dt / 1e6:.2f} Mpx/s)")
+    t = time.perf_counter()
+    s = render_port_scene(demo_port_aoi(), gsd_m=0.25, when="2023-10-19", seed=1, ships=15, margin_m=150)
+    dt = time.perf_counter() - t
+    print(f"port render {s.shape[1]}x{s.shape[0]} px @0.25 m, {len(s.truth)} ships: {dt:.2f} s "
+          f"({s.shape[0] * s.shape[1] / dt / 1e6:.2f} Mpx/s)")
+
+    plan = archive_plan(a.aoi, "2018-01-01", "2026-06-30", revisit_days=3000 / a.archive * 0.5)
+    end = plan[min(a.archive, len(plan)) - 1]["date"]
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        paths = generate_archive(a.aoi, "2018-01-01", end, d, gsd_m=1.0,
+                                 revisit_days=3000 / a.archive * 0.5, workers=a.workers)
+        dt = time.perf_counter() - t
+    print(f"archive {a.aoi} @1 m: {len(paths)} scenes in {dt:.1f} s with {a.workers} workers "
+          f"({dt / len(paths):.2f} s/scene; 300 scenes ~ {300 * dt / len(paths):.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
