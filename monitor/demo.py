@@ -56,7 +56,7 @@ def run_demo(out_dir: "str | Path" = "monitor-demo", *, start="2018-01-01", end=
         echo(f"{aid}: writing a synthetic archive {start} .. {end} at {cfg['gsd_m']:g} m")
         paths = generate_archive(load_aoi(aid), _parse_date(start), _parse_date(end), d,
                                  gsd_m=cfg["gsd_m"], revisit_days=cfg["revisit_days"], seed=seed,
-                                 workers=n_workers)
+                                 workers=n_workers, dtype="uint8")
         done.write_text(f"{len(paths)} scenes\n")
     echo(f"archive ready ({time.perf_counter() - t0:.0f} s); processing")
 
