@@ -398,7 +398,7 @@ def _optical_contrast(bands: dict[str, np.ndarray], water: np.ndarray, gsd: floa
     return _edge_corrected(z, water, gsd), z_raw
 
 
-def _edge_corrected(z: np.ndarray, water: np.ndarray, gsd: float, reach_m: float = 8.0) -> np.ndarray:
+def _edge_corrected(z: np.ndarray, water: np.ndarray, gsd: float, reach_m: float = 20.0) -> np.ndarray:
     """Remove the bright rim of the water along the shore.
 
     Blur and mixed pixels make water next to land brighter than open
@@ -499,7 +499,7 @@ def _water_coverage(chip, water: np.ndarray, source: str) -> float:
 
 @register("vessel", name="vessels", version="1.0", kinds=("port",))
 def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 500.0, pfa: float = 1e-6,
-                   k_high: float = 6.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25,
+                   k_high: float = 10.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
                    water: np.ndarray | None = None, **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
@@ -516,6 +516,7 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     block_m: optical background/noise block size, metres.
     extent_frac: optical object extent: pixels above this share of the
         object's peak contrast (and above ``k_low``).
+    rim_m: seeds lie farther than this from land (and at least a pixel).
     smooth_m: optical Gaussian smoothing (sigma, metres) against wave and
         glint texture finer than a hull; no effect at >= 6 m pixels.
     guard_m, background_m: SAR CFAR guard half-width and background ring
@@ -557,7 +558,9 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     water_ext = water
     # seeds lie off the water's edge: the mixed water/land pixels of a
     # shoreline are bright against the water but never seed an object
-    inner = ndi.binary_erosion(water, structure=np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool))
+    # (at least ``rim_m`` metres, one pixel, from land: blur spreads the shore)
+    d_land = ndi.distance_transform_edt(np.pad(water, 1, mode="edge"))[1:-1, 1:-1]
+    inner = d_land > max(1.0, rim_m / gsd)
 
     if sar:
         x = _sar_band(chip)
