@@ -256,11 +256,12 @@ def apply_atmosphere(refl: np.ndarray, roles, grid: Grid, rng, *, haze: float, c
     h, w = grid.shape
     path = {"blue": 0.09, "green": 0.065, "red": 0.045, "nir": 0.025, "pan": 0.055, "gray": 0.055}
     if haze > 0:
-        hv = haze * (1 + 0.35 * smooth_noise((h, w), max(2.0, 400 / grid.gsd), rng))
-        hv = np.clip(hv, 0, 1)
+        hv = np.float32(haze) * (1 + np.float32(0.35) * smooth_noise((h, w), max(2.0, 400 / grid.gsd), rng))
+        np.clip(hv, 0, 1, out=hv)
+        k = 1 - np.float32(0.25) * hv  # transmittance loss
         for i, r in enumerate(roles):
-            t = np.float32(0.75)
-            refl[i] = refl[i] * (1 - hv * (1 - t)) + hv * path.get(r, 0.05)
+            refl[i] *= k
+            refl[i] += hv * np.float32(path.get(r, 0.05))
     cloud_h = rng.uniform(600, 2000)
     cov, sh = cloud_fields(grid, cloud, shadow_vector(sun_az, sun_el, cloud_h), rng)
     if cloud > 0:
