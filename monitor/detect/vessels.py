@@ -365,7 +365,7 @@ def _sar_band(chip) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 def _optical_contrast(bands: dict[str, np.ndarray], water: np.ndarray, gsd: float, block_m: float,
-                      smooth_m: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+                      smooth_m: float = 3.0, d_land: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Robust contrast z of the water (smoothed for detection, raw for the
     extent of objects), both corrected for the bright rim along the shore."""
     block_px = max(48, int(round(block_m / gsd)))
@@ -381,7 +381,9 @@ def _optical_contrast(bands: dict[str, np.ndarray], water: np.ndarray, gsd: floa
         d = (x - bg) / sg
         acc = d if acc is None else acc + d
     bg, sg = local_background(acc, water, block_px)
-    z_raw = _edge_corrected(((acc - bg) / sg).astype(np.float32), water, gsd)
+    if d_land is None:
+        d_land = _distance_to_land(water)
+    z_raw = _edge_corrected(((acc - bg) / sg).astype(np.float32), water, gsd, d_land)
     # below the smallest hull width, texture is waves and glint: smooth it
     # out (a Gaussian of ``smooth_m`` metres; nothing at 10 m pixels)
     sig_px = smooth_m / gsd
@@ -395,34 +397,54 @@ def _optical_contrast(bands: dict[str, np.ndarray], water: np.ndarray, gsd: floa
         acc = np.where(water, acc, 0)
     bg, sg = local_background(acc, water, block_px)
     z = ((acc - bg) / sg).astype(np.float32)
-    return _edge_corrected(z, water, gsd), z_raw
+    return _edge_corrected(z, water, gsd, d_land), z_raw
 
 
-def _edge_corrected(z: np.ndarray, water: np.ndarray, gsd: float, reach_m: float = 20.0) -> np.ndarray:
+def _edge_corrected(z: np.ndarray, water: np.ndarray, gsd: float, d_land: np.ndarray | None = None,
+                    reach_m: float = 20.0) -> np.ndarray:
     """Remove the bright rim of the water along the shore.
 
     Blur and mixed pixels make water next to land brighter than open
-    water. For each distance to land (in pixels, up to ``reach_m`` metres
-    and at least 2 pixels), the median and robust sigma of z over the water
+    water. For each distance to land (whole pixels, up to ``reach_m``
+    metres and at least 2 pixels), the low quantiles of z over the water
     pixels at that distance re-standardise them; a hull moored at the shore
     stays far above its rim, the rim itself drops to noise. The rim level is
-    its 20th percentile (hulls may line most of a quay)."""
+    its 20th percentile (hulls may line most of a quay). ``d_land``: the
+    distance of each pixel to land, in pixels (computed when omitted).
+    """
     k = max(2, int(math.ceil(reach_m / gsd)))
-    # distance to land only (the chip border is not a shore)
-    d = ndi.distance_transform_edt(np.pad(water, 1, mode="edge"))[1:-1, 1:-1]
+    if d_land is None:
+        d_land = _distance_to_land(water)
+    rr, cc = np.nonzero(water & (d_land <= k))
+    if rr.size == 0:
+        return z
     out = z.copy()
-    for i in range(1, k + 1):
-        sel = water & (d > i - 1) & (d <= i)
-        if sel.sum() < 50:
+    v_all = z[rr, cc]
+    bins = np.ceil(d_land[rr, cc]).astype(np.int32)
+    order = np.argsort(bins, kind="stable")
+    bins, v_all, rr, cc = bins[order], v_all[order], rr[order], cc[order]
+    edges = np.searchsorted(bins, np.arange(1, k + 2))
+    for i in range(k):
+        lo, hi = edges[i], edges[i + 1]
+        if hi - lo < 50:
             continue
-        v = z[sel]
-        # low quantiles: moored hulls may fill most of a busy quay's rim
+        v = v_all[lo:hi]
         q05, q20 = np.percentile(v, [5, 20])
         sig = float((q20 - q05) / 0.80)
         if q20 <= 0.5:
             continue
-        out[sel] = (v - q20) / max(sig, 1.0)
+        out[rr[lo:hi], cc[lo:hi]] = (v - q20) / max(sig, 1.0)
     return out
+
+
+def _distance_to_land(water: np.ndarray) -> np.ndarray:
+    """Distance (pixels) of each water pixel to the nearest land pixel; the
+    chip border is not land."""
+    if water.all():
+        return np.full(water.shape, np.inf, np.float32)
+    # city-block distance (>= Euclidean, at most x1.41 on diagonals): 10x faster
+    d = ndi.distance_transform_cdt(np.pad(water, 1, mode="edge"), metric="taxicab")[1:-1, 1:-1]
+    return d.astype(np.float32)
 
 
 def _cfar(x: np.ndarray, water: np.ndarray, gsd: float, pfa: float, guard_m: float, background_m: float,
@@ -559,7 +581,7 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     # seeds lie off the water's edge: the mixed water/land pixels of a
     # shoreline are bright against the water but never seed an object
     # (at least ``rim_m`` metres, one pixel, from land: blur spreads the shore)
-    d_land = ndi.distance_transform_edt(np.pad(water, 1, mode="edge"))[1:-1, 1:-1]
+    d_land = _distance_to_land(water)
     inner = d_land > max(1.0, rim_m / gsd)
 
     if sar:
@@ -577,7 +599,7 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         z = ratio
         extras.update({"enl": round(enl, 2), "pfa": pfa})
     else:
-        zs, z = _optical_contrast(bands, water, gsd, block_m, smooth_m)
+        zs, z = _optical_contrast(bands, water, gsd, block_m, smooth_m, d_land)
         mask = _grow(water_ext & (zs >= k_low), inner & (zs >= k_high))
         # an object is where its contrast is at least ``extent_frac`` of its
         # peak: blur and halo do not make it longer, and a seam between two
