@@ -21,7 +21,7 @@ def demo_dir(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("demo")
     lines: list[str] = []
-    rep = run_demo(d, start="2022-06-01", end="2024-01-31", aois=["tumangang", "najin"], workers=2,
+    rep = run_demo(d, start="2023-07-01", end="2023-12-31", aois=["tumangang", "najin"], workers=2,
                    echo=lines.append)
     return d, rep, lines
 
@@ -48,7 +48,7 @@ def test_demo_rerun_skips_everything(demo_dir):
     d, _, _ = demo_dir
     before = len(Store(d / "monitor.db").observations())
     lines: list[str] = []
-    run_demo(d, start="2022-06-01", end="2024-01-31", aois=["tumangang", "najin"], workers=1, echo=lines.append)
+    run_demo(d, start="2023-07-01", end="2023-12-31", aois=["tumangang", "najin"], workers=1, echo=lines.append)
     assert len(Store(d / "monitor.db").observations()) == before
     assert any("0 scenes processed" in ln for ln in lines)
 
