@@ -640,6 +640,9 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     peak = np.full(n + 1, -np.inf)
     np.maximum.at(peak, lv, zv)
     peak = peak[1:]
+    near = np.full(n + 1, np.inf)
+    np.minimum.at(near, lv, d_land[nz].astype(np.float64))
+    at_shore = near[1:] <= max(1.0, rim_m / gsd)
     rects = _rectangles(lab, n, chip.transform)
     sel_r, props = [], []
     thr_hi = 1.0 if sar else k_high
@@ -648,6 +651,10 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         if L < min_length_m - 1e-6 or L > max_length_m:
             continue
         if peak[j] < thr_hi:
+            continue
+        if not sar and at_shore[j] and mean_z[j] < k_high:
+            # along the shore, the rim of blur and surf is bright: a hull
+            # there must be bright over its whole body, not only at a peak
             continue
         fill = area[j] * gsd * gsd / max(rect.area, 1e-9)
         if fill < 0.25:
