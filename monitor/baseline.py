@@ -343,3 +343,111 @@ def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, season_need, min
         spread = np.fmax(spread, mean_floor * mean_abs)
     z = (rate - expected) / spread
     return {"median": med, "season": season, "expected": expected, "spread": spread, "z": z, "n_history": nh}
+
+
+# -- streaming post-processing of per-row scores ------------------------------
+def _group_order(n, keys, times):
+    """Row order by (key, time) and the sorted group codes."""
+    codes = (pd.Series(keys).factorize()[0].astype(np.int64) if keys is not None
+             else np.zeros(n, dtype=np.int64))
+    if len(codes) != n:
+        raise InputError("keys", f"{len(codes)} keys for {n} scores")
+    if times is not None:
+        tt = pd.to_datetime(pd.Series(times), utc=True)
+        if len(tt) != n or tt.isna().any():
+            raise InputError("times", "need one valid time per score")
+        order = np.lexsort((tt.dt.as_unit("ns").astype("int64").to_numpy(), codes))
+    else:
+        order = np.argsort(codes, kind="stable")
+    return order, codes[order]
+
+
+def _rolling_rows(c, v, window, *, include_current=True):
+    """Rolling (sum, count) over the last ``window`` rows of each group, on rows
+    already sorted by group then time. NaN values are skipped."""
+    n = len(v)
+    ok = np.isfinite(v)
+    cs = np.r_[0.0, np.cumsum(np.where(ok, v, 0.0))]
+    cn = np.r_[0, np.cumsum(ok)]
+    i = np.arange(n)
+    gstart = np.r_[0, np.flatnonzero(c[1:] != c[:-1]) + 1] if n else np.empty(0, dtype=np.int64)
+    first = np.repeat(gstart, np.diff(np.r_[gstart, n]))
+    hi = i + 1 if include_current else i
+    lo = np.maximum(first, hi - int(window))
+    return cs[hi] - cs[lo], cn[hi] - cn[lo]
+
+
+def recent_deviation(z, keys=None, times=None, *, windows: tuple[int, ...] = (6, 36),
+                     spread_window: int = 36, spread: bool = True) -> np.ndarray:
+    """Multi-scale deviation from per-row robust z scores (rows up to and including each row only).
+
+    For each row: the maximum of the point ``|z|``, of ``|mean z| * sqrt(m)``
+    over the last ``m`` rows for each ``m`` in ``windows`` (a level shift or
+    drift too small for one row but lasting is as unlikely as a big spike),
+    and, when ``spread``, of a spread-change term: the mean of ``z**2`` over
+    the last ``spread_window`` rows as the z of a chi-square,
+    ``(sum z**2 - m) / sqrt(2 m)``, large when recent residuals are much
+    wider than the baseline's spread (its MAD). NaN z count as 0 (not
+    scored). Rows are taken per ``keys`` (one series per key) in ``times``
+    order (default: the given order). Returns a float array >= 0 in the
+    input order, in units of z. Vectorised (cumulative sums).
+    """
+    z = np.nan_to_num(np.asarray(z, dtype=float), nan=0.0, posinf=1e6, neginf=-1e6)
+    n = len(z)
+    order, c = _group_order(n, keys, times)
+    zs = z[order]
+    best = np.abs(zs)
+    for m in windows:
+        sm, cnt = _rolling_rows(c, zs, m)
+        best = np.fmax(best, np.abs(sm) / np.sqrt(np.maximum(cnt, 1)))
+    if spread and spread_window > 1:
+        q, cnt = _rolling_rows(c, np.minimum(zs * zs, 1e6), spread_window)
+        cnt = np.maximum(cnt, 1)
+        best = np.fmax(best, (q - cnt) / np.sqrt(2.0 * cnt))
+    out = np.empty(n)
+    out[order] = best
+    return out
+
+
+def anomaly_likelihood(scores, keys=None, times=None, *, long_window: int = 8640, short_window: int = 10,
+                       learning: int = 300, min_mean: float = 0.03, min_var: float = 0.0003) -> np.ndarray:
+    """Anomaly likelihood of per-row anomaly scores, as in Numenta's HTM pipeline.
+
+    scores: per-row anomaly scores in [0, 1] (e.g. ``score(...)["anomaly"]``
+        or ``d / (d + k)`` of :func:`recent_deviation`).
+    keys / times: series keys (one series per key) and row times (default:
+        the given order).
+
+    For each row the recent average of the last ``short_window`` scores
+    (including the row) is compared with the distribution (mean, standard
+    deviation; mean floored by ``min_mean``, variance by ``min_var``) of such
+    averages over the previous ``long_window`` rows (strictly before the
+    row): likelihood = 1 - Q((recent - mean) / std), Q the upper normal
+    tail. So each series gets its own effective threshold: a noisy series
+    whose scores are always high is not alarming, a quiet one that moves is.
+    Rows with fewer than ``learning`` prior rows get 0.5. Streaming: a row's
+    value depends only on rows up to and including it. Returns floats in
+    [0, 1] in the input order.
+    """
+    from scipy.special import ndtr
+
+    s = np.clip(np.nan_to_num(np.asarray(scores, dtype=float), nan=0.0), 0.0, 1.0)
+    n = len(s)
+    if short_window < 1 or long_window < 2:
+        raise InputError("anomaly_likelihood", "short_window must be >= 1 and long_window >= 2")
+    order, c = _group_order(n, keys, times)
+    ss = s[order]
+    sm, cnt = _rolling_rows(c, ss, short_window)
+    avg = sm / np.maximum(cnt, 1)
+    m1, k = _rolling_rows(c, avg, long_window, include_current=False)
+    m2, _ = _rolling_rows(c, avg * avg, long_window, include_current=False)
+    kk = np.maximum(k, 1)
+    mean = m1 / kk
+    var = np.maximum(m2 / kk - mean * mean, 0.0)
+    mean = np.maximum(mean, min_mean)
+    var = np.maximum(var, min_var)
+    lik = ndtr((avg - mean) / np.sqrt(var))
+    lik = np.where(k >= learning, lik, 0.5)
+    out = np.empty(n)
+    out[order] = lik
+    return out

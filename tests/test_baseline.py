@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitor.baseline import score
+from monitor.baseline import anomaly_likelihood, recent_deviation, score
 from monitor.errors import InputError
 
 
@@ -108,3 +108,44 @@ def test_drop_optional_and_bad_input():
     with pytest.raises(InputError, match="season"):
         score(df, season="fortnight")
     assert score(df.iloc[:0]).empty
+
+
+def test_anomaly_likelihood_range_streaming_and_per_series():
+    rng = np.random.default_rng(3)
+    quiet = np.clip(rng.normal(0.1, 0.02, 1500), 0, 1)
+    noisy = np.clip(rng.uniform(0.0, 0.9, 1500), 0, 1)
+    quiet[1200] = noisy[1200] = 0.9
+    s = np.r_[quiet, noisy]
+    keys = np.r_[np.zeros(1500), np.ones(1500)]
+    lik = anomaly_likelihood(s, keys, short_window=1, learning=300)
+    assert lik.shape == s.shape and np.all((lik >= 0) & (lik <= 1))
+    assert np.all(lik[:300] == 0.5)  # learning period
+    # the same 0.9 is alarming in the quiet series, ordinary in the noisy one
+    assert lik[1200] > 0.9999 and lik[1500 + 1200] < 0.99
+    # no look-ahead: changing later rows changes nothing before them
+    s2 = s.copy()
+    s2[1300:1500] = 1.0
+    s2[2800:] = 0.0
+    lik2 = anomaly_likelihood(s2, keys, short_window=1, learning=300)
+    np.testing.assert_allclose(lik[:1300], lik2[:1300], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(lik[1500:2800], lik2[1500:2800], rtol=1e-9, atol=1e-12)
+    # shuffled input order with times gives the same per-row answer
+    t = np.r_[np.arange(1500), np.arange(1500)] * np.timedelta64(5, "m") + np.datetime64("2020-01-01")
+    perm = rng.permutation(len(s))
+    lik3 = anomaly_likelihood(s[perm], keys[perm], t[perm], short_window=1, learning=300)
+    np.testing.assert_allclose(lik3, lik[perm])
+    with pytest.raises(InputError):
+        anomaly_likelihood(s, keys[:10])
+
+
+def test_recent_deviation_catches_small_lasting_shift_and_spread_change():
+    rng = np.random.default_rng(4)
+    z = rng.normal(0, 1, 600)
+    z[300:] += 1.5  # too small for a point alarm, lasting
+    z[450:] = rng.normal(0, 4, 150)  # wider residuals
+    d = recent_deviation(z, windows=(36,), spread_window=36)
+    assert np.all(d >= np.abs(z) - 1e-12)
+    assert d[:300].max() < 5 and d[340] > 6 and d[480:].max() > 10
+    z2 = z.copy()
+    z2[400:] = 100.0
+    np.testing.assert_allclose(d[:400], recent_deviation(z2, windows=(36,), spread_window=36)[:400], rtol=1e-9, atol=1e-9)
