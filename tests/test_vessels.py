@@ -239,3 +239,13 @@ def test_bad_options_are_refused():
 
 def test_size_classes():
     assert size_class(10) == "small_lt30m" and size_class(50) == "medium_30_100m" and size_class(250) == "large_gt100m"
+
+
+def test_fine_chips_are_worked_near_2m():
+    ship = hull(X0 + 150, Y0 + 150, 60, 12, 60)
+    chip = make_chip(size_m=300, gsd=1.0, hulls=[ship], seed=18)
+    res = detect_vessels(chip)
+    assert res.extras["gsd_m"] == 2.0 and res.counts["vessel"] == 1
+    assert res.detections[0].length_m == pytest.approx(60, abs=5)
+    native = detect_vessels(chip, work_gsd_m=0)
+    assert native.extras["gsd_m"] == 1.0 and native.counts["vessel"] == 1

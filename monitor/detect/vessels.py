@@ -39,6 +39,7 @@ import math
 
 import numpy as np
 import shapely
+from affine import Affine
 from scipy import ndimage as ndi
 
 from monitor.detect import Detection, DetectionResult, register
@@ -54,7 +55,7 @@ _EIGHT = np.ones((3, 3), bool)
 # ---------------------------------------------------------------------------
 
 def local_background(x: np.ndarray, mask: np.ndarray, block_px: int,
-                     max_samples: int = 1_500_000, tail: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                     max_samples: int = 400_000, tail: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Local median and robust sigma (1.4826 MAD) of ``x`` over ``mask``.
 
     Statistics are taken on square blocks of ``block_px`` pixels (subsampled
@@ -132,6 +133,19 @@ def _interp_matrix(n: int, nb: int, b: int) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # object measurement
 # ---------------------------------------------------------------------------
+
+def coarsened(chip, f: int):
+    """The chip block-averaged by ``f`` x ``f`` pixels (valid where every
+    pixel of the block was valid); same CRS, transform scaled by ``f``."""
+    from dataclasses import replace
+
+    n, h, w = chip.bands.shape
+    h2, w2 = h // f, w // f
+    b = chip.bands[:, : h2 * f, : w2 * f].reshape(n, h2, f, w2, f).mean(axis=(2, 4), dtype=np.float32)
+    v = chip.valid[: h2 * f, : w2 * f].reshape(h2, f, w2, f).all(axis=(1, 3))
+    return replace(chip, bands=b, valid=v, transform=chip.transform * Affine.scale(f, f),
+                   gsd_m=float(chip.gsd_m) * f, meta={**chip.meta, "coarsened_by": f})
+
 
 def _grow(low: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """Connected parts (8-connected) of ``low`` that hold a seed pixel."""
@@ -521,7 +535,7 @@ def _water_coverage(chip, water: np.ndarray, source: str) -> float:
 
 @register("vessel", name="vessels", version="1.0", kinds=("port",))
 def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 500.0, pfa: float = 1e-6,
-                   k_high: float = 10.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0,
+                   k_high: float = 10.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0, work_gsd_m: float = 2.0,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
                    water: np.ndarray | None = None, **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
@@ -538,6 +552,9 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     block_m: optical background/noise block size, metres.
     extent_frac: optical object extent: pixels above this share of the
         object's peak contrast (and above ``k_low``).
+    work_gsd_m: chips with pixels finer than this are block-averaged by an
+        integer factor towards it first (speed: at 1 m a 15 m hull is still
+        7 pixels long at 2 m); 0 keeps the native grid.
     rim_m: seeds lie farther than this from land (and at least a pixel).
     smooth_m: optical Gaussian smoothing (sigma, metres) against wave and
         glint texture finer than a hull; no effect at >= 6 m pixels.
@@ -560,6 +577,10 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         raise InputError(getattr(chip.scene, "path", "chip"), f"bad pixel size {gsd!r}")
     if min_length_m <= 0 or pfa <= 0 or pfa >= 1:
         raise InputError("options", "min_length_m must be > 0 and 0 < pfa < 1")
+    f = int(work_gsd_m // gsd) if work_gsd_m and gsd < work_gsd_m else 1
+    if f >= 2 and water is None and min(chip.shape) >= 8 * f:
+        chip = coarsened(chip, f)
+        gsd = float(chip.gsd_m)
     sar = chip.sensor == "sar"
     bands = None if sar else _optical_bands(chip)
     if water is None:
