@@ -4,18 +4,21 @@ Method (per chip, all geometry in the chip's metric CRS):
 
 1. **Snap** each AOI track line to the real track nearby. The chip is
    sampled on a strip along the line (offsets within ``search_m``); the
-   along-track mean of the strip shows the cross-section of the real track:
-   two thin rail lines ``gauge + 70 mm`` apart, and/or the 3 m band of the
-   ballast bed or of the cars on it. A smooth offset along the line (a
-   Viterbi path through the per-station scores, common shift of all tracks
-   as a prior) gives the moved centreline; the offsets are reported.
+   along-track mean of the strip shows the two rail lines ``gauge + 70 mm``
+   apart (at fine GSD) or the 3 m band of the track bed (coarser). Stretches
+   that look occupied on the drawn line hide their own rails and give
+   little evidence. One shift per line (the common shift of all lines as a
+   prior, lines never snapping onto a track another line already took) plus
+   a smooth residual of at most 1 m (a Viterbi path) gives the moved
+   centreline; the offsets are reported.
 2. **Occupancy.** The strip is resampled on the snapped centreline. Every
-   station's cross-section (all bands, ~2.4 m either side) is compared with
-   the scene's *empty track* appearance, the densest mode of the
-   cross-sections of all tracks (seeded by stations whose rails are visible
-   where the resolution shows rails). A car covers both halves of the
-   track, so the distance of the *less* different half decides; this keeps
-   a car or its shadow on a neighbouring track from occupying this one.
+   station's cross-section (all bands, 1.35 m either side) is compared with
+   the *empty track* look: the densest mode of all stations of the scene,
+   and of the track itself. A car covers both halves of the track, so the
+   distance of the *less* different half decides; this keeps a car or its
+   shadow on a neighbouring track from occupying this one. Where the scene
+   shows car shadows (a dark band beside the track on one map side, found
+   from the data), the shadow contrast is a second cue.
 3. **Cars.** Occupied runs are split at coupler gaps: a dynamic programme
    chooses cut points that maximise gap evidence (the cross-section looks
    like empty track or changes abruptly) under a prior of car lengths
@@ -403,15 +406,22 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     fine_gsd_m: at or below this GSD individual cars are counted; coarser, the
         count is estimated from occupied length.
     threshold: occupancy threshold, in units of the empty-track spread
-        (default: Otsu split of the scene's distances, within 2.5..8).
+        (default: Otsu split of the scene's distances, within 2..8).
     snap: set False to trust the lines as drawn.
+    use_shadows: use the cars' shadows as a second occupancy cue where the
+        scene shows them (found automatically; ``extras["shadow"]``).
+    local_reference: also learn each track's own empty look (for tracks of
+        150 m or more visible).
+    min_run_m: shortest occupied stretch kept, metres.
+    debug: a list to which per-track strips and scores are appended.
 
     Returns a :class:`DetectionResult` with ``counts["railcar"]``, the
     ``intervals["railcar"]``, ``coverage`` (share of track length visible)
     and ``extras``: ``occupied_m``, ``track_length_m``, ``per_track`` (count,
     occupied_m, coverage, offset_m = median |shift|, shift_m = median signed
     shift to the left, max_offset_m per track id), ``mode`` (``"cars"`` or
-    ``"length"``) and ``gsd_m``.
+    ``"length"``), ``threshold``, ``shadow`` (anti-sun azimuth and contrast,
+    or ``None``) and ``gsd_m``.
     """
     name = _scene_name(chip)
     if tracks is None:
@@ -667,7 +677,6 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
     if best is None or best[0] < min_contrast:
         return None
     contrast, az, ref, spread = best
-    _OTSU_DEBUG.append(("shadow", az, ref, spread, contrast))
     u = np.array([np.sin(np.radians(az)), np.cos(np.radians(az))])
     cs = []
     for st, (gl, gr) in zip(strips, sides):
@@ -691,12 +700,7 @@ def _auto_threshold(d: np.ndarray, lo: float = 2.0, hi: float = 8.0) -> float:
     m1 = (np.sum(hist * c) - np.cumsum(hist * c)) / np.maximum(w1, 1)
     between = w0 * w1 * (m0 - m1) ** 2
     i = int(np.argmax(between))
-    eta = between[i] / (w0[-1] ** 2 * np.var(x)) if np.var(x) > 0 else 0.0
-    _OTSU_DEBUG.append((float(np.exp(c[i])), float(eta)))
     return float(np.clip(np.exp(c[i]), lo, hi))
-
-
-_OTSU_DEBUG = []
 
 
 def _gap_evidence(left: np.ndarray, right: np.ndarray, scale: np.ndarray, d: np.ndarray,
