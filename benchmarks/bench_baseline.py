@@ -13,6 +13,12 @@ Prints:
   scaled sigmoid, one threshold for the whole corpus chosen to maximise the
   raw score, normalised between the null and the perfect detector.
   Skipped with a message when DIR is absent.
+  Also printed: the same baseline post-processed by
+  :func:`monitor.baseline.anomaly_likelihood` (HTM-style rolling likelihood
+  of the point score) and by :func:`monitor.baseline.recent_deviation`
+  (multi-scale mean z and spread change), each with the same onset filter,
+  each with its own best corpus-wide threshold. The headline uses
+  ``NAB_PIPELINE``, fixed before looking at these figures.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from monitor.baseline import score
+from monitor.baseline import anomaly_likelihood, recent_deviation, score
 from monitor.store import Store
 
 PROFILES = {"standard": (1.0, 1.0, 0.11), "reward_low_FP_rate": (1.0, 1.0, 0.22),
@@ -124,11 +130,48 @@ def onset_anomaly(scored: pd.DataFrame, z_threshold: float, suppress: str | None
     return z / (z + z_threshold)
 
 
+#: Pipelines from the baseline's robust z to NAB's per-row score in [0, 1].
+PIPELINES = ("point", "likelihood", "multiscale")
+
+#: The headline pipeline (point |z| with the onset filter).
+NAB_PIPELINE = "point"
+
+
+def _log_likelihood(lik: np.ndarray) -> np.ndarray:
+    """Numenta's log scale of a likelihood (1 - 1e-10 -> 1), so one grid of
+    thresholds resolves likelihoods very close to 1."""
+    return np.log(1.0000000001 - lik) / np.log(1e-10)
+
+
+def pipeline_anomaly(scored: pd.DataFrame, pipeline: str, z_threshold: float,
+                     suppress: str | None = NAB_SUPPRESS) -> np.ndarray:
+    """Per-row score in [0, 1] of a scored (time-sorted) series; streaming."""
+    if pipeline == "point":
+        return onset_anomaly(scored, z_threshold, suppress)
+    z = np.where(scored["alertable"].to_numpy(), np.nan_to_num(scored["z"].to_numpy(dtype=float)), 0.0)
+    if pipeline == "likelihood":
+        d = np.abs(z)
+        a = _log_likelihood(anomaly_likelihood(d / (d + z_threshold), long_window=8640, short_window=1))
+    elif pipeline == "multiscale":
+        d = recent_deviation(z, windows=(6, 36), spread_window=36)
+        a = d / (d + z_threshold)
+    else:
+        raise ValueError(pipeline)
+    if suppress:
+        idx = pd.DatetimeIndex(scored["acquired"].dt.tz_convert(None))
+        prev = pd.Series(a, index=idx).rolling(suppress, closed="left", min_periods=1).max().fillna(0.0).to_numpy()
+        a = np.where(a > prev, a, 0.0)
+    return a
+
+
 def nab_score(nab: Path, profile: str = "standard", options: dict | None = None,
-              suppress: str | None = NAB_SUPPRESS) -> tuple[float, dict]:
+              suppress: str | None = NAB_SUPPRESS, pipelines: tuple[str, ...] = (NAB_PIPELINE,)) -> dict:
+    """NAB score of each pipeline: {pipeline: (score, info)}; the baseline is
+    computed once per file."""
     a_tp, a_fn, a_fp = PROFILES[profile]
     windows = json.loads((nab / "labels" / "combined_windows.json").read_text())
-    files, n_windows, per_cat = [], 0, {}
+    files = {p: [] for p in pipelines}
+    n_windows = 0
     opts = dict(NAB_OPTIONS, **(options or {}))
     for rel, wins in sorted(windows.items()):
         p = nab / "data" / rel
@@ -136,19 +179,26 @@ def nab_score(nab: Path, profile: str = "standard", options: dict | None = None,
         t = pd.to_datetime(df["timestamp"]).dt.tz_localize("UTC")
         obs = pd.DataFrame({"acquired": t, "count": df["value"].astype(float), "row": np.arange(len(df))})
         sc = score(obs, **opts)  # sorted by time
-        an = np.empty(len(sc))
-        an[sc["row"].to_numpy()] = onset_anomaly(sc, opts["z_threshold"], suppress)
         ts = t.dt.tz_convert(None).to_numpy()
         idx = []
         for a, b in wins:
             l = int(np.searchsorted(ts, np.datetime64(pd.Timestamp(a).tz_localize(None)), "left"))
             r = int(np.searchsorted(ts, np.datetime64(pd.Timestamp(b).tz_localize(None)), "right")) - 1
             idx.append((l, min(r, len(df) - 1)))
-        files.append((rel.split("/")[0], _FileScore(an, idx, a_tp, a_fn, a_fp)))
         n_windows += len(idx)
+        for pl in pipelines:
+            an = np.empty(len(sc))
+            an[sc["row"].to_numpy()] = pipeline_anomaly(sc, pl, opts["z_threshold"], suppress)
+            files[pl].append((rel.split("/")[0], _FileScore(an, idx, a_tp, a_fn, a_fp)))
+    return {pl: _best(f, n_windows, a_tp, a_fn) for pl, f in files.items()}
+
+
+def _best(files, n_windows, a_tp, a_fn):
+    """The corpus-wide threshold maximising the raw score, and the normalised score."""
+    per_cat = {}
     null = -a_fn * n_windows
     perfect = a_tp * n_windows
-    grid = np.unique(np.r_[np.linspace(0.3, 0.999, 300), 1 - np.logspace(-6, -3, 40)])
+    grid = np.unique(np.r_[np.linspace(0.0, 0.999, 1000), 1 - np.logspace(-6, -3, 40)])
     raws = np.array([sum(f.raw(th) for _, f in files) for th in grid])
     best = int(np.argmax(raws))
     th = grid[best]
@@ -187,11 +237,22 @@ def main(argv=None) -> int:
         print(f"NAB standard score: skipped ({nab} absent)")
         return 0
     t0 = time.perf_counter()
-    s, info = nab_score(nab, "standard")
+    res = nab_score(nab, "standard", pipelines=(NAB_PIPELINE,) + tuple(p for p in PIPELINES if p != NAB_PIPELINE))
     dt = time.perf_counter() - t0
+    s, info = res[NAB_PIPELINE]
     print(f"NAB standard score: {s:.1f}")
-    print(f"  threshold {info['threshold']:.4f} on anomaly = |z|/(|z|+z_threshold), {dt:.1f} s; raw per category: "
+    print(f"  {NAB_PIPELINE}: threshold {info['threshold']:.4f} on anomaly = |z|/(|z|+z_threshold), {dt:.1f} s "
+          "for all pipelines; raw per category: "
           + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(info["per_category"].items())))
+    for pl, (s2, inf2) in res.items():
+        if pl != NAB_PIPELINE:
+            print(f"  {pl}: NAB standard {s2:.1f} (threshold {inf2['threshold']:.6f}); raw per category: "
+                  + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(inf2["per_category"].items())))
+    print("  What limits it: the scorer only knows a 7-day robust median with an hour-of-day season, so "
+          "series whose anomalies are changes of shape or rhythm (machine temperature, NYC taxi, CPU "
+          "misconfiguration: realKnownCause) are missed or found late, and the heavy-tailed, "
+          "autocorrelated residuals of real NAB series make point outliers common (false positives); "
+          "rolling likelihood and multi-scale terms re-weight the same z and do not add that knowledge.")
     return 0
 
 
