@@ -143,7 +143,7 @@ def coarsened(chip, f: int):
     h2, w2 = h // f, w // f
     b = chip.bands[:, : h2 * f, : w2 * f].reshape(n, h2, f, w2, f).mean(axis=(2, 4), dtype=np.float32)
     v = chip.valid[: h2 * f, : w2 * f].reshape(h2, f, w2, f).all(axis=(1, 3))
-    return replace(chip, bands=b, valid=v, transform=chip.transform * Affine.scale(f, f),
+    return replace(chip, bands=b, valid=v, transform=chip.transform @ Affine.scale(f, f),
                    gsd_m=float(chip.gsd_m) * f, meta={**chip.meta, "coarsened_by": f})
 
 

@@ -151,8 +151,9 @@ def _give_back_thin_land(water: np.ndarray, land_ok: np.ndarray, gsd_m: float) -
 
     A moored hull looks like a narrow peninsula of "land" sticking into
     the water; a morphological opening of the land with a disk wider than
-    the widest hull removes it (and keeps wide land). Only pieces whose
-    longest side is below :data:`MAX_SHIP_LENGTH_M` are given back.
+    the widest hull removes it (and keeps wide land). Only hull-shaped
+    pieces are given back: longer than 1.5 times their width, at most
+    :data:`MAX_SHIP_LENGTH_M` by :data:`MAX_SHIP_WIDTH_M`, and compact.
     """
     r = max(1, int(np.ceil(MAX_SHIP_WIDTH_M / gsd_m)))
     land = ~water & land_ok
@@ -167,16 +168,23 @@ def _give_back_thin_land(water: np.ndarray, land_ok: np.ndarray, gsd_m: float) -
     touch = np.zeros(n + 1, bool)
     near = ndi.binary_dilation(water, structure=np.ones((3, 3), bool))
     touch[np.unique(lab[near & thin])] = True
-    sl = ndi.find_objects(lab)
-    keep = np.zeros(n + 1, bool)
-    lim = MAX_SHIP_LENGTH_M / gsd_m
-    for i, s in enumerate(sl, start=1):
-        if s is None or not touch[i]:
-            continue
-        hh = s[0].stop - s[0].start
-        ww = s[1].stop - s[1].start
-        if np.hypot(hh, ww) <= lim:
-            keep[i] = True
+    # hull-shaped pieces only: length and width from the second moments
+    # (a filled rectangle L x W has variances L^2/12, W^2/12), compact
+    rr, cc = np.nonzero(thin)
+    lv = lab[rr, cc]
+    cnt = np.bincount(lv, minlength=n + 1).astype(float)
+    c1 = np.maximum(cnt, 1)
+    my, mx = np.bincount(lv, rr, n + 1) / c1, np.bincount(lv, cc, n + 1) / c1
+    syy = np.bincount(lv, rr.astype(float) ** 2, n + 1) / c1 - my**2
+    sxx = np.bincount(lv, cc.astype(float) ** 2, n + 1) / c1 - mx**2
+    sxy = np.bincount(lv, rr.astype(float) * cc, n + 1) / c1 - my * mx
+    tr, det = syy + sxx, syy * sxx - sxy**2
+    disc = np.sqrt(np.maximum(tr**2 / 4 - det, 0))
+    length = np.sqrt(12 * np.maximum(tr / 2 + disc, 0)) + 1
+    width = np.sqrt(12 * np.maximum(tr / 2 - disc, 0)) + 1
+    fill = cnt / np.maximum(length * width, 1)
+    keep = (touch & (length * gsd_m <= MAX_SHIP_LENGTH_M) & (width * gsd_m <= MAX_SHIP_WIDTH_M + gsd_m)
+            & (fill >= 0.6) & (length >= 1.5 * width))
     keep[0] = False
     return water | keep[lab]
 
