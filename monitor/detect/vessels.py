@@ -673,6 +673,9 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
             continue
         if peak[j] < thr_hi:
             continue
+        if L > 15.0 * W or (W < 1.5 * gsd and L >= 8.0 * gsd):
+            # lines, not hulls: bridges, breakwater edges, wakes
+            continue
         if not sar and at_shore[j] and mean_z[j] < k_high:
             # along the shore, the rim of blur and surf is bright: a hull
             # there must be bright over its whole body, not only at a peak
