@@ -30,12 +30,6 @@ MAX_SHIP_WIDTH_M = 60.0
 NDWI_THRESHOLD = 0.0
 
 
-def _disk(r: int) -> np.ndarray:
-    r = max(int(r), 0)
-    y, x = np.ogrid[-r:r + 1, -r:r + 1]
-    return x * x + y * y <= r * r + 0.5
-
-
 def open_disk(mask: np.ndarray, r: float) -> np.ndarray:
     """Morphological opening of ``mask`` by a square of half-width ``r``
     pixels (a chessboard-distance "disk"), with distance transforms so that
