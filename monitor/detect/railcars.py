@@ -406,7 +406,8 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     fine_gsd_m: at or below this GSD individual cars are counted; coarser, the
         count is estimated from occupied length.
     threshold: occupancy threshold, in units of the empty-track spread
-        (default: Otsu split of the scene's distances, within 2..8).
+        (default: Otsu split of the scene's distances, within 2.5..8; 2..8
+        coarser than ``fine_gsd_m``).
     snap: set False to trust the lines as drawn.
     use_shadows: use the cars' shadows as a second occupancy cue where the
         scene shows them (found automatically; ``extras["shadow"]``).
@@ -481,8 +482,10 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
             # a car covers both halves; at coarse GSD the halves are not resolved
             d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
             dists.append(ndimage.median_filter(d, size=max(1, int(round(1.0 / ds))) | 1, mode="nearest"))
+        # floor of the threshold: fine strips see ballast texture and rails
+        # (a noisier distance); coarse ones are smoothed over a pixel or more
         thr = threshold if threshold is not None else _auto_threshold(
-            np.concatenate([d[ok] for d, (_, _, ok) in zip(dists, feats)]))
+            np.concatenate([d[ok] for d, (_, _, ok) in zip(dists, feats)]), lo=2.5 if fine else 2.0)
         shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr) if (fine and use_shadows) else None
         if shadow is not None:
             # a car casts a shadow beside it on the scene's anti-sun side: the
