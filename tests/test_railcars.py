@@ -154,3 +154,13 @@ def test_coarse_gsd_estimates_count_with_interval():
     assert res.extras["mode"] == "length"
     assert lo <= n <= hi
     assert abs(n - len(cars)) <= 0.15 * len(cars)
+
+
+def test_unmasked_thick_cloud_is_screened_out():
+    # a third of the yard under a bright cloud that the scene did not mask
+    bands, valid, _ = yard(trains={0: [(200.0, [14.0] * 5)]}, cloud_x=100.0)
+    valid[:] = True
+    res = detect_railcars(chip_of(bands, valid, [hline(30.0)]))
+    # the cloud and a margin around it are not counted as seen
+    assert 0.45 <= res.coverage <= 195.0 / 290.0 + 0.02
+    assert res.counts["railcar"] == 5

@@ -68,13 +68,13 @@ def _scene_name(chip) -> str:
     return str(chip.meta.get("scene") or chip.meta.get("source") or f"chip of AOI {chip.aoi.id}")
 
 
-def _normalised_bands(chip) -> tuple[np.ndarray, np.ndarray]:
+def _normalised_bands(chip, valid=None) -> tuple[np.ndarray, np.ndarray]:
     """Bands scaled to robust z-scores over the valid pixels; invalid
     pixels filled with the band median (the mask keeps them out)."""
     bands = np.asarray(chip.bands, dtype=np.float32)
     if bands.ndim == 2:
         bands = bands[None]
-    valid = np.asarray(chip.valid, dtype=bool) & np.all(np.isfinite(bands), axis=0)
+    valid = np.asarray(chip.valid if valid is None else valid, dtype=bool) & np.all(np.isfinite(bands), axis=0)
     out = np.empty_like(bands)
     step = max(1, int(math.sqrt(valid.size / 250_000)))
     vs = valid[::step, ::step]
@@ -90,6 +90,35 @@ def _normalised_bands(chip) -> tuple[np.ndarray, np.ndarray]:
             mad = float(np.std(v)) or 1.0
         out[k] = np.where(valid, (b - med) / mad, 0.0)
     return out, valid
+
+
+def _cloud_screen(chip, valid: np.ndarray, scale_m: float = 40.0, k: float = 5.0) -> np.ndarray:
+    """Unmasked thick cloud (True): brightness smoothed over ``scale_m``
+    (far wider than a train, so white cars do not count) more than ``k``
+    spreads above the scene's usual level, the spread taken from the darker
+    half of the scene (robust to cloud over up to about half the chip).
+    The chip's own mask (scene cloud masks) comes first; this is a backstop."""
+    g = np.asarray(chip.gray(), dtype=np.float32)
+    f = max(1, int(round(4.0 / chip.gsd_m)))  # work on a ~4 m grid
+    h, w = g.shape
+    hc, wc = -(-h // f), -(-w // f)
+    pad = ((0, hc * f - h), (0, wc * f - w))
+    gp = np.pad(np.where(valid, g, 0.0), pad).reshape(hc, f, wc, f).sum(axis=(1, 3))
+    wp = np.pad(valid.astype(np.float32), pad).reshape(hc, f, wc, f).sum(axis=(1, 3))
+    sig = scale_m / (chip.gsd_m * f)
+    sm = ndimage.gaussian_filter(gp, sig) / np.maximum(ndimage.gaussian_filter(wp, sig), 1e-6)
+    v = sm[wp > 0]
+    if v.size < 50:
+        return np.zeros_like(valid)
+    med = float(np.median(v))
+    low = v[v <= med]
+    spread = 1.4826 * float(np.median(np.abs(low - med))) + 1e-6
+    # and clearly brighter than the ground in relative terms (thick cloud is
+    # several times brighter than land; a uniform scene has a tiny spread)
+    bright = (sm > med + k * spread) & (sm > 1.5 * med if med > 0 else True)
+    cloud = ndimage.binary_dilation(bright, iterations=max(1, int(round(2 * sig))))
+    cloud = np.repeat(np.repeat(cloud, f, axis=0), f, axis=1)[:h, :w]
+    return cloud & valid
 
 
 def _gray(strip_vals: np.ndarray) -> np.ndarray:
@@ -393,6 +422,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     threshold: float | None = None, snap: bool = True, debug: list | None = None,
                     occ_smooth_m: float = 0.4, use_shadows: bool = True, shadow_weight: float = 0.7,
                     local_reference: bool = True, min_run_m: float = 6.0,
+                    cloud_screen: bool = True,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -439,7 +469,11 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     gsd = float(chip.gsd_m)
     if not (gsd > 0):
         raise SceneError(name, f"invalid pixel size {chip.gsd_m!r}")
-    bands, valid = _normalised_bands(chip)
+    screened = None
+    if cloud_screen and chip.sensor == "optical":
+        v0 = np.asarray(chip.valid, dtype=bool)
+        screened = v0 & ~_cloud_screen(chip, v0)
+    bands, valid = _normalised_bands(chip, screened)
     ds = float(np.clip(gsd / 2, 0.25, 1.0))
     do = float(np.clip(gsd / 2, 0.15, 0.5))
     half_snap = search_m + 3.0
