@@ -437,7 +437,9 @@ def test_missing_time_is_not_an_error_for_read_chip(tmp_path):
 # real Sentinel-2 scenes (read only; skipped where absent)
 # --------------------------------------------------------------------------
 
-SEN2SHIPS = "/work/shared/data/sen2ships/scenes"
+# shared/ lies beside the project checkout (../shared); MONITOR_SHARED overrides.
+SHARED = Path(os.environ.get("MONITOR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SEN2SHIPS = str(SHARED / "data" / "sen2ships" / "scenes")
 
 
 def test_real_sentinel2_items_as_chips():
