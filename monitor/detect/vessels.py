@@ -414,6 +414,31 @@ def _optical_contrast(bands: dict[str, np.ndarray], water: np.ndarray, gsd: floa
     return _edge_corrected(z, water, gsd, d_land), z_raw
 
 
+def _relative_contrast(bands: dict[str, np.ndarray], water: np.ndarray, valid: np.ndarray, gsd: float,
+                       block_m: float) -> np.ndarray | None:
+    """Brightness above the local water background as a share of the
+    scene's land-minus-water brightness gap (per-scene, so digital-number
+    scaling cancels), or None without enough land and water to measure it.
+    Brightness is the sum of the visible mean and NIR (or pan/gray)."""
+    land = valid & ~water
+    if land.sum() < 500 or water.sum() < 500:
+        return None
+    vis = [bands[r] for r in ("red", "green", "blue") if r in bands]
+    parts = [np.mean(vis, axis=0)] if vis else []
+    parts += [bands[r] for r in ("nir", "pan", "gray") if r in bands]
+    x = np.sum(parts, axis=0).astype(np.float32)
+    gap = float(np.median(_sample_px(x, land)) - np.median(_sample_px(x, water)))
+    if not gap > 0:
+        return None
+    bg, _ = local_background(x, water, max(16, int(round(block_m / 2 / gsd))), tail=False)
+    return ((x - bg) / gap).astype(np.float32)
+
+
+def _sample_px(x: np.ndarray, m: np.ndarray, n: int = 200_000) -> np.ndarray:
+    v = x[m]
+    return v[:: max(1, v.size // n)]
+
+
 def _edge_corrected(z: np.ndarray, water: np.ndarray, gsd: float, d_land: np.ndarray | None = None,
                     reach_m: float = 20.0) -> np.ndarray:
     """Remove the bright rim of the water along the shore.
@@ -537,7 +562,7 @@ def _water_coverage(chip, water: np.ndarray, source: str) -> float:
 def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 500.0, pfa: float = 1e-6,
                    k_high: float = 10.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0, work_gsd_m: float = 2.0,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
-                   water: np.ndarray | None = None, **_ignored) -> DetectionResult:
+                   min_length_px: float = 0.0, min_rel_contrast: float = 0.5, water: np.ndarray | None = None, **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
 
     Parameters
@@ -546,6 +571,16 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         selects the optical or the SAR pipeline.
     min_length_m, max_length_m: accepted hull length (long side of the
         minimum rotated rectangle), metres. The pixel limit follows the GSD.
+    min_length_px: a hull must also span at least this many pixels (after
+        any coarsening): shorter blobs are not resolved as hulls and are
+        mostly small craft, wakes and wave crests (0: off).
+    min_rel_contrast: optical hulls (decks, superstructure) reflect about
+        like built land: an object's peak brightness above the local water
+        background must reach this share of the scene's land-minus-water
+        brightness gap (measured only when the chip has both land and
+        water). Low-contrast water texture (wave crests, glint, slicks,
+        wakes) is standardised into high z-scores on calm water but stays
+        far below that gap.
     pfa: SAR CFAR false-alarm probability per pixel.
     k_high, k_low: optical hysteresis thresholds on the robust contrast
         z-score (seed and grow).
@@ -594,6 +629,8 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     if water.sum() < 16:
         return _result(chip, [], [], cov, extras)
 
+    # the length limit in metres, and never below ``min_length_px`` pixels
+    min_length_m = max(float(min_length_m), float(min_length_px) * gsd)
     min_len_px = min_length_m / gsd
     # objects grow only through water: one pixel into a bright quay would
     # chain the hulls moored along it into one object. Moored hulls are in
@@ -632,6 +669,7 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
             np.maximum.at(pk, lab0[mask], z[mask])
             mask &= z >= np.maximum(extent_frac * pk[lab0], k_low)
         mask = ndi.binary_fill_holes(mask)
+        rel = _relative_contrast(bands, water, chip.valid, gsd, block_m)
     lab, n = ndi.label(mask, structure=_EIGHT)
     if n == 0:
         return _result(chip, [], [], cov, extras)
@@ -663,6 +701,11 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     peak = peak[1:]
     near = np.full(n + 1, np.inf)
     np.minimum.at(near, lv, d_land[nz].astype(np.float64))
+    rel_pk = np.full(n + 1, np.inf)
+    if not sar and rel is not None:
+        rel_pk[1:] = -np.inf
+        np.maximum.at(rel_pk, lv, rel[nz].astype(np.float64))
+    rel_pk = rel_pk[1:]
     at_shore = near[1:] <= max(1.0, rim_m / gsd)
     rects = _rectangles(lab, n, chip.transform)
     sel_r, props = [], []
@@ -672,6 +715,8 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         if L < min_length_m - 1e-6 or L > max_length_m:
             continue
         if peak[j] < thr_hi:
+            continue
+        if not sar and rel_pk[j] < min_rel_contrast:
             continue
         if L > 15.0 * W or (W < 1.5 * gsd and L >= 8.0 * gsd):
             # lines, not hulls: bridges, breakwater edges, wakes
