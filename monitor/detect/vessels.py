@@ -422,16 +422,32 @@ def _relative_contrast(bands: dict[str, np.ndarray], water: np.ndarray, valid: n
     Brightness is the sum of the visible mean and NIR (or pan/gray)."""
     land = valid & ~water
     if land.sum() < 500 or water.sum() < 500:
-        return None
+        return None, None
     vis = [bands[r] for r in ("red", "green", "blue") if r in bands]
     parts = [np.mean(vis, axis=0)] if vis else []
     parts += [bands[r] for r in ("nir", "pan", "gray") if r in bands]
     x = np.sum(parts, axis=0).astype(np.float32)
     gap = float(np.median(_sample_px(x, land)) - np.median(_sample_px(x, water)))
     if not gap > 0:
-        return None
+        return None, None
     bg, _ = local_background(x, water, max(16, int(round(block_m / 2 / gsd))), tail=False)
-    return ((x - bg) / gap).astype(np.float32)
+    return ((x - bg) / gap).astype(np.float32), x
+
+
+def _is_shore_ramp(lab: np.ndarray, i: int, sl, bright: np.ndarray, land: np.ndarray, share: float) -> bool:
+    """True when object ``i`` (touching land) is no brighter than the land
+    beside it: mixed pixels of a shore ramp lie between water and land."""
+    pad = 3
+    h, w = lab.shape
+    sl = (slice(max(sl[0].start - pad, 0), min(sl[0].stop + pad, h)),
+          slice(max(sl[1].start - pad, 0), min(sl[1].stop + pad, w)))
+    m = lab[sl] == i
+    ring = ndi.binary_dilation(m, structure=_EIGHT, iterations=2) & ~m & land[sl]
+    if ring.sum() < 3:
+        return False
+    b = bright[sl]
+    top = float(np.quantile(b[m], 0.9))
+    return top < share * float(np.median(b[ring]))
 
 
 def _sample_px(x: np.ndarray, m: np.ndarray, n: int = 200_000) -> np.ndarray:
@@ -562,7 +578,7 @@ def _water_coverage(chip, water: np.ndarray, source: str) -> float:
 def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 500.0, pfa: float = 1e-6,
                    k_high: float = 10.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0, work_gsd_m: float = 2.0,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
-                   min_length_px: float = 0.0, min_rel_contrast: float = 0.5, water: np.ndarray | None = None, **_ignored) -> DetectionResult:
+                   min_length_px: float = 0.0, min_rel_contrast: float = 0.5, shore_ramp: float = 1.0, water: np.ndarray | None = None, **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
 
     Parameters
@@ -581,6 +597,10 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         water). Low-contrast water texture (wave crests, glint, slicks,
         wakes) is standardised into high z-scores on calm water but stays
         far below that gap.
+    shore_ramp: an object touching land is the blurred edge of that land
+        (mixed water/land pixels along a breakwater or quay) unless its
+        brightest pixels reach this share of the adjacent land's median
+        brightness; 0 turns the test off.
     pfa: SAR CFAR false-alarm probability per pixel.
     k_high, k_low: optical hysteresis thresholds on the robust contrast
         z-score (seed and grow).
@@ -669,7 +689,7 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
             np.maximum.at(pk, lab0[mask], z[mask])
             mask &= z >= np.maximum(extent_frac * pk[lab0], k_low)
         mask = ndi.binary_fill_holes(mask)
-        rel = _relative_contrast(bands, water, chip.valid, gsd, block_m)
+        rel, bright = _relative_contrast(bands, water, chip.valid, gsd, block_m)
     lab, n = ndi.label(mask, structure=_EIGHT)
     if n == 0:
         return _result(chip, [], [], cov, extras)
@@ -706,6 +726,8 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         rel_pk[1:] = -np.inf
         np.maximum.at(rel_pk, lv, rel[nz].astype(np.float64))
     rel_pk = rel_pk[1:]
+    obj_sl = ndi.find_objects(lab)
+    land_px = chip.valid & ~water
     at_shore = near[1:] <= max(1.0, rim_m / gsd)
     rects = _rectangles(lab, n, chip.transform)
     sel_r, props = [], []
@@ -717,6 +739,9 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         if peak[j] < thr_hi:
             continue
         if not sar and rel_pk[j] < min_rel_contrast:
+            continue
+        if not sar and bright is not None and near[j + 1] <= 1.0 and shore_ramp > 0 and \
+                _is_shore_ramp(lab, j + 1, obj_sl[j], bright, land_px, shore_ramp):
             continue
         if L > 15.0 * W or (W < 1.5 * gsd and L >= 8.0 * gsd):
             # lines, not hulls: bridges, breakwater edges, wakes
