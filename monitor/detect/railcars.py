@@ -16,7 +16,11 @@ Method (per chip, all geometry in the chip's metric CRS):
    the *empty track* look: the densest mode of all stations of the scene,
    and of the track itself. A car covers both halves of the track, so the
    distance of the *less* different half decides; this keeps a car or its
-   shadow on a neighbouring track from occupying this one. Where the scene
+   shadow on a neighbouring track from occupying this one. At <= 1 m GSD
+   the empty look is also modelled as a function of the ground beside the
+   track (2-3.2 m off, the brighter side): a track bed through snow, fields
+   or a cloud shadow looks different, and a station that matches the empty
+   look *for its surroundings* is empty. Where the scene
    shows car shadows (a dark band beside the track on one map side, found
    from the data), the shadow contrast is a second cue.
 3. **Cars.** Occupied runs are split at coupler gaps: a dynamic programme
@@ -68,13 +72,51 @@ def _scene_name(chip) -> str:
     return str(chip.meta.get("scene") or chip.meta.get("source") or f"chip of AOI {chip.aoi.id}")
 
 
-def _normalised_bands(chip, valid=None) -> tuple[np.ndarray, np.ndarray]:
+def _local_level(b: np.ndarray, valid: np.ndarray, gsd: float, scale_m: float) -> np.ndarray:
+    """Brightness of ``b`` smoothed over ``scale_m`` metres (Gaussian sigma),
+    from the valid pixels, computed on a ~4 m grid and interpolated back."""
+    f = max(1, int(round(4.0 / gsd)))
+    h, w = b.shape
+    hc, wc = -(-h // f), -(-w // f)
+    pad = ((0, hc * f - h), (0, wc * f - w))
+    wv = valid.astype(np.float32)
+    gp = np.pad(np.where(valid, b, 0.0), pad).reshape(hc, f, wc, f).sum(axis=(1, 3))
+    wp = np.pad(wv, pad).reshape(hc, f, wc, f).sum(axis=(1, 3))
+    sig = scale_m / (gsd * f)
+    sm = ndimage.gaussian_filter(gp, sig, mode="nearest") / np.maximum(
+        ndimage.gaussian_filter(wp, sig, mode="nearest"), 1e-6)
+    yy = (np.arange(h, dtype=np.float32) + 0.5) / f - 0.5
+    xx = (np.arange(w, dtype=np.float32) + 0.5) / f - 0.5
+    out = np.empty((h, w), dtype=np.float32)
+    for r0 in range(0, h, 512):
+        yi, xi = np.meshgrid(yy[r0:r0 + 512], xx, indexing="ij")
+        out[r0:r0 + 512] = ndimage.map_coordinates(sm, [yi, xi], order=1, mode="nearest")
+    return out
+
+
+def _normalised_bands(chip, valid=None, flatten_m: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Bands scaled to robust z-scores over the valid pixels; invalid
-    pixels filled with the band median (the mask keeps them out)."""
+    pixels filled with the band median (the mask keeps them out).
+
+    With ``flatten_m`` each band is first divided by its brightness smoothed
+    over that many metres (far wider than a track): cloud shadows, haze,
+    thin cloud and snow-versus-ground illumination change the level of whole
+    areas, a car changes the look of a 3 m strip against its surroundings."""
     bands = np.asarray(chip.bands, dtype=np.float32)
     if bands.ndim == 2:
         bands = bands[None]
     valid = np.asarray(chip.valid if valid is None else valid, dtype=bool) & np.all(np.isfinite(bands), axis=0)
+    if flatten_m and valid.any():
+        fl = np.empty_like(bands)
+        for k in range(bands.shape[0]):
+            b = np.where(valid, bands[k], 0.0)
+            lo = float(np.quantile(bands[k][valid][:: max(1, valid.sum() // 200_000)], 0.01))
+            # offset so that dark bands (water, shadows) do not blow up the ratio
+            b = b - lo + 1e-3 * (abs(lo) + 1.0)
+            lev = _local_level(b, valid, float(chip.gsd_m), flatten_m)
+            glob = float(np.median(b[valid][:: max(1, valid.sum() // 200_000)]))
+            fl[k] = b / np.maximum(lev, 0.05 * glob + 1e-6) * glob
+        bands = fl
     out = np.empty_like(bands)
     step = max(1, int(math.sqrt(valid.size / 250_000)))
     vs = valid[::step, ::step]
@@ -288,7 +330,8 @@ def _features(strip: Strip, half_m: float, smooth_m: float):
 
 
 def _empty_reference(feats: np.ndarray, seeds: np.ndarray | None, keep: float = 0.35, iters: int = 4,
-                     keep_scale: float = 0.35, modes: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
+                     keep_scale: float = 0.35, modes: int = 4,
+                     min_scale: float = 0.05) -> list[tuple[np.ndarray, np.ndarray]]:
     """Models of the empty-track cross-section: a list of (reference (k,),
     scale (k,)).
 
@@ -314,7 +357,7 @@ def _empty_reference(feats: np.ndarray, seeds: np.ndarray | None, keep: float = 
                 continue
             ref = np.median(m, axis=0)
             scale = 1.4826 * np.median(np.abs(m - ref), axis=0)
-            out.append((ref, np.maximum(scale, max(0.05, float(np.median(scale)) * 0.5))))
+            out.append((ref, np.maximum(scale, max(min_scale, float(np.median(scale)) * 0.5))))
         if out:
             return out
     sel = x
@@ -330,8 +373,44 @@ def _empty_reference(feats: np.ndarray, seeds: np.ndarray | None, keep: float = 
         d = np.sqrt(np.mean((x - ref) ** 2, axis=1))
         sel = x[d <= np.quantile(d, keep_scale)]
     scale = 1.4826 * np.median(np.abs(sel - ref), axis=0)
-    floor = max(0.05, float(np.median(scale)) * 0.5)
+    floor = max(min_scale, float(np.median(scale)) * 0.5)
     return [(ref, np.maximum(scale, floor))]
+
+
+def _flank_level(strip: Strip, inner_m: float = 2.0, outer_m: float = 3.2, smooth_m: float = 2.0) -> np.ndarray:
+    """Brightness of the ground beside the track per station (ns,): the
+    mean grey of ``inner_m``..``outer_m`` either side, the brighter side
+    (a car's own shadow darkens the other)."""
+    g = _gray(strip.values)
+    w = strip.valid.astype(np.float32)
+    out = []
+    for sgn in (1.0, -1.0):
+        m = (strip.o * sgn >= inner_m) & (strip.o * sgn <= outer_m)
+        num = (g[:, m] * w[:, m]).sum(axis=1)
+        den = w[:, m].sum(axis=1)
+        out.append(np.where(den > 0, num / np.maximum(den, 1e-6), np.nan))
+    f = np.fmax(out[0], out[1])
+    f = np.where(np.isfinite(f), f, np.nanmedian(f) if np.isfinite(f).any() else 0.0)
+    return ndimage.uniform_filter1d(f, max(1, int(round(smooth_m / strip.ds))), mode="nearest")
+
+
+def _surround_model(feats: np.ndarray, flank: np.ndarray, keep: float = 0.35, iters: int = 4,
+                    min_scale: float = 0.05):
+    """Empty-track look as a linear function of the surrounding ground's
+    brightness (a track bed through snow, fields, cloud shadow or haze
+    looks different, its surroundings tell how): robust fit on the best
+    fitting ``keep`` share. Returns (coef (2, k), scale (k,))."""
+    X = np.stack([np.ones_like(flank), flank], axis=1).astype(np.float64)
+    Y = feats.astype(np.float64)
+    sel = np.ones(len(Y), dtype=bool)
+    for _ in range(iters + 1):
+        coef, *_ = np.linalg.lstsq(X[sel], Y[sel], rcond=None)
+        r = Y - X @ coef
+        d = np.sqrt(np.mean(r ** 2, axis=1))
+        sel = d <= np.quantile(d, keep)
+    scale = 1.4826 * np.median(np.abs(r[sel]), axis=0)
+    floor = max(min_scale, float(np.median(scale)) * 0.5)
+    return coef, np.maximum(scale, floor)
 
 
 def _distance(f: np.ndarray, models) -> np.ndarray:
@@ -422,7 +501,8 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     threshold: float | None = None, snap: bool = True, debug: list | None = None,
                     occ_smooth_m: float = 0.4, use_shadows: bool = True, shadow_weight: float = 0.7,
                     local_reference: bool = True, min_run_m: float = 6.0,
-                    cloud_screen: bool = True,
+                    cloud_screen: bool = True, min_spread: float = 0.05, flatten_m: float | None = None,
+                    surround_model: bool = True,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -444,6 +524,11 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     local_reference: also learn each track's own empty look (for tracks of
         150 m or more visible).
     min_run_m: shortest occupied stretch kept, metres.
+    min_spread: floor of the empty-track spread (robust z units of the scene).
+    flatten_m: optionally divide each band by its brightness smoothed over
+        this many metres before comparing (off by default).
+    surround_model: at <= 1 m GSD, also accept as empty a station that
+        matches the empty look predicted from the ground beside the track.
     debug: a list to which per-track strips and scores are appended.
 
     Returns a :class:`DetectionResult` with ``counts["railcar"]``, the
@@ -473,7 +558,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     if cloud_screen and chip.sensor == "optical":
         v0 = np.asarray(chip.valid, dtype=bool)
         screened = v0 & ~_cloud_screen(chip, v0)
-    bands, valid = _normalised_bands(chip, screened)
+    bands, valid = _normalised_bands(chip, screened, flatten_m=flatten_m)
     ds = float(np.clip(gsd / 2, 0.25, 1.0))
     do = float(np.clip(gsd / 2, 0.15, 0.5))
     half_snap = search_m + 3.0
@@ -500,20 +585,31 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
             raise SceneError(name, f"no track of AOI {chip.aoi.id} is visible in the chip "
                                    "(tracks outside the chip, or all nodata/cloud)")
         allf = np.concatenate([np.concatenate([l[ok], r[ok]]) for l, r, ok in feats], axis=0)
-        models = _empty_reference(allf, None, keep_scale=0.35 if fine else 0.5)
+        models = _empty_reference(allf, None, keep_scale=0.35 if fine else 0.5, min_scale=min_spread)
         scale = np.median([s for _, s in models], axis=0)
         dists = []
-        for (left, right, ok) in feats:
+        # the ground beside the track must lie clear of a car's footprint
+        # (1.5 m half width) by a pixel: at coarser GSD it cannot
+        surround = surround_model and gsd <= 1.0
+        if surround:
+            flanks = [_flank_level(st) for st in strips]
+            fx = np.concatenate([np.concatenate([fl[ok], fl[ok]]) for fl, (_, _, ok) in zip(flanks, feats)])
+            coef, cscale = _surround_model(allf, fx, min_scale=min_spread)
+        for k_t, (left, right, ok) in enumerate(feats):
             own = models
             if local_reference and ok.sum() * ds >= 150.0:
                 # ballast differs from track to track: the track's own
                 # densest look counts as empty too (a train must cover less
                 # than about two thirds of the visible track)
                 own = models + _empty_reference(np.concatenate([left[ok], right[ok]]), None,
-                                                keep_scale=0.35 if fine else 0.5)
+                                                keep_scale=0.35 if fine else 0.5, min_scale=min_spread)
             dl = _distance(left, own)
             dr = _distance(right, own)
             # a car covers both halves; at coarse GSD the halves are not resolved
+            if surround:
+                X = np.stack([np.ones_like(flanks[k_t]), flanks[k_t]], axis=1)
+                dl = np.minimum(dl, np.sqrt(np.mean(((left - X @ coef) / cscale) ** 2, axis=1)))
+                dr = np.minimum(dr, np.sqrt(np.mean(((right - X @ coef) / cscale) ** 2, axis=1)))
             d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
             dists.append(ndimage.median_filter(d, size=max(1, int(round(1.0 / ds))) | 1, mode="nearest"))
         # floor of the threshold: fine strips see ballast texture and rails
