@@ -434,6 +434,23 @@ def _relative_contrast(bands: dict[str, np.ndarray], water: np.ndarray, valid: n
     return ((x - bg) / gap).astype(np.float32), x
 
 
+def _drop_long_lines(lab: np.ndarray, n: int, transform, gsd: float, max_length_m: float,
+                     line_width_m: float) -> tuple[np.ndarray, int]:
+    """Remove objects longer than ``max_length_m`` with a mean width
+    (area / length) under ``line_width_m`` metres and 3 pixels."""
+    if n == 0 or line_width_m <= 0:
+        return lab, n
+    area = np.bincount(lab.ravel(), minlength=n + 1)[1:] * gsd * gsd
+    drop = np.zeros(n + 1, bool)
+    for j, rect in enumerate(_rectangles(lab, n, transform)):
+        L, _, _ = _measure(rect)
+        if L > max_length_m and area[j] / L < min(line_width_m, 3.0 * gsd):
+            drop[j + 1] = True
+    if not drop.any():
+        return lab, n
+    return ndi.label((lab > 0) & ~drop[lab], structure=_EIGHT)
+
+
 def _is_shore_ramp(lab: np.ndarray, i: int, sl, bright: np.ndarray, land: np.ndarray, share: float) -> bool:
     """True when object ``i`` (touching land) is no brighter than the land
     beside it: mixed pixels of a shore ramp lie between water and land."""
@@ -578,7 +595,7 @@ def _water_coverage(chip, water: np.ndarray, source: str) -> float:
 def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 500.0, pfa: float = 1e-6,
                    k_high: float = 10.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0, work_gsd_m: float = 2.0,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
-                   min_length_px: float = 0.0, min_rel_contrast: float = 0.5, shore_ramp: float = 1.0, water: np.ndarray | None = None, **_ignored) -> DetectionResult:
+                   min_length_px: float = 0.0, line_width_m: float = 25.0, min_rel_contrast: float = 0.5, shore_ramp: float = 1.0, water: np.ndarray | None = None, **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
 
     Parameters
@@ -597,6 +614,10 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         water). Low-contrast water texture (wave crests, glint, slicks,
         wakes) is standardised into high z-scores on calm water but stays
         far below that gap.
+    line_width_m: before rafted hulls are split, an object longer than
+        ``max_length_m`` whose mean width (area / length) is under this
+        many metres (and under 3 pixels) is a line structure (breakwater,
+        mole, bridge, wake), not a row of hulls; it is dropped whole.
     shore_ramp: an object touching land is the blurred edge of that land
         (mixed water/land pixels along a breakwater or quay) unless its
         brightest pixels reach this share of the adjacent land's median
@@ -710,6 +731,9 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     if n == 0:
         return _result(chip, [], [], cov, extras)
     if not sar:
+        lab, n = _drop_long_lines(lab, n, chip.transform, gsd, max_length_m, line_width_m)
+        if n == 0:
+            return _result(chip, [], [], cov, extras)
         lab, n = _split_objects(lab, n, z, gsd, min_len_px)
     idx = np.arange(1, n + 1)
     nz = lab > 0
