@@ -435,20 +435,25 @@ def _relative_contrast(bands: dict[str, np.ndarray], water: np.ndarray, valid: n
 
 
 def _drop_long_lines(lab: np.ndarray, n: int, transform, gsd: float, max_length_m: float,
-                     line_width_m: float) -> tuple[np.ndarray, int]:
-    """Remove objects longer than ``max_length_m`` with a mean width
-    (area / length) under ``line_width_m`` metres and 3 pixels."""
+                     line_width_m: float, gap_px: int = 2) -> tuple[np.ndarray, int]:
+    """Remove line structures: groups of objects (objects within ``gap_px``
+    pixels of each other, so a breakwater broken into dashes is one group)
+    longer than ``max_length_m`` with a mean width (area / length) under
+    ``line_width_m`` metres and 3 pixels."""
     if n == 0 or line_width_m <= 0:
         return lab, n
-    area = np.bincount(lab.ravel(), minlength=n + 1)[1:] * gsd * gsd
-    drop = np.zeros(n + 1, bool)
-    for j, rect in enumerate(_rectangles(lab, n, transform)):
+    obj = lab > 0
+    grp, ng = ndi.label(ndi.binary_dilation(obj, structure=_EIGHT, iterations=gap_px), structure=_EIGHT)
+    g = np.where(obj, grp, 0)
+    area = np.bincount(g.ravel(), minlength=ng + 1)[1:] * gsd * gsd
+    drop = np.zeros(ng + 1, bool)
+    for j, rect in enumerate(_rectangles(g, ng, transform)):
         L, _, _ = _measure(rect)
         if L > max_length_m and area[j] / L < min(line_width_m, 3.0 * gsd):
             drop[j + 1] = True
     if not drop.any():
         return lab, n
-    return ndi.label((lab > 0) & ~drop[lab], structure=_EIGHT)
+    return ndi.label(obj & ~drop[g], structure=_EIGHT)
 
 
 def _is_shore_ramp(lab: np.ndarray, i: int, sl, bright: np.ndarray, land: np.ndarray, share: float) -> bool:
