@@ -10,12 +10,14 @@ cost follows the AOI's pixels, not the scene's size.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
 from affine import Affine
+from rasterio.errors import NodataShadowWarning
 
 from monitor.aoi import AOI, WGS84, load_aoi
 from monitor.errors import SceneError
@@ -281,7 +283,10 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
                                 k = data_refs.index(b)
                                 vrt.read(b.index, out=out[k])
                                 if not plain:
-                                    valid &= vrt.read_masks(b.index) > 0
+                                    with warnings.catch_warnings():
+                                        # nodata and the VRT's alpha agree here; the mask is right
+                                        warnings.simplefilter("ignore", NodataShadowWarning)
+                                        valid &= vrt.read_masks(b.index) > 0
                                 if np.dtype(src.dtypes[b.index - 1]).kind == "f":
                                     valid &= np.isfinite(out[k])
                     if mgrp:
