@@ -28,6 +28,9 @@ MAX_SHIP_WIDTH_M = 60.0
 #: (McFeeters 1996). On the sen2ships ports this fixed value beat Otsu and
 #: histogram-valley thresholds, which split clear from turbid/rough water.
 NDWI_THRESHOLD = 0.0
+#: A land piece given back to the water as a moored hull touches wide land
+#: along at least this share of its length (a pier touches it at one end).
+MIN_QUAY_CONTACT = 0.4
 
 
 def open_disk(mask: np.ndarray, r: float) -> np.ndarray:
@@ -177,7 +180,13 @@ def _give_back_thin_land(water: np.ndarray, land_ok: np.ndarray, gsd_m: float) -
     length = np.sqrt(12 * np.maximum(tr / 2 + disc, 0)) + 1
     width = np.sqrt(12 * np.maximum(tr / 2 - disc, 0)) + 1
     fill = cnt / np.maximum(length * width, 1)
-    keep = (touch & (length * gsd_m <= MAX_SHIP_LENGTH_M) & (width * gsd_m <= MAX_SHIP_WIDTH_M + gsd_m)
+    # a moored hull lies along the quay (it touches wide land along much of
+    # its length); a pier or mole sticks out of the land (touches it at one
+    # end only). Contact: piece pixels next to wide land, per unit length.
+    by_wide = ndi.binary_dilation(wide, structure=np.ones((3, 3), bool))
+    contact = np.bincount(lv, by_wide[rr, cc].astype(float), n + 1)
+    side = contact >= MIN_QUAY_CONTACT * length
+    keep = side & (touch & (length * gsd_m <= MAX_SHIP_LENGTH_M) & (width * gsd_m <= MAX_SHIP_WIDTH_M + gsd_m)
             & (fill >= 0.6) & (length >= 1.5 * width))
     keep[0] = False
     return water | keep[lab]
