@@ -81,7 +81,7 @@ def generate_archive(aoi, start, end, out_dir, *, scenario=None, gsd_m: float = 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ref = a.source if a.source else a
-    kw = {"dtype": dtype}
+    kw = {"dtype": dtype, "static_seed": int(seed)}
     if sensor == "sar":
         kw["sensor"] = "sar"
     jobs = [(ref, it, str(out), gsd_m, kw, compress) for it in plan]

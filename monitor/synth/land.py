@@ -189,3 +189,22 @@ def draw_buildings(refl, grid, rng, boxes, sun_az, sun_el):
     for i in range(refl.shape[0]):
         refl[i, r, c] = roof[k, i] * f * tex
     return heights
+
+
+_STATIC: dict = {}
+
+
+def cached_static(key, build, enabled: bool):
+    """Static scenery (ground, buildings, tracks) built once per ``key`` (2 kept), returned as copies.
+
+    An archive renders the same place many times: keeping its scenery
+    fixed is both faster and truer (buildings do not move between passes).
+    """
+    if not enabled:
+        return build()
+    if key not in _STATIC:
+        if len(_STATIC) >= 2:
+            _STATIC.pop(next(iter(_STATIC)))
+        _STATIC[key] = build()
+    v = _STATIC[key]
+    return tuple(a.copy() for a in v) if isinstance(v, tuple) else v.copy()

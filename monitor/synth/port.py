@@ -312,7 +312,8 @@ def draw_ships(refl, grid, rng, ships, sun_az, sun_el):
 def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ships=None, lengths=None,
                       sensor: str = "optical", looks: int = 4, cloud: float = 0.0, haze: float | None = None,
                       dtype: str = "uint16", margin_m: float = 40.0, psf_px: float | None = None,
-                      noise: float = 0.004, wind_ms: float | None = None) -> SynthScene:
+                      noise: float = 0.004, wind_ms: float | None = None,
+                      static_seed: int | None = None) -> SynthScene:
     """Render a port ``aoi`` with ships on its water.
 
     ``ships``: a total count, a dict by size class (``{"small": 4,
@@ -320,7 +321,8 @@ def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ship
     ships of exactly these lengths in metres (placed first, e.g. the
     100-135 m shuttles). ``sensor="sar"`` gives linear sigma0 with
     ``looks``-look gamma speckle (GSD 3-20 m). Truth: one hull polygon per
-    ship in the scene CRS, ``type`` = size class.
+    ship in the scene CRS, ``type`` = size class. ``static_seed``: as in
+    :func:`monitor.synth.rail.render_rail_scene` (fixed, cached scenery).
     """
     aoi = load_aoi(aoi)
     if gsd_m <= 0:
@@ -355,28 +357,36 @@ def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ship
     ss = max(1, int(math.ceil(gsd_m / 1.0 - 1e-9))) if gsd_m > 1.2 else 1
     grid = out_grid.finer(ss)
     green, snow_p = land.season(when.month)
-    refl = land.ground(grid, rng, when.month, rng.random() < snow_p)
-    berths = _berth_sides(u, water)
-    # port land is mostly paved
-    port_land = u.boundary.difference(water).buffer(-5)
-    wm = land.rasterize(grid, [(water, 1)]).astype(bool)
-    ap = draw_quays(refl, grid, rng, u, berths, water)
-    avoid = water.buffer(15)
-    for f in u.yards:
-        land.paint_surface(refl, grid, rng, f.geometry, land.C["concrete"], 0.06)
-    heading = 0.0
-    if berths:
-        b = berths[0][1]
-        (x0, y0), (x1, y1) = b.coords[0], b.coords[-1]
-        heading = math.atan2(y1 - y0, x1 - x0)
-    if ap is not None:
-        draw_containers(refl, grid, rng, ap.buffer(-3), avoid, heading, sun_az, sun_el, n_max=20)
-    boxes = land.place_boxes(rng, port_land, avoid.union(ap.buffer(3) if ap is not None else Polygon()), heading,
-                             n_try=300, n_max=max(5, int(port_land.area / 60000)), size_range=(12, 70))
-    land.draw_buildings(refl, grid, rng, boxes, sun_az, sun_el)
-    if ap is not None:
-        ar, ac = land.pixels_in(grid, ap)
-        wm[ar, ac] = False
+    snow = rng.random() < snow_p
+
+    def build():
+        srng = rng if static_seed is None else rng_for(static_seed, aoi.id, "static", gsd_m, when.month, snow)
+        refl = land.ground(grid, srng, when.month, snow)
+        berths = _berth_sides(u, water)
+        # port land is mostly paved
+        port_land = u.boundary.difference(water).buffer(-5)
+        wm = land.rasterize(grid, [(water, 1)]).astype(bool)
+        ap = draw_quays(refl, grid, srng, u, berths, water)
+        avoid = water.buffer(15)
+        for f in u.yards:
+            land.paint_surface(refl, grid, srng, f.geometry, land.C["concrete"], 0.06)
+        heading = 0.0
+        if berths:
+            b = berths[0][1]
+            (x0, y0), (x1, y1) = b.coords[0], b.coords[-1]
+            heading = math.atan2(y1 - y0, x1 - x0)
+        if ap is not None:
+            draw_containers(refl, grid, srng, ap.buffer(-3), avoid, heading, sun_az, sun_el, n_max=20)
+        boxes = land.place_boxes(srng, port_land, avoid.union(ap.buffer(3) if ap is not None else Polygon()), heading,
+                                 n_try=300, n_max=max(5, int(port_land.area / 60000)), size_range=(12, 70))
+        land.draw_buildings(refl, grid, srng, boxes, sun_az, sun_el)
+        if ap is not None:
+            ar, ac = land.pixels_in(grid, ap)
+            wm[ar, ac] = False
+        return refl, wm
+
+    refl, wm = land.cached_static(("port", aoi.id, aoi.source, gsd_m, margin_m, when.month, bool(snow), static_seed),
+                                  build, static_seed is not None)
     draw_water(refl, grid, rng, wm, sun_az, sun_el, wind=wind_ms)
     draw_ships(refl, grid, rng, placed, sun_az, sun_el)
     refl = block_mean(refl, ss)

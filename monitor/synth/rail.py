@@ -406,7 +406,7 @@ def render_rail_scene(aoi, *, gsd_m: float = 0.5, when=None, seed: int = 0, cars
                       cloud: float = 0.0, haze: float | None = None, dtype: str = "uint16",
                       margin_m: float = 40.0, psf_px: float | None = None, noise: float = 0.004,
                       snow: bool | None = None, buildings: bool = True, sensor: str = "optical",
-                      looks: int = 4) -> SynthScene:
+                      looks: int = 4, static_seed: int | None = None) -> SynthScene:
     """Render a rail yard of ``aoi`` with trains on its tracks.
 
     Parameters
@@ -422,6 +422,9 @@ def render_rail_scene(aoi, *, gsd_m: float = 0.5, when=None, seed: int = 0, cars
     cloud: cloud cover 0..1 (soft fractal clouds with offset shadows).
     dtype: "uint16" (reflectance x 10000), "uint8" (visual) or "float32".
     sensor: "optical", or "sar" (see :func:`monitor.synth.sar.render_sar`).
+    static_seed: seed of the scenery (ground, buildings, tracks). Give the
+        same value to every scene of an archive: the scenery stays put and
+        is rendered once per month and snow state (cached in-process).
 
     Returns a :class:`SynthScene` in the AOI's UTM zone whose ``truth`` is
     one oriented rectangle (the car body) per rendered car.
@@ -461,9 +464,16 @@ def render_rail_scene(aoi, *, gsd_m: float = 0.5, when=None, seed: int = 0, cars
     green, snow_p = land.season(when.month)
     if snow is None:
         snow = rng.random() < snow_p
-    refl = land.ground(grid, rng, when.month, snow)
-    _draw_yard_dressing(refl, grid, rng, u, lines, sun_az, sun_el, buildings)
-    draw_tracks(refl, grid, rng, lines, snow=snow)
+
+    def build():
+        srng = rng if static_seed is None else rng_for(static_seed, aoi.id, "static", gsd_m, when.month, snow)
+        refl = land.ground(grid, srng, when.month, snow)
+        _draw_yard_dressing(refl, grid, srng, u, lines, sun_az, sun_el, buildings)
+        draw_tracks(refl, grid, srng, lines, snow=snow)
+        return refl
+
+    refl = land.cached_static(("rail", aoi.id, aoi.source, gsd_m, margin_m, when.month, bool(snow), buildings, static_seed),
+                              build, static_seed is not None)
     draw_cars(refl, grid, rng, placed, sun_az, sun_el)
     refl = block_mean(refl, ss)
     if haze is None:
