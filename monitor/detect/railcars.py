@@ -502,7 +502,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     occ_smooth_m: float = 0.4, use_shadows: bool = True, shadow_weight: float = 0.7,
                     local_reference: bool = True, min_run_m: float = 6.0,
                     cloud_screen: bool = True, min_spread: float = 0.05, flatten_m: float | None = None,
-                    surround_model: bool = True,
+                    surround_model: bool = True, local_shadow: bool = True,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -559,6 +559,9 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         v0 = np.asarray(chip.valid, dtype=bool)
         screened = v0 & ~_cloud_screen(chip, v0)
     bands, valid = _normalised_bands(chip, screened, flatten_m=flatten_m)
+    level = None
+    if local_shadow and gsd <= fine_gsd_m and use_shadows:
+        level = _local_level(bands.mean(axis=0), valid, gsd, 40.0)
     ds = float(np.clip(gsd / 2, 0.25, 1.0))
     do = float(np.clip(gsd / 2, 0.15, 0.5))
     half_snap = search_m + 3.0
@@ -616,7 +619,13 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         # (a noisier distance); coarse ones are smoothed over a pixel or more
         thr = threshold if threshold is not None else _auto_threshold(
             np.concatenate([d[ok] for d, (_, _, ok) in zip(dists, feats)]), lo=2.5 if fine else 2.0)
-        shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr) if (fine and use_shadows) else None
+        levels = None
+        if fine and use_shadows and level is not None:
+            levels = [sample(level[None], valid, chip.transform, xy + sh[:, None] * nrm, nrm,
+                             np.array([0.0]), s).values[0, :, 0]
+                      for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts)]
+        shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr,
+                             levels=levels) if (fine and use_shadows) else None
         if shadow is not None:
             # a car casts a shadow beside it on the scene's anti-sun side: the
             # stronger of the two cues (in units of their thresholds) decides
@@ -761,7 +770,8 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
 
 
 def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarray], threshold: float,
-                near: tuple[float, float] = (1.6, 2.9), min_contrast: float = 1.5) -> dict | None:
+                near: tuple[float, float] = (1.6, 2.9), min_contrast: float = 1.5,
+                levels: list[np.ndarray] | None = None) -> dict | None:
     """Cars are 3.5-4.5 m tall: in sunlit imagery a dark band lies beside
     each car on the side away from the sun. Find that side (one map
     direction for the whole scene, tried every 22.5 deg) using the
@@ -812,9 +822,15 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
     contrast, az, ref, spread = best
     u = np.array([np.sin(np.radians(az)), np.cos(np.radians(az))])
     cs = []
-    for st, (gl, gr) in zip(strips, sides):
+    if levels is not None:
+        lev_med = float(np.median(np.concatenate([lv[ok] for lv, ok in zip(levels, oks)])))
+    for k, (st, (gl, gr)) in enumerate(zip(strips, sides)):
         gsd_side = np.where((st.normal @ u) > 0, gl, gr)
-        cs.append(np.nan_to_num((ref - gsd_side) / spread, nan=0.0))
+        # the ground's expected brightness where the track runs: a cloud
+        # shadow, haze or a dark field darkens the whole neighbourhood (the
+        # ground level over ~40 m), a car's shadow only the strip beside it
+        r = ref if levels is None else ref + (levels[k] - lev_med)
+        cs.append(np.nan_to_num((r - gsd_side) / spread, nan=0.0))
     c_all = np.concatenate([c[ok] for c, ok in zip(cs, oks)])
     thr = float(np.clip(_auto_threshold(np.clip(c_all, 1e-3, None), lo=1.5, hi=8.0), 1.5, 0.6 * contrast + 1.0))
     return {"c": cs, "thr": thr, "azimuth_deg": float(az), "contrast": float(contrast)}
