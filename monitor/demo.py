@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 #: AOIs of the demo, with the ground sample distance (m) and mean revisit (days).
+#: Chosen so that the whole demo runs in about three minutes on two cores:
+#: Tumangang at 1.2 m (the finest GSD at which cars are still counted one by
+#: one would be slower), the ports at 3 m (PlanetScope-like).
 DEMO_AOIS = {
-    "tumangang": {"gsd_m": 1.0, "revisit_days": 24},
-    "najin": {"gsd_m": 3.0, "revisit_days": 30},
-    "dunay": {"gsd_m": 3.0, "revisit_days": 45},
+    "tumangang": {"gsd_m": 1.2, "revisit_days": 40},
+    "najin": {"gsd_m": 3.0, "revisit_days": 60},
+    "dunay": {"gsd_m": 3.0, "revisit_days": 90},
 }
 
 
@@ -27,7 +30,7 @@ def _parse_date(s) -> date:
     return s if isinstance(s, date) else date.fromisoformat(str(s))
 
 
-def run_demo(out_dir: "str | Path" = "monitor-demo", *, start="2018-01-01", end="2024-12-31",
+def run_demo(out_dir: "str | Path" = "monitor-demo", *, start="2018-01-01", end="2024-09-30",
              aois: Sequence[str] | None = None, workers: int | None = None, seed: int = 0,
              echo: Callable[[str], None] = print) -> Path:
     """Generate, process, alert and report; returns the report's path.

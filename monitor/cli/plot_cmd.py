@@ -57,7 +57,7 @@ def quicklook_cmd(
 def demo_cmd(
     dir: Path = typer.Option(Path("monitor-demo"), "--dir", help="Folder for the archive, store and report."),
     start: str = typer.Option("2018-01-01", "--start", help="First date of the synthetic archive."),
-    end: str = typer.Option("2024-12-31", "--end", help="Last date of the synthetic archive."),
+    end: str = typer.Option("2024-09-30", "--end", help="Last date of the synthetic archive."),
     workers: int = typer.Option(0, "--workers", help="Worker processes (default: the CPUs available)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the synthetic archive."),
 ):
