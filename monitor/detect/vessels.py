@@ -598,7 +598,7 @@ def _water_coverage(chip, water: np.ndarray, source: str) -> float:
 
 @register("vessel", name="vessels", version="1.0", kinds=("port",))
 def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 500.0, pfa: float = 1e-6,
-                   k_high: float = 10.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0, work_gsd_m: float = 2.0,
+                   k_high: float = 6.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0, work_gsd_m: float = 2.0,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
                    min_length_px: float = 0.0, line_width_m: float = 25.0, min_rel_contrast: float = 0.5, shore_ramp: float = 1.0, water: np.ndarray | None = None, **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
