@@ -151,8 +151,6 @@ def _oriented(g: np.ndarray, valid: np.ndarray, gsd: float, angles: np.ndarray, 
         best = np.where(better, pb, best)
         best_k = np.where(better, k, best_k).astype(np.int16)
         ridge = np.where(better, kb, ridge)
-        # a peak in a neighbouring orientation close to the best also counts
-        ridge |= kb & (pb >= 0.9 * best)
     return best, best_k, ridge
 
 
@@ -181,7 +179,7 @@ def track_evidence(chips_or_arrays, *, gauge_m: Sequence[float] | float = (1.435
             better = b > score
             score = np.where(better, b, score)
             best_k = np.where(better, k, best_k)
-            ridge = np.where(better, r, ridge | (r & (b >= 0.9 * score)))
+            ridge = np.where(better, r, ridge)
     theta = np.radians(angles)[best_k].astype(np.float32)
     return TraceEvidence(score.astype(np.float32), ridge, theta, ref.transform, ref.crs, gsd)
 

@@ -1,0 +1,98 @@
+"""Tracing track centrelines: a small numpy yard (ballast, rail pairs, a standing train)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from shapely.geometry import LineString, box
+from typer.testing import CliRunner
+
+from monitor.aoi import AOI, Feature, parse_aoi
+from monitor.errors import InputError
+from monitor.imagery import Chip
+from monitor.trace import trace_aoi, trace_tracks
+
+GSD = 0.5
+CRS = "EPSG:32652"
+X0, Y0 = 600000.0, 4700000.0
+YS = (30.0, 35.0, 40.0)      # track centrelines, metres above the chip's bottom
+
+
+def _yard(seed=0, train_on=1):
+    rng = np.random.default_rng(seed)
+    h, w = 140, 260                       # 70 m x 130 m
+    y = (h - 0.5 - np.arange(h)) * GSD    # metres above the bottom
+    x = (np.arange(w) + 0.5) * GSD
+    Y, X = np.meshgrid(y, x, indexing="ij")
+    img = 0.20 + 0.02 * rng.standard_normal((h, w))
+    for k, yc in enumerate(YS):
+        o = Y - yc
+        img = np.where(np.abs(o) < 1.4, 0.17 + 0.02 * rng.standard_normal((h, w)), img)
+        for side in (-1, 1):
+            img += 0.25 * np.exp(-0.5 * ((o - side * 0.75) / 0.12) ** 2) * 0.5
+        if k == train_on:
+            car = (np.abs(o) < 1.45) & (X > 20) & (X < 90) & ((X - 20) % 15 < 14.2)
+            img = np.where(car, 0.45, img)
+    tr = from_origin(X0, Y0 + h * GSD, GSD, GSD)
+    aoi_local = AOI(id="tyard", name="test yard", country="XX", kind="rail_yard",
+                    boundary=box(X0 + 2, Y0 + 2, X0 + w * GSD - 2, Y0 + h * GSD - 2), crs=CRS,
+                    features=(Feature("yard", "y1", box(X0 + 10, Y0 + 5, X0 + 60, Y0 + 15)),
+                              Feature("track", "schematic", LineString([(X0 + 5, Y0 + 33), (X0 + 125, Y0 + 33)]),
+                                      {"gauge_mm": 1435})))
+    aoi = aoi_local.to_crs("EPSG:4326")
+    bands = np.repeat(img[None].astype(np.float32), 3, axis=0) * 10000
+    return Chip(bands=bands, roles=("red", "green", "blue"), valid=np.ones((h, w), bool), transform=tr,
+                crs=rasterio.crs.CRS.from_string(CRS), gsd_m=GSD, aoi=aoi)
+
+
+def test_traced_lines_lie_on_tracks():
+    chip = _yard()
+    feats = trace_tracks(chip, min_length_m=30)
+    assert feats, "no track traced"
+    truth = [LineString([(X0, Y0 + y), (X0 + 130, Y0 + y)]) for y in YS]
+    for f in feats:
+        assert f.role == "track" and f.geometry.geom_type == "LineString"
+        assert 0.0 <= f.properties["confidence"] <= 1.0
+        near = min(t.distance(f.geometry.centroid) for t in truth)
+        assert near < 1.5, f"{f.id} is {near:.1f} m from every true track"
+
+
+def test_traced_aoi_validates_and_keeps_other_features():
+    chip = _yard()
+    out = trace_aoi([chip], chip.aoi, merge="replace", min_length_m=30)
+    doc = json.loads(json.dumps(out.to_geojson()))
+    back = parse_aoi(doc, "traced.geojson")
+    assert [f.id for f in back.yards] == ["y1"]
+    assert back.tracks and all(f.id.startswith("trace-") for f in back.tracks)
+    assert back.id == "tyard" and back.kind == "rail_yard"
+
+
+def test_refine_keeps_the_schematic_id():
+    chip = _yard()
+    out = trace_aoi([chip], chip.aoi, merge="refine", min_length_m=30)
+    back = parse_aoi(out.to_geojson(), "refined.geojson")
+    ids = [f.id for f in back.tracks]
+    assert "schematic" in ids and len(ids) == len(set(ids))
+    ref = next(f for f in back.to_crs(CRS).tracks if f.id == "schematic")
+    assert ref.properties["gauge_mm"] == 1435
+
+
+def test_bad_inputs():
+    with pytest.raises(InputError):
+        trace_tracks([])
+    with pytest.raises(InputError, match="merge"):
+        trace_aoi([_yard()], merge="sideways")
+
+
+def test_cli_missing_scene_exits_2(tmp_path):
+    from monitor.cli import app
+
+    aoi = tmp_path / "a.geojson"
+    aoi.write_text(json.dumps(_yard().aoi.to_geojson()))
+    r = CliRunner().invoke(app, ["aoi", "trace", str(tmp_path / "nope.tif"), "--aoi", str(aoi),
+                                 "--out", str(tmp_path / "o.geojson")])
+    assert r.exit_code == 2
