@@ -502,7 +502,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     occ_smooth_m: float = 0.4, use_shadows: bool = True, shadow_weight: float = 0.7,
                     local_reference: bool = True, min_run_m: float = 6.0,
                     cloud_screen: bool = True, min_spread: float = 0.05, flatten_m: float | None = None,
-                    surround_model: bool = True, local_shadow: bool = True,
+                    surround_model: bool = True, local_shadow: bool = True, clear_m: float = 3.0,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -524,6 +524,9 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     local_reference: also learn each track's own empty look (for tracks of
         150 m or more visible).
     min_run_m: shortest occupied stretch kept, metres.
+    clear_m: no car is counted where another track's centreline is closer
+        than this (m): switches and converging tracks, inside the fouling
+        point where cars are not parked and the cross-section mixes tracks.
     min_spread: floor of the empty-track spread (robust z units of the scene).
     flatten_m: optionally divide each band by its brightness smoothed over
         this many metres before comparing (off by default).
@@ -674,9 +677,21 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     per_track = {}
     occupied_total = 0.0
     est_count, est_lo, est_hi = 0.0, 0.0, 0.0
+    # fouling points: where another track's centreline comes closer than
+    # ``clear_m`` (switches, converging ladder tracks) a parked car would
+    # foul the other track, and the cross-section mixes both tracks
+    moved_lines = []
+    for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts):
+        m = xy + sh[:, None] * nrm
+        moved_lines.append(LineString(m) if len(m) >= 2 else None)
     for k, ((tid, line, gauge, s, xy, nrm), sh, st, (left, right, ok), d) in enumerate(
             zip(geo, shifts, strips, feats, dists)):
         occ = (d > threshold) & ok
+        others = [ln for j, ln in enumerate(moved_lines) if j != k and ln is not None]
+        if clear_m > 0 and others:
+            pts = shapely.points(xy + sh[:, None] * nrm)
+            near = shapely.distance(pts, shapely.union_all(others)) < clear_m
+            occ &= ~near
         # fill coupler-sized holes, drop specks
         occ = ndimage.binary_closing(occ, structure=np.ones(max(1, int(round(max(2.0, 1.5 * gsd) / ds))) | 1)) & ok
         occ = ndimage.binary_opening(occ, structure=np.ones(max(1, int(round(min_run_m / ds))) | 1))
