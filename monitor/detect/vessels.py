@@ -24,6 +24,12 @@ Optical pipeline (:func:`detect_vessels` with ``chip.sensor == "optical"``):
    the contrast profile dips (side-by-side contact).
 5. Objects shorter than ``min_length_m`` (metres, so the pixel limit
    follows the GSD) or longer than ``max_length_m`` are dropped.
+6. Real-imagery false alarms are tested away: long thin line structures
+   (breakwaters, moles, even when broken into dashes) before splitting;
+   objects whose brightness above the water stays under ``min_rel_contrast``
+   of the scene's land-minus-water gap (wave crests, glint, slicks); and
+   objects touching land that are no brighter than the land beside them
+   (``shore_ramp``: the mixed pixels along a quay or breakwater).
 
 SAR pipeline: linear sigma0 (dB input is converted), a two-pass
 cell-averaging CFAR (the second pass censors the first pass's targets from
