@@ -102,6 +102,8 @@ def register(app: typer.Typer) -> None:
         geojson: Optional[Path] = typer.Option(None, "--geojson", help="Write the detections as GeoJSON here."),
         gsd: Optional[float] = typer.Option(None, "--gsd", help="Read the chip at this pixel size (metres)."),
         sensor: Optional[str] = typer.Option(None, "--sensor", help="Override the sensor kind: optical or sar."),
+        trace: bool = typer.Option(False, "--trace", help="Rail yards: trace the tracks in the scene "
+                                   "(monitor.trace) and count along them instead of the AOI's lines."),
     ):
         """Detect railcars or vessels in one scene's window of an AOI."""
         from monitor.aoi import load_aoi
@@ -115,7 +117,12 @@ def register(app: typer.Typer) -> None:
             a = load_aoi(aoi)
             s = open_scene(scene, sensor=sensor)
             chip = read_chip(s, a, gsd_m=gsd)
-            results = detect(chip)
+            if trace and a.kind == "rail_yard":
+                from monitor.trace import trace_tracks
+
+                results = detect(chip, tracks=[(f.id, f.geometry) for f in trace_tracks(chip, a)])
+            else:
+                results = detect(chip)
         except InputError as e:
             raise fail(e)
         summary = detection_summary(chip, results)
