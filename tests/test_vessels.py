@@ -249,3 +249,21 @@ def test_fine_chips_are_worked_near_2m():
     assert res.detections[0].length_m == pytest.approx(60, abs=5)
     native = detect_vessels(chip, work_gsd_m=0)
     assert native.extras["gsd_m"] == 1.0 and native.counts["vessel"] == 1
+
+
+def test_breakwater_and_faint_texture_are_not_ships_at_10m():
+    # a 1.2 km breakwater 15 m wide off a shore (mixed pixels at 10 m: a
+    # long thin line of "bright water"), a faint slick, and one real ship
+    shore = box(X0, Y0 + 2400, X0 + 3000, Y0 + 3000)
+    mole = box(X0 + 600, Y0 + 1500, X0 + 1800, Y0 + 1515)
+    ship = hull(X0 + 1500, Y0 + 700, 160, 26, 70)
+    chip = make_chip(size_m=3000, gsd=10.0, land=shore.union(mole), hulls=[ship], seed=21)
+    # the slick: 2 % reflectance above the water in every band, 300 x 40 m
+    n = chip.shape[0]
+    tr = chip.transform
+    slick = rasterize([(hull(X0 + 800, Y0 + 1000, 300, 40, 20), 1)], out_shape=(n, n), transform=tr).astype(bool)
+    chip.bands[:, slick] += 200.0
+    res = detect_vessels(chip)
+    assert res.counts["vessel"] == 1
+    c = res.detections[0].geometry.centroid
+    assert abs(c.x - (X0 + 1500)) < 30 and abs(c.y - (Y0 + 700)) < 30
