@@ -345,7 +345,7 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     if threshold is None:
         # background ridge maxima sit near the median; tracks well above.
         vals = sc[ev.ridge & (sc > 0)]
-        threshold = float(max(2.0, np.quantile(vals, 0.5))) if vals.size else 2.0
+        threshold = float(max(1.4, np.quantile(vals, 0.5))) if vals.size else 1.4
     mask = ev.ridge & (sc >= threshold)
     # bridge one-pixel breaks of the thinned ridge before skeletonising
     mask = ndimage.binary_closing(mask, structure=np.ones((3, 3)), iterations=1) | mask
