@@ -72,9 +72,9 @@ def _scene_name(chip) -> str:
     return str(chip.meta.get("scene") or chip.meta.get("source") or f"chip of AOI {chip.aoi.id}")
 
 
-def _local_level(b: np.ndarray, valid: np.ndarray, gsd: float, scale_m: float) -> np.ndarray:
+def _local_level(b: np.ndarray, valid: np.ndarray, gsd: float, scale_m: float) -> tuple[np.ndarray, int]:
     """Brightness of ``b`` smoothed over ``scale_m`` metres (Gaussian sigma),
-    from the valid pixels, computed on a ~4 m grid and interpolated back."""
+    from the valid pixels, on a ~4 m grid: returns (grid, block factor)."""
     f = max(1, int(round(4.0 / gsd)))
     h, w = b.shape
     hc, wc = -(-h // f), -(-w // f)
@@ -85,38 +85,27 @@ def _local_level(b: np.ndarray, valid: np.ndarray, gsd: float, scale_m: float) -
     sig = scale_m / (gsd * f)
     sm = ndimage.gaussian_filter(gp, sig, mode="nearest") / np.maximum(
         ndimage.gaussian_filter(wp, sig, mode="nearest"), 1e-6)
-    yy = (np.arange(h, dtype=np.float32) + 0.5) / f - 0.5
-    xx = (np.arange(w, dtype=np.float32) + 0.5) / f - 0.5
-    out = np.empty((h, w), dtype=np.float32)
-    for r0 in range(0, h, 512):
-        yi, xi = np.meshgrid(yy[r0:r0 + 512], xx, indexing="ij")
-        out[r0:r0 + 512] = ndimage.map_coordinates(sm, [yi, xi], order=1, mode="nearest")
-    return out
+    return sm, f
 
 
-def _normalised_bands(chip, valid=None, flatten_m: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _sample_level(level, transform, xy: np.ndarray) -> np.ndarray:
+    """Value of a coarse level grid ``(grid, factor)`` from :func:`_local_level`
+    at map points ``xy`` (n, 2), bilinear."""
+    sm, f = level
+    inv = ~transform
+    col = inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c
+    row = inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f
+    return ndimage.map_coordinates(sm, [row / f - 0.5, col / f - 0.5],
+                                   order=1, mode="nearest")
+
+
+def _normalised_bands(chip, valid=None) -> tuple[np.ndarray, np.ndarray]:
     """Bands scaled to robust z-scores over the valid pixels; invalid
-    pixels filled with the band median (the mask keeps them out).
-
-    With ``flatten_m`` each band is first divided by its brightness smoothed
-    over that many metres (far wider than a track): cloud shadows, haze,
-    thin cloud and snow-versus-ground illumination change the level of whole
-    areas, a car changes the look of a 3 m strip against its surroundings."""
+    pixels filled with the band median (the mask keeps them out)."""
     bands = np.asarray(chip.bands, dtype=np.float32)
     if bands.ndim == 2:
         bands = bands[None]
     valid = np.asarray(chip.valid if valid is None else valid, dtype=bool) & np.all(np.isfinite(bands), axis=0)
-    if flatten_m and valid.any():
-        fl = np.empty_like(bands)
-        for k in range(bands.shape[0]):
-            b = np.where(valid, bands[k], 0.0)
-            lo = float(np.quantile(bands[k][valid][:: max(1, valid.sum() // 200_000)], 0.01))
-            # offset so that dark bands (water, shadows) do not blow up the ratio
-            b = b - lo + 1e-3 * (abs(lo) + 1.0)
-            lev = _local_level(b, valid, float(chip.gsd_m), flatten_m)
-            glob = float(np.median(b[valid][:: max(1, valid.sum() // 200_000)]))
-            fl[k] = b / np.maximum(lev, 0.05 * glob + 1e-6) * glob
-        bands = fl
     out = np.empty_like(bands)
     step = max(1, int(math.sqrt(valid.size / 250_000)))
     vs = valid[::step, ::step]
@@ -501,7 +490,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     threshold: float | None = None, snap: bool = True, debug: list | None = None,
                     occ_smooth_m: float = 0.4, use_shadows: bool = True, shadow_weight: float = 0.7,
                     local_reference: bool = True, min_run_m: float = 6.0,
-                    cloud_screen: bool = True, min_spread: float = 0.05, flatten_m: float | None = None,
+                    cloud_screen: bool = True, min_spread: float = 0.05,
                     surround_model: bool = True, local_shadow: bool = True, clear_m: float = 3.0,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
@@ -528,8 +517,6 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         than this (m): switches and converging tracks, inside the fouling
         point where cars are not parked and the cross-section mixes tracks.
     min_spread: floor of the empty-track spread (robust z units of the scene).
-    flatten_m: optionally divide each band by its brightness smoothed over
-        this many metres before comparing (off by default).
     surround_model: at <= 1 m GSD, also accept as empty a station that
         matches the empty look predicted from the ground beside the track.
     debug: a list to which per-track strips and scores are appended.
@@ -561,7 +548,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     if cloud_screen and chip.sensor == "optical":
         v0 = np.asarray(chip.valid, dtype=bool)
         screened = v0 & ~_cloud_screen(chip, v0)
-    bands, valid = _normalised_bands(chip, screened, flatten_m=flatten_m)
+    bands, valid = _normalised_bands(chip, screened)
     level = None
     if local_shadow and gsd <= fine_gsd_m and use_shadows:
         level = _local_level(bands.mean(axis=0), valid, gsd, 40.0)
@@ -624,8 +611,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
             np.concatenate([d[ok] for d, (_, _, ok) in zip(dists, feats)]), lo=2.5 if fine else 2.0)
         levels = None
         if fine and use_shadows and level is not None:
-            levels = [sample(level[None], valid, chip.transform, xy + sh[:, None] * nrm, nrm,
-                             np.array([0.0]), s).values[0, :, 0]
+            levels = [_sample_level(level, chip.transform, xy + sh[:, None] * nrm)
                       for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts)]
         shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr,
                              levels=levels) if (fine and use_shadows) else None
