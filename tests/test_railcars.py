@@ -164,3 +164,28 @@ def test_unmasked_thick_cloud_is_screened_out():
     # the cloud and a margin around it are not counted as seen
     assert 0.45 <= res.coverage <= 195.0 / 290.0 + 0.02
     assert res.counts["railcar"] == 5
+
+
+def _snowy_yard(trains=None, gsd=1.0):
+    # an empty-looking track bed (dark, 3 m) through snow on the left 60%
+    # and bare dark ground on the right: the empty track's look changes
+    # with its surroundings and must not read as a train
+    bands, valid, truth = yard(width_m=400.0, gsd=gsd, trains=trains)
+    h, w = valid.shape
+    u = (np.arange(w) + 0.5) * gsd
+    v = (np.arange(h) + 0.5) * gsd
+    U, V = np.meshgrid(u, v)
+    bed = np.abs(V - 30.0) < 1.6
+    car = np.zeros_like(bed)
+    for _, a, b in truth:
+        car |= (np.abs(V - 30.0) < 1.5) & (U >= a) & (U < b)
+    snow = (U < 240.0) & ~bed & ~car
+    bands[:, snow] = 0.9 + 0.02 * np.random.default_rng(3).standard_normal(snow.sum())
+    return bands, valid, truth
+
+
+def test_empty_track_through_snow_and_bare_ground_is_empty():
+    bands, valid, _ = _snowy_yard(gsd=1.0)
+    res = detect_railcars(chip_of(bands, valid, [hline(30.0, x1=395.0)], gsd=1.0))
+    assert res.counts["railcar"] == 0
+
