@@ -23,6 +23,7 @@ Prints:
 
 from __future__ import annotations
 
+import os
 import argparse
 import json
 import math
@@ -54,7 +55,7 @@ NAB_OPTIONS = dict(window="7D", season="hour", min_history=12, min_spread=1e-9, 
 
 def default_nab_dir() -> Path:
     here = Path(__file__).resolve().parents[1]
-    for p in (Path("/work/shared/nab"), here.parent / "shared" / "nab"):
+    for p in (here.parent / "shared" / "nab", Path(os.environ.get("MONITOR_SHARED", here.parent / "shared")) / "nab"):
         if p.exists():
             return p
     return here.parent / "shared" / "nab"

@@ -26,13 +26,13 @@ import shapely.ops
 from shapely.geometry import LineString, box, shape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import count_error, median, score  # noqa: E402
+from common import count_error, median, score, shared_dir  # noqa: E402
 
 from monitor.aoi import AOI, Feature  # noqa: E402
 from monitor.detect.railcars import detect_railcars  # noqa: E402
 from monitor.imagery import Chip  # noqa: E402
 
-MUTTENZ = Path("/work/shared/data/muttenz_yard")
+MUTTENZ = shared_dir() / "data" / "muttenz_yard"
 
 
 # ---------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def truth_track_lines(polys, extend_m: float = 400.0, bounds=None):
 
 def muttenz():
     if not MUTTENZ.exists():
-        print("muttenz: skipped (no /work/shared/data/muttenz_yard)")
+        print(f"muttenz: skipped (no {MUTTENZ})")
         return
     import rasterio
 

@@ -31,13 +31,13 @@ from pyproj import Transformer
 from shapely.geometry import LineString, box, shape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import score  # noqa: E402
+from common import score, shared_dir  # noqa: E402
 
 from monitor.aoi import AOI, Feature, utm_crs_for  # noqa: E402
 from monitor.imagery import Chip  # noqa: E402
 from monitor.trace import trace_tracks  # noqa: E402
 
-MUTTENZ = Path("/work/shared/data/muttenz_yard")
+MUTTENZ = shared_dir() / "data" / "muttenz_yard"
 
 
 def bench_yard(lon=130.62, lat=42.43, n=6, length=500.0, seed=0) -> AOI:
@@ -116,7 +116,7 @@ def synthetic(gsds=(0.3, 0.5, 0.8), seeds=(101, 102)):
 
 def muttenz(png=None):
     if not MUTTENZ.exists():
-        print("muttenz: skipped (no /work/shared/data/muttenz_yard)")
+        print(f"muttenz: skipped (no {MUTTENZ})")
         return
     import rasterio
 

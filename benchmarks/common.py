@@ -8,8 +8,10 @@ their IoU is at least ``min_iou`` (0.25 for railcars and vessels).
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -45,6 +47,12 @@ class Score:
     def line(self) -> str:
         return (f"P={self.precision:.3f} R={self.recall:.3f} F1={self.f1:.3f} "
                 f"(tp={self.tp} fp={self.fp} fn={self.fn})")
+
+
+def shared_dir() -> Path:
+    """The evaluation data folder: $MONITOR_SHARED, else ``shared/`` beside the checkout."""
+    env = os.environ.get("MONITOR_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
 
 
 def iou(a, b) -> float:
