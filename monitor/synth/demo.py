@@ -11,7 +11,7 @@ import math
 
 from pyproj import Transformer
 from shapely.geometry import LineString, Polygon, box
-from shapely.ops import transform as shp_transform
+import shapely
 
 from monitor.aoi import AOI, WGS84, Feature, utm_crs_for
 
@@ -21,7 +21,7 @@ def _to_wgs(lon0, lat0):
     fwd = Transformer.from_crs(WGS84, crs, always_xy=True)
     inv = Transformer.from_crs(crs, WGS84, always_xy=True)
     x0, y0 = fwd.transform(lon0, lat0)
-    return lambda g: shp_transform(lambda x, y, z=None: inv.transform(x + x0, y + y0), g)
+    return lambda g: shapely.transform(g, lambda x, y: inv.transform(x + x0, y + y0), interleaved=False)
 
 
 def demo_rail_aoi(n_tracks: int = 5, length_m: float = 600.0, spacing_m: float = 4.75,

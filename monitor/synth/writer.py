@@ -27,8 +27,8 @@ from pyproj import Transformer
 from rasterio.io import MemoryFile
 from rasterio.shutil import copy as rio_copy
 from shapely.geometry import box, mapping
-from shapely.ops import transform as shp_transform
 
+from monitor.aoi import reproject
 from monitor.errors import InputError
 from monitor.synth.scene import SynthScene
 
@@ -36,8 +36,12 @@ EO_COMMON = {"red": (0.66, 0.06), "green": (0.56, 0.07), "blue": (0.49, 0.07), "
 
 
 def _to_wgs84(crs):
-    tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    return lambda x, y, z=None: tr.transform(x, y)
+    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+
+
+def shp_transform(tr, geom):
+    """``geom`` through the pyproj transformer ``tr``."""
+    return reproject(geom, tr)
 
 
 def write_scene(scene: SynthScene, out_dir, name: str, *, compress: str = "deflate", overviews: bool = True) -> Path:
