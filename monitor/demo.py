@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 #: Tumangang at 1.2 m (the finest GSD at which cars are still counted one by
 #: one would be slower), the ports at 3 m (PlanetScope-like).
 DEMO_AOIS = {
-    "tumangang": {"gsd_m": 1.2, "revisit_days": 40},
+    "tumangang": {"gsd_m": 1.2, "revisit_days": 45},
     "najin": {"gsd_m": 3.0, "revisit_days": 60},
     "dunay": {"gsd_m": 3.0, "revisit_days": 90},
 }
