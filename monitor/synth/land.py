@@ -14,7 +14,7 @@ import shapely.affinity
 from rasterio import features
 from shapely.geometry import LineString, Polygon, box
 
-from monitor.synth.texture import Grid, white, cells_for, fractal_noise, local_coords, oriented_rect, shadow_vector, smooth_noise
+from monitor.synth.texture import Grid, apply_atmosphere, block_mean, blur_noise_quantize, white, cells_for, fractal_noise, local_coords, oriented_rect, shadow_vector, smooth_noise
 
 ROLES4 = ("red", "green", "blue", "nir")
 
@@ -208,3 +208,24 @@ def cached_static(key, build, enabled: bool):
         _STATIC[key] = build()
     v = _STATIC[key]
     return tuple(a.copy() for a in v) if isinstance(v, tuple) else v.copy()
+
+
+def finish_optical(refl, ss: int, out_grid: Grid, rng, *, haze, haze_max: float, cloud: float, sun_az: float,
+                   sun_el: float, psf_px, noise: float, dtype: str):
+    """Sensor side of an optical scene: supersampled reflectance -> DN bands.
+
+    Averages ``ss`` x ``ss`` blocks to the output grid, adds haze (drawn in
+    0..``haze_max`` when ``None``) and clouds with shadows, then blur (PSF
+    drawn in 0.5..0.9 px when ``None``), noise and quantisation to ``dtype``.
+    Returns ``(bands, meta)`` with the haze, cloud share, PSF and dtype used.
+    """
+    refl = block_mean(refl, ss)
+    if haze is None:
+        haze = float(rng.uniform(0.0, haze_max))
+    refl, cov = apply_atmosphere(refl, ROLES4, out_grid, rng, haze=haze, cloud=cloud, sun_az=sun_az, sun_el=sun_el)
+    if psf_px is None:
+        psf_px = float(rng.uniform(0.5, 0.9))
+    bands = blur_noise_quantize(refl, rng, psf_px=psf_px, noise=noise, dtype=dtype)
+    meta = dict(haze=round(haze, 3), cloud=round(float(cov.mean()), 4), cloud_requested=cloud,
+                psf_px=round(psf_px, 3), dtype=dtype)
+    return bands, meta

@@ -20,7 +20,7 @@ from monitor.errors import InputError
 from monitor.synth import land
 from monitor.synth.rail import scene_time
 from monitor.synth.scene import SynthScene, TruthObject
-from monitor.synth.texture import (Grid, apply_atmosphere, block_mean, blur_noise_quantize, fractal_noise,
+from monitor.synth.texture import (Grid, fractal_noise,
                                    local_coords, oriented_rect, periodic_coverage, rng_for, smooth_noise,
                                    sun_position)
 
@@ -389,12 +389,7 @@ def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ship
                                   build, static_seed is not None)
     draw_water(refl, grid, rng, wm, sun_az, sun_el, wind=wind_ms)
     draw_ships(refl, grid, rng, placed, sun_az, sun_el)
-    refl = block_mean(refl, ss)
-    if haze is None:
-        haze = float(rng.uniform(0.0, 0.3))
-    refl, cov = apply_atmosphere(refl, land.ROLES4, out_grid, rng, haze=haze, cloud=cloud, sun_az=sun_az, sun_el=sun_el)
-    if psf_px is None:
-        psf_px = float(rng.uniform(0.5, 0.9))
-    bands = blur_noise_quantize(refl, rng, psf_px=psf_px, noise=noise, dtype=dtype)
-    meta.update(haze=round(haze, 3), cloud=round(float(cov.mean()), 4), cloud_requested=cloud, psf_px=round(psf_px, 3), dtype=dtype)
+    bands, sensor_meta = land.finish_optical(refl, ss, out_grid, rng, haze=haze, haze_max=0.3, cloud=cloud,
+                                             sun_az=sun_az, sun_el=sun_el, psf_px=psf_px, noise=noise, dtype=dtype)
+    meta.update(sensor_meta)
     return SynthScene(bands, land.ROLES4, out_grid.transform, u.utm_crs, when, "optical", truth, aoi, gsd_m, meta)

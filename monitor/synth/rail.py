@@ -18,7 +18,7 @@ from monitor.aoi import AOI, load_aoi
 from monitor.errors import InputError
 from monitor.synth import land
 from monitor.synth.scene import SynthScene, TruthObject
-from monitor.synth.texture import (Grid, apply_atmosphere, block_mean, blur_noise_quantize, box_coverage,
+from monitor.synth.texture import (Grid, box_coverage,
                                    local_coords, local_overpass, oriented_rect, periodic_coverage,
                                    rng_for, sun_position)
 
@@ -475,15 +475,9 @@ def render_rail_scene(aoi, *, gsd_m: float = 0.5, when=None, seed: int = 0, cars
     refl = land.cached_static(("rail", aoi.id, aoi.source, gsd_m, margin_m, when.month, bool(snow), buildings, static_seed),
                               build, static_seed is not None)
     draw_cars(refl, grid, rng, placed, sun_az, sun_el)
-    refl = block_mean(refl, ss)
-    if haze is None:
-        haze = float(rng.uniform(0.0, 0.35))
-    refl, cov = apply_atmosphere(refl, land.ROLES4, out_grid, rng, haze=haze, cloud=cloud, sun_az=sun_az, sun_el=sun_el)
-    if psf_px is None:
-        psf_px = float(rng.uniform(0.5, 0.9))
-    bands = blur_noise_quantize(refl, rng, psf_px=psf_px, noise=noise, dtype=dtype)
-    meta.update(haze=round(haze, 3), cloud=round(float(cov.mean()), 4), cloud_requested=cloud, psf_px=round(psf_px, 3),
-                snow=bool(snow), dtype=dtype)
+    bands, sensor_meta = land.finish_optical(refl, ss, out_grid, rng, haze=haze, haze_max=0.35, cloud=cloud,
+                                             sun_az=sun_az, sun_el=sun_el, psf_px=psf_px, noise=noise, dtype=dtype)
+    meta.update(sensor_meta, snow=bool(snow))
     return SynthScene(bands, land.ROLES4, out_grid.transform, u.utm_crs, when, "optical", truth, aoi, gsd_m, meta)
 
 
