@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import shapely
-import shapely.ops
 from shapely.geometry import LineString, box, shape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -142,55 +140,6 @@ def muttenz():
     return res, truth, lines, chip
 
 
-def tumangang_timing(gsd: float = 0.5):
-    """Detection time over chip read time for the bundled Tumangang AOI at
-    ``gsd``: a simple test raster (ballast texture, cars on every second
-    track) is written as a tiled GeoTIFF over the AOI, read with read_chip."""
-    import rasterio
-    from rasterio.features import rasterize
-
-    from monitor.aoi import load_aoi
-    from monitor.imagery import read_chip
-
-    aoi = load_aoi("tumangang")
-    u = aoi.to_crs()
-    x0, y0, x1, y1 = u.boundary.buffer(60).bounds
-    w, h = int((x1 - x0) / gsd), int((y1 - y0) / gsd)
-    tr = rasterio.transform.from_origin(x0, y1, gsd, gsd)
-    rng = np.random.default_rng(7)
-    img = rng.integers(90, 130, size=(h, w), dtype=np.uint8)
-    beds = [t.geometry.buffer(1.6, cap_style="flat") for t in u.tracks]
-    img[rasterize([(b, 1) for b in beds], out_shape=(h, w), transform=tr).astype(bool)] += 15
-    cars = []
-    for k, t in enumerate(u.tracks):
-        if k % 2:
-            continue
-        L = t.geometry.length
-        for a in np.arange(0.2 * L, 0.6 * L - 15, 15.2):
-            seg = shapely.ops.substring(t.geometry, a, a + 14.0)
-            cars.append((seg.buffer(1.5, cap_style="flat"), int(rng.choice([40, 60, 190, 210]))))
-    if cars:
-        car = rasterize(cars, out_shape=(h, w), transform=tr, fill=0)
-        img = np.where(car > 0, car, img).astype(np.uint8)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "tumangang_0p5.tif"
-        with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8",
-                           crs=u.crs, transform=tr, tiled=True, blockxsize=512, blockysize=512,
-                           compress="deflate") as dst:
-            for b in (1, 2, 3):
-                dst.write(img, b)
-            dst.descriptions = ("red", "green", "blue")
-        t0 = time.perf_counter()
-        chip = read_chip(path, aoi)
-        t_read = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        res = detect_railcars(chip)
-        t_det = time.perf_counter() - t0
-    print(f"tumangang 0.5 m ({w}x{h} px, {len(u.tracks)} tracks, {len(cars)} cars drawn): "
-          f"read {t_read:.2f} s, detect {t_det:.2f} s, detect/read = {t_det / t_read:.2f} "
-          f"(count {res.counts['railcar']})")
-
-
 # ---------------------------------------------------------------------------
 # synthetic scenes (monitor.synth), seeds the tests do not use
 # ---------------------------------------------------------------------------
@@ -258,15 +207,6 @@ def synth_timing():
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    try:
-        from monitor.synth.rail import render_rail_scene  # noqa: F401
-        have_synth = True
-    except ImportError:
-        have_synth = False
-    if have_synth:
-        synthetic(quick)
-        synth_timing()
-    else:
-        print("synthetic: skipped (monitor.synth not available)")
-        tumangang_timing()
+    synthetic(quick)
+    synth_timing()
     muttenz()

@@ -16,7 +16,6 @@ Prints
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -127,101 +126,16 @@ def _chip_from_synth(sc, aoi):
                 gsd_m=float(sc.gsd_m), aoi=aoi, sensor=sc.sensor)
 
 
-def _render_simple(aoi, gsd_m: float, seed: int, sensor: str):
-    """Fallback renderer while monitor.synth has no port scenes: the AOI's
-    water (polygons) with noise and waves, land with texture and buildings,
-    ships moored along the berths (some rafted in pairs) and at anchor.
-    Returns (bands, roles, transform, crs, truth polygons, truth lengths)."""
-    from affine import Affine
-    from rasterio.features import rasterize
-    from shapely.affinity import rotate
-    from shapely.geometry import box as sbox
-
-    rng = np.random.default_rng(seed)
-    u = aoi.to_crs()
-    x0, y0, x1, y1 = u.boundary.bounds
-    w, h = int((x1 - x0) / gsd_m), int((y1 - y0) / gsd_m)
-    tr = Affine(gsd_m, 0, x0, 0, -gsd_m, y1)
-    water_poly = shapely.union_all([f.geometry for f in u.water])
-    ships = []
-
-    def add(cx, cy, L, W, ang):
-        g = rotate(sbox(cx - L / 2, cy - W / 2, cx + L / 2, cy + W / 2), ang, origin=(cx, cy))
-        if water_poly.contains(g.centroid) and all(not g.buffer(3).intersects(o) for o in ships):
-            ships.append(g)
-            return g
-        return None
-
-    for f in u.berths:
-        line = f.geometry
-        d = 20.0
-        while d < line.length - 60:
-            L = float(rng.uniform(40, 180))
-            W = L / rng.uniform(5.5, 7.5)
-            a, b = line.interpolate(d), line.interpolate(min(d + 1, line.length))
-            ang = math.degrees(math.atan2(b.y - a.y, b.x - a.x))
-            nx, ny = -(b.y - a.y), (b.x - a.x)
-            nrm = math.hypot(nx, ny) or 1.0
-            for side in (1, -1):
-                c = line.interpolate(d + L / 2)
-                off = W / 2 - 2.0
-                g = add(c.x + side * nx / nrm * off, c.y + side * ny / nrm * off, L, W, ang)
-                if g is not None:
-                    if rng.random() < 0.3:  # rafted outboard
-                        add(c.x + side * nx / nrm * (off + W + 0.5), c.y + side * ny / nrm * (off + W + 0.5),
-                            L * 0.9, W, ang)
-                    break
-            d += L + rng.uniform(10, 80)
-    for _ in range(int(rng.integers(4, 10))):
-        px, py = rng.uniform(x0, x1), rng.uniform(y0, y1)
-        L = float(rng.uniform(20, 220))
-        add(px, py, L, L / rng.uniform(5, 8), float(rng.uniform(0, 180)))
-    water = rasterize([(water_poly, 1)], out_shape=(h, w), transform=tr).astype(bool)
-    hull = rasterize([(g, i + 1) for i, g in enumerate(ships)], out_shape=(h, w), transform=tr) if ships else np.zeros((h, w), int)
-    if sensor == "sar":
-        enl = 4.4
-        x = np.where(water, 0.01, 0.12) * rng.gamma(enl, 1 / enl, (h, w))
-        for i in range(1, len(ships) + 1):
-            m = hull == i
-            x[m] = rng.gamma(1.5, 1 / 1.5, m.sum()) * rng.uniform(0.3, 2.0)
-        return x[None].astype(np.float32), ("vv",), tr, u.crs, ships
-    yy, xx = np.mgrid[0:h, 0:w]
-    wave = 0.003 * np.sin(xx * 0.35 * gsd_m + yy * 0.2 * gsd_m)
-    roles = ("red", "green", "blue", "nir")
-    wref = {"red": 0.03, "green": 0.06, "blue": 0.07, "nir": 0.015}
-    lref = {"red": 0.15, "green": 0.14, "blue": 0.12, "nir": 0.22}
-    out = []
-    tone = {i: rng.uniform(0.12, 0.4) for i in range(1, len(ships) + 1)}
-    hv = np.zeros((h, w), np.float32)
-    for i, t in tone.items():
-        hv[hull == i] = t
-    for r in roles:
-        b = np.where(water, wref[r] + wave, lref[r] * (1 + 0.25 * rng.standard_normal((h, w))))
-        b = b + rng.normal(0, 0.004, (h, w))
-        b = np.where(hull > 0, hv, b)
-        out.append(np.clip(b, 0, 1) * 10000)
-    return np.stack(out).astype(np.float32), roles, tr, u.crs, ships
-
-
 def _scene(aoi, gsd_m: float, seed: int, sensor: str):
     """(chip, truth polygons, generator name) for one synthetic scene."""
-    from monitor.imagery import Chip
+    from datetime import datetime, timezone
 
-    try:
-        from monitor.synth import render_port_scene
-    except Exception:
-        render_port_scene = None
-    if render_port_scene is not None:
-        from datetime import datetime, timezone
+    from monitor.synth import render_port_scene
 
-        sc = render_port_scene(aoi, gsd_m=gsd_m, when=datetime(2024, 6, 1, tzinfo=timezone.utc), seed=seed,
-                               sensor=sensor)
-        truth = [t.polygon for t in sc.truth if t.cls == "vessel"]
-        return _chip_from_synth(sc, aoi), truth, "monitor.synth"
-    bands, roles, tr, crs, truth = _render_simple(aoi, gsd_m, seed, sensor)
-    chip = Chip(bands=bands, roles=roles, valid=np.ones(bands.shape[1:], bool), transform=tr, crs=crs,
-                gsd_m=gsd_m, aoi=aoi, sensor=sensor)
-    return chip, truth, "bench fallback renderer"
+    sc = render_port_scene(aoi, gsd_m=gsd_m, when=datetime(2024, 6, 1, tzinfo=timezone.utc), seed=seed,
+                           sensor=sensor)
+    truth = [t.polygon for t in sc.truth if t.cls == "vessel"]
+    return _chip_from_synth(sc, aoi), truth, "monitor.synth"
 
 
 def synthetic() -> None:
