@@ -176,6 +176,8 @@ def open_raster(href: str, **kwargs):
 
     if "://" not in href and not href.startswith("/vsi") and not os.path.exists(href):
         raise SceneError(href, "no such file")
+    if "://" not in href and not href.startswith("/vsi") and os.path.isfile(href) and os.path.getsize(href) == 0:
+        raise SceneError(href, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             # reported as a SceneError by _check_georef instead

@@ -234,6 +234,7 @@ def test_folder_search_dedupes_stac_assets_and_skips_non_imagery(tmp_path):
 def test_batch_goes_on_past_bad_files(tmp_path):
     write(tmp_path / "good.tif")
     (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage")
+    (tmp_path / "empty.tif").write_bytes(b"")
     with rasterio.open(tmp_path / "nocrs.tif", "w", driver="GTiff", width=8, height=8, count=1,
                        dtype="uint8", transform=from_origin(0, 8, 1, 1)) as d:
         d.write(np.zeros((1, 8, 8), "uint8"))
@@ -241,8 +242,9 @@ def test_batch_goes_on_past_bad_files(tmp_path):
     scenes = find_scenes([tmp_path, tmp_path / "missing.tif"], errors=errors)
     assert [Path(s.path).name for s in scenes] == ["good.tif"]
     msgs = sorted(str(e) for e in errors)
-    assert len(msgs) == 3 and all("\n" not in m for m in msgs)
+    assert len(msgs) == 4 and all("\n" not in m for m in msgs)
     assert any("broken.tif" in m and "corrupt" in m for m in msgs)
+    assert any("empty.tif" in m and "empty file" in m for m in msgs)
     assert any("nocrs.tif" in m and "no CRS" in m for m in msgs)
     assert any("missing.tif" in m for m in msgs)
     with pytest.raises(SceneError, match="broken.tif"):
