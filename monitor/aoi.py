@@ -23,7 +23,6 @@ names the file, the feature and the rule. Geometries are kept in WGS84 in
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -36,7 +35,7 @@ from pyproj import CRS, Transformer
 from shapely.geometry import shape, mapping
 from shapely.geometry.base import BaseGeometry
 
-from monitor.errors import AOIError
+from monitor.errors import AOIError, read_json
 
 WGS84 = CRS.from_epsg(4326)
 
@@ -279,16 +278,7 @@ def load_aoi(ref: "str | Path | AOI") -> AOI:
 def read_aoi_file(path: "str | Path") -> AOI:
     """Read and validate one AOI file; see :func:`parse_aoi` for the rules."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AOIError(path, "no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise AOIError(path, f"cannot read file ({e.__class__.__name__}: {e})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise AOIError(path, f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    doc = read_json(path, AOIError)
     return parse_aoi(doc, source=str(path))
 
 

@@ -35,3 +35,21 @@ class SceneError(InputError):
 
 class StoreError(InputError):
     """The store cannot be opened or written (locked, corrupt, read-only)."""
+
+
+def read_json(path, error: type[InputError] = InputError):
+    """Parse the JSON file ``path``; any failure is ``error(path, reason)``
+    in one line (no such file, unreadable, invalid JSON with line/column)."""
+    import json
+    from pathlib import Path
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(path, "no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(path, f"cannot read file ({e.__class__.__name__}: {e})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(path, f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None

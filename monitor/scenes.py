@@ -26,7 +26,6 @@ Where the metadata comes from, first hit wins:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import re
@@ -36,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from monitor.errors import SceneError
+from monitor.errors import SceneError, read_json
 
 #: Band roles the detectors understand.
 BAND_ROLES = ("red", "green", "blue", "nir", "pan", "vv", "vh", "hh", "hv", "mask", "alpha", "gray")
@@ -528,16 +527,7 @@ def scene_from_raster(path: str, *, sensor: str | None = None,
 
 
 def _read_json(p: str) -> dict:
-    try:
-        text = Path(p).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SceneError(p, "no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SceneError(p, f"cannot read file ({e.__class__.__name__})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SceneError(p, f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    doc = read_json(p, SceneError)
     if not isinstance(doc, dict):
         raise SceneError(p, "not a STAC object (JSON is not an object)")
     return doc
