@@ -103,7 +103,8 @@ def register(app: typer.Typer) -> None:
         gsd: Optional[float] = typer.Option(None, "--gsd", help="Read the chip at this pixel size (metres)."),
         sensor: Optional[str] = typer.Option(None, "--sensor", help="Override the sensor kind: optical or sar."),
         trace: bool = typer.Option(False, "--trace", help="Rail yards: trace the tracks in the scene "
-                                   "(monitor.trace) and count along them instead of the AOI's lines."),
+                                   "(monitor.trace) and count along them instead of the AOI's lines; "
+                                   "done anyway when the AOI has no track lines."),
     ):
         """Detect railcars or vessels in one scene's window of an AOI."""
         from monitor.aoi import load_aoi
@@ -117,12 +118,7 @@ def register(app: typer.Typer) -> None:
             a = load_aoi(aoi)
             s = open_scene(scene, sensor=sensor)
             chip = read_chip(s, a, gsd_m=gsd)
-            if trace and a.kind == "rail_yard":
-                from monitor.trace import trace_tracks
-
-                results = detect(chip, tracks=[(f.id, f.geometry) for f in trace_tracks(chip, a)])
-            else:
-                results = detect(chip)
+            results = detect(chip, trace=True if trace else None)
         except InputError as e:
             raise fail(e)
         summary = detection_summary(chip, results)

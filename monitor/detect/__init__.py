@@ -107,9 +107,30 @@ def detectors_for(kind: str) -> list[DetectorSpec]:
     return [d for d in detectors().values() if kind in d.kinds]
 
 
-def detect(chip, classes: list[str] | None = None, **options) -> list[DetectionResult]:
-    """Run the detectors that fit the chip's AOI kind (or ``classes``)."""
+def detect(chip, classes: list[str] | None = None, *, trace: bool | None = None,
+           **options) -> list[DetectionResult]:
+    """Run the detectors that fit the chip's AOI kind (or ``classes``).
+
+    ``trace`` (rail yards): count along track centrelines traced from the
+    chip itself (:func:`monitor.trace.trace_tracks`) instead of the AOI's
+    track lines. ``None`` (the default) traces only when the AOI has no
+    track lines, as for a yard a user drew only as a boundary; the results
+    then say ``extras["tracks"] == "traced"``.
+    """
     specs = detectors_for(chip.aoi.kind) if classes is None else [detectors()[c] for c in classes]
     if not specs:
         raise InputError(chip.aoi.id, f"no detector for AOI kind {chip.aoi.kind!r}")
-    return [s.fn(chip, **options) for s in specs]
+    traced = False
+    if chip.aoi.kind == "rail_yard" and "tracks" not in options and (trace or (trace is None and not chip.aoi.tracks)):
+        from monitor.trace import trace_tracks
+
+        lines = trace_tracks(chip, chip.aoi)
+        if not lines:
+            raise InputError(chip.aoi.id, "no rail track could be traced in the scene (and the AOI has no track lines)")
+        options["tracks"] = [(f.id, f.geometry) for f in lines]
+        traced = True
+    results = [s.fn(chip, **options) for s in specs]
+    if traced:
+        for r in results:
+            r.extras["tracks"] = "traced"
+    return results
