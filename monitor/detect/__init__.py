@@ -8,7 +8,6 @@ observation so that re-runs with the same detector version are skipped.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
