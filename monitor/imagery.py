@@ -220,7 +220,6 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
         refs = [b for b in refs if b.role in want or b.role in ("mask", "alpha")]
         refs.sort(key=lambda b: want.index(b.role) if b.role in want else len(want))
     data_refs = [b for b in refs if b.role not in ("mask", "alpha")]
-    mask_refs = [b for b in refs if b.role == "mask"]
     if not data_refs:
         raise SceneError(src_name, f"unsupported band layout: no data band (roles {', '.join(scene.roles)})")
 

@@ -36,7 +36,6 @@ import json
 import math
 import os
 import sqlite3
-import time as _time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path

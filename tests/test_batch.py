@@ -16,7 +16,6 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from monitor.aoi import parse_aoi
 from monitor.batch import pair_scenes, run_batch
 from monitor.scenes import find_scenes
 from monitor.store import Store

@@ -55,8 +55,6 @@ def show_cmd(ref: str = typer.Argument(..., help="A bundled AOI id or a path to 
 @aoi_app.command("validate")
 def validate_cmd(files: List[Path] = typer.Argument(..., help="AOI GeoJSON files to check.")):
     """Check AOI files against the contract; exit 2 if any is refused."""
-    from monitor.cli import fail
-
     bad = 0
     for p in files:
         try:

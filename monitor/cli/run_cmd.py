@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from typing import List, Optional
 
@@ -31,7 +30,6 @@ def run_cmd(
     from monitor.cli import fail
 
     n_workers = workers or default_workers()
-    progress_cb = None
     bar = None
     if not json_out and sys.stderr.isatty():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -49,6 +47,8 @@ def run_cmd(
         def progress_cb(done, total, out):
             state = "ok" if out.ok else f"FAILED {out.error}"
             typer.echo(f"[{done}/{total}] {out.scene_id} {out.aoi_id}: {state}", err=True)
+    else:
+        progress_cb = None
 
     opts = {"read": {"gsd_m": gsd}} if gsd else {}
     try:
