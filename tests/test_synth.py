@@ -115,7 +115,14 @@ def test_write_scene_cog_stac_truth(tmp_path, rail_scene):
     p = write_scene(rail_scene, tmp_path, "yard")
     with rasterio.open(p) as ds:
         assert ds.profile["tiled"] and ds.profile["compress"] == "deflate"
-        assert ds.overviews(1)
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"  # GDAL's mark of a valid COG layout
+        assert ds.overviews(1) and ds.nodata == 0
+        full = ds.read(1, window=((0, 64), (0, 64))).astype(float)
+    with rasterio.open(p, overview_level=0) as ov:  # overviews are 2 x 2 averages of the full resolution
+        mean2 = full.reshape(32, 2, 32, 2).mean(axis=(1, 3))
+        err = np.abs(ov.read(1, window=((0, 32), (0, 32))) - mean2)
+        assert err.mean() < 1 and err.max() < 5  # odd sizes: GDAL's ratio is not exactly 2
+    with rasterio.open(p) as ds:
         assert ds.descriptions == ("red", "green", "blue", "nir")
         assert ds.tags()["TIFFTAG_DATETIME"] == "2024:06:17 " + rail_scene.acquired.strftime("%H:%M:%S")
         assert ds.tags()["ACQUISITIONDATETIME"].startswith("2024-06-17T")
