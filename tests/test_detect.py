@@ -9,7 +9,7 @@ from rasterio.transform import from_origin
 from shapely.geometry import LineString, box
 
 from monitor.aoi import AOI, Feature
-from monitor.detect import detect, detectors_for
+from monitor.detect import detect, detection_summary, detections_frame, detections_geojson, detectors_for
 from monitor.errors import InputError
 from monitor.imagery import Chip
 
@@ -70,3 +70,19 @@ def test_a_yard_with_track_lines_uses_them_unless_asked_to_trace():
 def test_a_yard_with_no_tracks_drawn_or_visible_is_an_error_not_a_zero():
     with pytest.raises(InputError, match="yard"):
         detect(_yard_chip(with_tracks=False, rails=False))
+
+
+def test_detections_as_json_summary_geojson_and_frame():
+    chip = _yard_chip(with_tracks=True)
+    results = detect(chip)
+    summary = detection_summary(chip, results)
+    assert summary["aoi"] == "yard" and summary["counts"] == {"railcar": 5}
+    assert 0.0 <= summary["coverage"] <= 1.0 and summary["gsd_m"] == GSD
+    fc = detections_geojson(chip, results)
+    assert len(fc["features"]) == 5
+    props = fc["features"][0]["properties"]
+    assert props["class"] == "railcar" and props["track"] == "t1" and 10 < props["length_m"] < 20
+    frame = detections_frame(chip, results)
+    assert len(frame) == 5 and frame.crs.to_epsg() == 4326
+    lon, lat = frame.geometry.iloc[0].centroid.coords[0]
+    assert 120 < lon < 132 and 40 < lat < 45          # UTM 52N, near the test origin

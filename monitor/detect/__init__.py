@@ -133,3 +133,106 @@ def detect(chip, classes: list[str] | None = None, *, trace: bool | None = None,
         for r in results:
             r.extras["tracks"] = "traced"
     return results
+
+
+def json_ready(v):
+    """JSON-ready value (numpy scalars -> Python, tuples -> lists)."""
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, dict):
+        return {str(k): json_ready(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_ready(x) for x in v]
+    return v
+
+
+def detection_summary(chip, results) -> dict:
+    """The ``monitor detect --json`` object of shared/DESIGN.md for one chip
+    and its results: scene, aoi, acquired (ISO-8601 UTC or None), sensor,
+    gsd_m (metres), coverage (0..1), counts, intervals, chip_coverage,
+    detectors (name -> version), path, and ``tracks: "traced"`` when the
+    railcars were counted along traced tracks.
+
+    ``coverage`` is the least coverage any detector reports (the share of
+    the AOI's tracks or water that was seen), else the chip's coverage.
+    """
+    from monitor.scenes import iso_utc
+
+    counts: dict = {}
+    intervals: dict = {}
+    dets: dict = {}
+    for r in results:
+        for k, v in r.counts.items():
+            counts[k] = counts.get(k, 0) + int(v)
+        for k, v in (r.intervals or {}).items():
+            intervals[k] = [float(v[0]), float(v[1])]
+        dets[r.detector] = r.version
+    cov = min((float(r.coverage) for r in results), default=float(chip.coverage))
+    scene = chip.scene
+    out = {
+        "scene": scene.id if scene is not None else None,
+        "aoi": chip.aoi.id,
+        "acquired": iso_utc(scene.acquired) if scene is not None else None,
+        "sensor": chip.sensor,
+        "gsd_m": round(float(chip.gsd_m), 4),
+        "coverage": round(cov, 4),
+        "counts": counts,
+        "intervals": intervals,
+        "chip_coverage": round(float(chip.coverage), 4),
+        "detectors": dets,
+        "path": scene.path if scene is not None else None,
+    }
+    if any(r.extras.get("tracks") == "traced" for r in results):
+        out["tracks"] = "traced"
+    return out
+
+
+def detections_geojson(chip, results) -> dict:
+    """RFC 7946 FeatureCollection (WGS84 lon/lat) of every detection.
+
+    One Polygon per object, properties ``class``, ``score``, ``length_m``,
+    ``width_m``, ``heading_deg``, ``track`` (railcars) and the detection's
+    own properties.
+    """
+    import numpy as np
+    import shapely
+    from pyproj import Transformer
+    from shapely.geometry import mapping
+    from shapely.geometry.polygon import orient
+
+    from monitor.aoi import WGS84
+
+    crs = chip.crs
+    tr = Transformer.from_crs(crs.to_wkt() if hasattr(crs, "to_wkt") else crs, WGS84, always_xy=True)
+    fn = lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1]))  # noqa: E731
+    feats = []
+    for r in results:
+        for d in r.detections:
+            g = shapely.transform(d.geometry, fn)
+            if g.geom_type == "Polygon":
+                g = orient(g, 1.0)  # RFC 7946: exterior ring counterclockwise
+            props = {"class": d.cls, "score": round(float(d.score), 4),
+                     "length_m": round(float(d.length_m), 2), "width_m": round(float(d.width_m), 2),
+                     "heading_deg": None if d.heading_deg is None else round(float(d.heading_deg), 1)}
+            if d.cls == "railcar":
+                props["track"] = d.properties.get("track")
+            for k, v in d.properties.items():
+                props.setdefault(k, json_ready(v))
+            props["detector"] = r.detector
+            props["version"] = r.version
+            feats.append({"type": "Feature", "properties": props, "geometry": json_ready(mapping(g))})
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def detections_frame(chip, results):
+    """The detections of :func:`detections_geojson` as a geopandas
+    GeoDataFrame in WGS84 (EPSG:4326), one row per object."""
+    import geopandas as gpd
+
+    fc = detections_geojson(chip, results)
+    cols = ["class", "score", "length_m", "width_m", "heading_deg", "track", "detector", "version", "geometry"]
+    if not fc["features"]:
+        return gpd.GeoDataFrame({c: [] for c in cols[:-1]}, geometry=[], crs="EPSG:4326")
+    return gpd.GeoDataFrame.from_features(fc["features"], crs="EPSG:4326")
