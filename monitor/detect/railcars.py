@@ -666,18 +666,12 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     # fouling points: where another track's centreline comes closer than
     # ``clear_m`` (switches, converging ladder tracks) a parked car would
     # foul the other track, and the cross-section mixes both tracks
-    moved_lines = []
-    for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts):
-        m = xy + sh[:, None] * nrm
-        moved_lines.append(LineString(m) if len(m) >= 2 else None)
+    moved = [xy + sh[:, None] * nrm for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts)]
     for k, ((tid, line, gauge, s, xy, nrm), sh, st, (left, right, ok), d) in enumerate(
             zip(geo, shifts, strips, feats, dists)):
         occ = (d > threshold) & ok
-        others = [ln for j, ln in enumerate(moved_lines) if j != k and ln is not None]
-        if clear_m > 0 and others:
-            pts = shapely.points(xy + sh[:, None] * nrm)
-            near = shapely.distance(pts, shapely.union_all(others)) < clear_m
-            occ &= ~near
+        if clear_m > 0 and len(moved) > 1:
+            occ &= ~_near_other(moved, k, clear_m, ds)
         # fill coupler-sized holes, drop specks
         occ = ndimage.binary_closing(occ, structure=np.ones(max(1, int(round(max(2.0, 1.5 * gsd) / ds))) | 1)) & ok
         occ = ndimage.binary_opening(occ, structure=np.ones(max(1, int(round(min_run_m / ds))) | 1))
@@ -768,6 +762,25 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                 "threshold": round(shadow["thr"], 2)},
         },
     )
+
+
+def _near_other(lines_xy: list[np.ndarray], k: int, dist_m: float, ds: float) -> np.ndarray:
+    """Stations (bool per point of ``lines_xy[k]``) closer than ``dist_m`` to
+    any other line. The lines are point sequences every ``ds`` m, so the
+    nearest sampled point is within ``ds / 2`` of the true distance."""
+    from scipy.spatial import cKDTree
+
+    own = lines_xy[k]
+    others = [xy for j, xy in enumerate(lines_xy) if j != k and len(xy)]
+    if not others or not len(own):
+        return np.zeros(len(own), dtype=bool)
+    pts = np.concatenate(others)
+    lo, hi = own.min(axis=0) - dist_m - ds, own.max(axis=0) + dist_m + ds
+    pts = pts[np.all((pts >= lo) & (pts <= hi), axis=1)]
+    if not len(pts):
+        return np.zeros(len(own), dtype=bool)
+    d, _ = cKDTree(pts).query(own, distance_upper_bound=dist_m + ds)
+    return d < dist_m
 
 
 def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarray], threshold: float,
