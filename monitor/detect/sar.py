@@ -467,10 +467,29 @@ def _split_cluster(member, lr, min_len_px, min_dip_db=1.5):
     return [member]
 
 
+def _assign_to_seeds(mask: np.ndarray, seeds: np.ndarray, join_px: int = 0) -> np.ndarray:
+    """Labels of ``mask`` pixels by their nearest seed group.
+
+    Seed groups are the 8-connected components of the seeds, those closer
+    than ``join_px`` joined; every other ``mask`` pixel takes the label of the nearest
+    seed pixel of its own connected region of ``mask`` (pixels whose
+    nearest seed lies in another region are dropped)."""
+    seeds = seeds & mask
+    sc = (ndi.binary_closing(seeds, structure=_EIGHT, iterations=join_px) & mask) | seeds if join_px else seeds
+    slab, ns = ndi.label(sc, structure=_EIGHT)
+    if ns == 0:
+        return np.zeros(mask.shape, np.int32)
+    region, _ = ndi.label(mask, structure=_EIGHT)
+    _, (iy, ix) = ndi.distance_transform_edt(slab == 0, return_indices=True)
+    near = slab[iy, ix]
+    same = region[iy, ix] == region
+    return np.where(mask & same, near, 0).astype(np.int32)
+
+
 def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6, pfa_grow: float = 1e-3,
                      guard_m: float | None = None, background_m: float | None = None, enl: float | None = None,
                      min_length_m: float = 15.0, max_length_m: float = 500.0, min_pixels: int = 2,
-                     resolution_m: float | None = None, split: bool = False, units: str = "auto",
+                     resolution_m: float | None = None, split: bool = True, units: str = "auto",
                      level_q: float = 0.75, info: dict | None = None) -> list[SARShip]:
     """Ships in a SAR chip: CFAR on linear intensity over water, clustered
     and measured with sub-pixel rectangles.
@@ -529,8 +548,12 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     det, ref, ratio = c["detected"], c["reference"], c["ratio"]
     low = water & (ratio > cfar_factor(pfa_grow, c["enl"]))
     mask = _grow(low | det, det)
-    mask = (ndi.binary_closing(mask, structure=_EIGHT) & water) | mask
-    lab, n = ndi.label(mask, structure=_EIGHT)
+    mask = ndi.binary_fill_holes(mask) & water | mask
+    # one cluster per group of seeds: the grown pixels go to the nearest
+    # seed group of their own grown region, so two hulls bridged by weak
+    # pixels (wakes, sidelobes, speckle) stay two
+    lab = _assign_to_seeds(mask, det) if split else ndi.label(mask, structure=_EIGHT)[0]
+    n = int(lab.max())
     info["clusters"] = int(n)
     if n == 0:
         return []
@@ -547,17 +570,21 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         seeds = det[sl] & m
         nseed = int(seeds.sum())
         pk = float(ratio[sl][m].max())
-        if nseed < min_pixels and pk < 2.0 * c["factor"]:
+        dl = d_land[sl][m]
+        shore = bool((dl <= 1).any())
+        # a lone bright pixel is a ship only in open water and only when
+        # twice over the threshold; along the shore it is the quay's own
+        # double bounce (corners, bollards, cranes)
+        if nseed < min_pixels and (shore or pk < 2.0 * c["factor"]):
             continue
         # a thin strip along the shore (every pixel on the rim, and longer
         # than it is wide by far) is the quay face, not a hull
-        dl = d_land[sl][m]
         if (dl <= 1).all() and m.sum() >= 4:
             rr, cc = np.nonzero(m)
             ev = np.linalg.eigvalsh(np.cov(np.vstack([rr, cc]).astype(float)))
             if ev[0] < 0.35:
                 continue
-        parts = _split_cluster(m, lr[sl], min_len_px) if split else [m]
+        parts = [m]
         for p in parts:
             if not (p & seeds).any():
                 continue
