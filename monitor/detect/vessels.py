@@ -462,6 +462,110 @@ def _drop_long_lines(lab: np.ndarray, n: int, transform, gsd: float, max_length_
     return ndi.label(obj & ~drop[g], structure=_EIGHT)
 
 
+def moored_hulls(chip, bands: dict[str, np.ndarray], water: np.ndarray, min_length_m: float,
+                 max_length_m: float, k: float = 1.5, band_m: float = 60.0,
+                 max_width_m: float = 70.0) -> tuple[list, list[dict]]:
+    """Hulls moored alongside a quay, found on the land side of the water's edge.
+
+    A hull at a quay reads as land to NDWI, and a morphological opening
+    does not part it from a straight quay. But painted steel decks and
+    cargo are redder in NIR than concrete and asphalt: along the edge
+    (land pixels within ``band_m`` metres of the water) a hull is a patch
+    whose NDWI lies more than ``k`` robust sigmas (and 0.05) below the
+    local median NDWI of that edge band. A patch is kept when it is hull
+    shaped (``min_length_m`` <= length <= ``max_length_m``, width <=
+    ``max_width_m``, length >= 1.8 x width, filling >= 0.4 of its
+    rectangle) and lies along the water (touching it over >= 0.4 of its
+    length, as a hull alongside does and a building behind the apron
+    does not). Needs green and NIR; returns (rectangles in the chip CRS,
+    properties) or empty lists.
+    """
+    g, n = bands.get("green"), bands.get("nir")
+    land = ~water & chip.valid
+    if g is None or n is None or not land.any() or not water.any():
+        return [], []
+    gsd = float(chip.gsd_m)
+    ndwi = ((g - n) / np.maximum(np.abs(g + n), 1e-6)).astype(np.float32)
+    reach = max(2, int(math.ceil(band_m / gsd)))
+    d_water = ndi.distance_transform_cdt(~water, metric="chessboard")
+    edge_band = land & (d_water <= reach)
+    if edge_band.sum() < 50:
+        return [], []
+    ref, sg = local_background(ndwi, edge_band, max(16, int(round(300.0 / gsd))), tail=False)
+    cand = edge_band & (ndwi < ref - np.maximum(k * sg, 0.05))
+    lab, nl = ndi.label(cand, structure=_EIGHT)
+    if nl == 0:
+        return [], []
+    at_edge = land & (d_water <= 1)
+    area = np.bincount(lab.ravel(), minlength=nl + 1)[1:]
+    contact = np.bincount(lab.ravel(), weights=at_edge.ravel(), minlength=nl + 1)[1:]
+    depth = np.bincount(lab.ravel(), weights=(ref - ndwi).ravel() / np.maximum(sg, 1e-6).ravel(), minlength=nl + 1)[1:]
+    # a patch is hull shaped only when its shape is resolved: 5 pixels long
+    min_length_m = max(float(min_length_m), 5.0 * gsd)
+    rects, props = [], []
+    for j, rect in enumerate(_rectangles(lab, nl, chip.transform)):
+        L, W, _ = _measure(rect)
+        if not (min_length_m <= L <= max_length_m) or W > max_width_m or L < 1.8 * W:
+            continue
+        if area[j] * gsd * gsd < 0.4 * rect.area or contact[j] * gsd < 0.4 * L:
+            continue
+        zm = float(depth[j] / max(area[j], 1))
+        rects.append(rect)
+        props.append({"score": round(1.0 - math.exp(-zm / 3.0), 4), "contrast": round(zm, 2),
+                      "area_m2": round(float(area[j]) * gsd * gsd, 1), "moored": True})
+    return rects, props
+
+
+def _add_moored(chip, bands, water, rects, props, min_length_m, max_length_m, k):
+    """``rects``/``props`` plus the :func:`moored_hulls` that overlap none of them."""
+    extra, eprops = moored_hulls(chip, bands, water, min_length_m, max_length_m, k)
+    if not extra:
+        return rects, props
+    rects, props = list(rects), list(props)
+    tree = shapely.STRtree(rects) if rects else None
+    for r, p in zip(extra, eprops):
+        if tree is not None and len(tree.query(r, predicate="intersects")):
+            continue
+        rects.append(r)
+        props.append(p)
+    return rects, props
+
+
+def _continues_as_line(rect, z: np.ndarray, water: np.ndarray, transform, gsd: float, level: float,
+                       reach_px: float = 6.0, share: float = 0.8) -> bool:
+    """True when the bright signal of an object runs on beyond both of its
+    ends along its long axis: the object is a dash of a line structure (a
+    breakwater, a pier, a bridge) rather than a hull, which ends at bow and
+    stern, with water right beyond them (so hulls moored bow to stern with
+    gaps between them are not a line). Samples every pixel along the axis
+    from 1.5 to ``reach_px`` pixels beyond each end; water samples count
+    when z >= ``level``; a side with no water samples is not bright."""
+    c = np.asarray(rect.exterior.coords)[:4]
+    e1, e2 = c[1] - c[0], c[2] - c[1]
+    v = e1 if np.hypot(*e1) >= np.hypot(*e2) else e2
+    L = float(np.hypot(*v))
+    if L <= 0:
+        return False
+    u = v / L
+    ctr = c.mean(axis=0)
+    t = 0.5 * L + gsd * np.arange(1.5, reach_px + 0.01, 1.0)
+    ia, ib, ic, id_, ie, if_ = tuple(~transform)[:6]
+    h, w = z.shape
+    for sgn in (1.0, -1.0):
+        pts = ctr[None, :] + sgn * t[:, None] * u[None, :]
+        col = ia * pts[:, 0] + ib * pts[:, 1] + ic
+        row = id_ * pts[:, 0] + ie * pts[:, 1] + if_
+        row, col = np.floor(row).astype(int), np.floor(col).astype(int)
+        ok = (row >= 0) & (row < h) & (col >= 0) & (col < w)
+        row, col = row[ok], col[ok]
+        wat = water[row, col]
+        if wat.sum() < 3:
+            return False
+        if (z[row, col][wat] >= level).mean() < share:
+            return False
+    return True
+
+
 def _is_shore_ramp(lab: np.ndarray, i: int, sl, bright: np.ndarray, land: np.ndarray, share: float) -> bool:
     """True when object ``i`` (touching land) is no brighter than the land
     beside it: mixed pixels of a shore ramp lie between water and land."""
@@ -606,7 +710,8 @@ def _water_coverage(chip, water: np.ndarray, source: str) -> float:
 def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 500.0, pfa: float = 1e-6,
                    k_high: float = 6.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0, work_gsd_m: float = 2.0,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
-                   min_length_px: float = 0.0, line_width_m: float = 25.0, min_rel_contrast: float = 0.5, shore_ramp: float = 1.0, water: np.ndarray | None = None, **_ignored) -> DetectionResult:
+                   min_length_px: float = 0.0, line_width_m: float = 25.0, min_rel_contrast: float = 0.5, shore_ramp: float = 1.0, moored: bool = True, moored_k: float = 1.5,
+                   water: np.ndarray | None = None, **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
 
     Parameters
@@ -722,9 +827,16 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
             mask &= z >= np.maximum(extent_frac * pk[lab0], k_low)
         mask = ndi.binary_fill_holes(mask)
         rel, bright = _relative_contrast(bands, water, chip.valid, gsd, block_m)
+    def finish(rects, props):
+        # optical chips with water from the image: hulls moored alongside a
+        # quay are land to NDWI; they are found along the water's edge
+        if not sar and source == "image" and moored:
+            rects, props = _add_moored(chip, bands, water, rects, props, min_length_m, max_length_m, moored_k)
+        return _result(chip, rects, props, cov, extras)
+
     lab, n = ndi.label(mask, structure=_EIGHT)
     if n == 0:
-        return _result(chip, [], [], cov, extras)
+        return finish([], [])
     idx = np.arange(1, n + 1)
     # objects mostly on land are land, not ships
     nz = lab > 0
@@ -740,11 +852,11 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     lab = np.where(keep[np.maximum(lab - 1, 0)] & (lab > 0), lab, 0)
     lab, n = ndi.label(lab > 0, structure=_EIGHT)
     if n == 0:
-        return _result(chip, [], [], cov, extras)
+        return finish([], [])
     if not sar:
         lab, n = _drop_long_lines(lab, n, chip.transform, gsd, max_length_m, line_width_m)
         if n == 0:
-            return _result(chip, [], [], cov, extras)
+            return finish([], [])
         lab, n = _split_objects(lab, n, z, gsd, min_len_px)
     idx = np.arange(1, n + 1)
     nz = lab > 0
@@ -778,6 +890,8 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         if not sar and bright is not None and near[j + 1] <= 1.0 and shore_ramp > 0 and \
                 _is_shore_ramp(lab, j + 1, obj_sl[j], bright, land_px, shore_ramp):
             continue
+        if not sar and _continues_as_line(rect, z, water, chip.transform, gsd, k_low):
+            continue
         if L > 15.0 * W or (W < 1.5 * gsd and L >= 8.0 * gsd):
             # lines, not hulls: bridges, breakwater edges, wakes
             continue
@@ -795,4 +909,4 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         sel_r.append(rect)
         props.append({"score": round(s, 4), "peak": round(float(peak[j]), 2),
                       "contrast": round(float(mean_z[j]), 2), "area_m2": round(float(area[j]) * gsd * gsd, 1)})
-    return _result(chip, sel_r, props, cov, extras)
+    return finish(sel_r, props)
