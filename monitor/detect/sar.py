@@ -51,6 +51,7 @@ from monitor.errors import InputError, SceneError
 
 SAR_ROLES = ("vv", "hh", "vh", "hv")
 _EIGHT = np.ones((3, 3), bool)
+RING_K = 3.0  # ring pixels (below the growth threshold) count above this many times the background
 
 
 @dataclass
@@ -351,7 +352,8 @@ def _moments(rr, cc, w):
 
 
 def measure_cluster(x: np.ndarray, bg: np.ndarray, member: np.ndarray, sl, gsd_m: float,
-                    resolution_m: float | None = None, level_q: float = 0.5) -> dict | None:
+                    resolution_m: float | None = None, level_q: float = 0.75, water: np.ndarray | None = None,
+                    ring_k: float = 3.0) -> dict | None:
     """Sub-pixel size of one cluster (``member``: bool mask of window ``sl``).
 
     Weights are the excess intensity over the background, clipped at the
@@ -376,9 +378,13 @@ def measure_cluster(x: np.ndarray, bg: np.ndarray, member: np.ndarray, sl, gsd_m
     level = float(np.quantile(v, level_q)) if v.size > 2 else float(v.max())
     level = max(level, 1e-30)
     w = np.clip(ex / level, 0, 1)
-    # below-threshold ring pixels count only where clearly above the water
+    # ring pixels below the growth threshold count where clearly above the
+    # water; over land (a hull across the quay edge) only where as bright
+    # as the hull itself, not the land clutter
     ring = grown & ~member
-    w = np.where(member, w, np.where(ring & (xs > 2.0 * bs), w, 0))
+    wet = np.ones(member.shape, bool) if water is None else water[sl]
+    ring_ok = ring & np.where(wet, xs > ring_k * bs, w >= 0.5)
+    w = np.where(member, w, np.where(ring_ok, w, 0))
     rr, cc = np.nonzero(w > 0)
     ww = w[rr, cc].astype(np.float64)
     if ww.sum() <= 0:
@@ -577,18 +583,11 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         # double bounce (corners, bollards, cranes)
         if nseed < min_pixels and (shore or pk < 2.0 * c["factor"]):
             continue
-        # a thin strip along the shore (every pixel on the rim, and longer
-        # than it is wide by far) is the quay face, not a hull
-        if (dl <= 1).all() and m.sum() >= 4:
-            rr, cc = np.nonzero(m)
-            ev = np.linalg.eigvalsh(np.cov(np.vstack([rr, cc]).astype(float)))
-            if ev[0] < 0.35:
-                continue
         parts = [m]
         for p in parts:
             if not (p & seeds).any():
                 continue
-            meas = measure_cluster(x, bg, p, sl, gsd, resolution_m, level_q)
+            meas = measure_cluster(x, bg, p, sl, gsd, resolution_m, level_q, water, RING_K)
             if meas is None:
                 continue
             L, W = meas["length_px"] * gsd, meas["width_px"] * gsd
