@@ -10,8 +10,10 @@ Optical pipeline (:func:`detect_vessels` with ``chip.sensor == "optical"``):
 
 1. Water mask (:mod:`monitor.detect.water`): AOI water polygons (+ a band
    along the berths), refined by NDWI; or, for an AOI that is only a box,
-   water classified from the image. Ship-sized holes are filled and thin
-   land-like protrusions (moored hulls) are given back to the water.
+   water classified from the image. Ship-sized holes are filled. With
+   water from the image, hulls moored alongside a quay are land to NDWI:
+   they are found on the land side of the water's edge as hull-shaped
+   patches redder in NIR than the quay (:func:`moored_hulls`).
 2. Per band, a local water background (median) and noise (MAD) on blocks
    of about ``block_m`` metres, interpolated back to pixels; the band
    contrasts are summed and re-standardised into one robust z-score.
@@ -501,11 +503,13 @@ def moored_hulls(chip, bands: dict[str, np.ndarray], water: np.ndarray, min_leng
     contact = np.bincount(lab.ravel(), weights=at_edge.ravel(), minlength=nl + 1)[1:]
     depth = np.bincount(lab.ravel(), weights=(ref - ndwi).ravel() / np.maximum(sg, 1e-6).ravel(), minlength=nl + 1)[1:]
     # a patch is hull shaped only when its shape is resolved: 5 pixels long
+    # and 3 wide (the blur of the sensor makes a hull at least that wide; a
+    # narrower dark seam is a shadow line or the edge of a roof)
     min_length_m = max(float(min_length_m), 5.0 * gsd)
     rects, props = [], []
     for j, rect in enumerate(_rectangles(lab, nl, chip.transform)):
         L, W, _ = _measure(rect)
-        if not (min_length_m <= L <= max_length_m) or W > max_width_m or L < 1.8 * W:
+        if not (min_length_m <= L <= max_length_m) or W > max_width_m or L < 1.8 * W or W < 3.0 * gsd:
             continue
         if area[j] * gsd * gsd < 0.4 * rect.area or contact[j] * gsd < 0.4 * L:
             continue

@@ -9,7 +9,7 @@ metres of the chip CRS; they are turned into pixels with ``chip.gsd_m``.
 - :func:`image_water` classifies water from the pixels: NDWI (green, NIR)
   for optical chips with NIR, dark-and-smooth brightness without NIR, and
   dark log-backscatter for SAR. Ship-sized holes are filled, so a vessel
-  inside the water stays water, and thin land-coloured protrusions
+  inside the water stays water; on SAR chips thin land-like protrusions
   (moored hulls) are given back to the water; wide land stays land.
 - :func:`water_mask` picks and combines them for a chip.
 """
@@ -199,7 +199,8 @@ def image_water(chip, bands: dict[str, np.ndarray] | None = None, ndwi_threshold
     ``ndwi_threshold`` (3x3 mean at >= 5 m pixels). Optical without NIR: dark
     and smooth pixels (Otsu on log brightness, local texture below its
     median on land). SAR: Otsu on the smoothed log backscatter. Holes up to
-    ship size are filled, small water specks on land are dropped.
+    ship size are filled, small water specks on land are dropped; on SAR
+    chips hull-shaped land pieces along a quay are given back to the water.
     """
     valid = chip.valid
     gsd = float(chip.gsd_m)
@@ -249,7 +250,12 @@ def image_water(chip, bands: dict[str, np.ndarray] | None = None, ndwi_threshold
         big[0] = False
         water = big[lab]
     water = _fill_ship_holes(water, gsd)
-    water = _give_back_thin_land(water, valid, gsd)
+    if chip.sensor == "sar":
+        # on optical imagery hull-shaped land along a quay is mostly quay
+        # (concrete aprons, pier heads, roofs: on the sen2ships ports 77 such
+        # pieces against 16 hulls); the optical detector finds moored hulls
+        # by their colour instead (monitor.detect.vessels.moored_hulls)
+        water = _give_back_thin_land(water, valid, gsd)
     return water
 
 
