@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -50,6 +50,28 @@ def archive_plan(aoi, start, end, *, scenario=None, revisit_days: float | None =
     return out
 
 
+def _render_task(jobs):
+    """Render a run of scenes in one process (they share the cached scenery)."""
+    return [_render_one(j) for j in jobs]
+
+
+def _season_group(item) -> tuple:
+    """Scenes with the same season share their static scenery (greenness; snow possible or not)."""
+    from monitor.synth.land import season
+    green, snow_p = season(date.fromisoformat(item["date"][:10]).month)
+    return (green, snow_p > 0)
+
+
+def _tasks(jobs, workers: int) -> list[list[int]]:
+    """Job indices grouped by season, split so that ``workers`` processes stay busy; largest first."""
+    groups: dict = {}
+    for i, j in enumerate(jobs):
+        groups.setdefault(_season_group(j[1]), []).append(i)
+    cap = max(4, math.ceil(len(jobs) / (workers * 3)))
+    tasks = [g[k:k + cap] for g in groups.values() for k in range(0, len(g), cap)]
+    return sorted(tasks, key=len, reverse=True)
+
+
 def _render_one(args):
     aoi, item, out_dir, gsd_m, kw, compress = args
     from monitor.synth import render_port_scene, render_rail_scene, write_scene
@@ -73,7 +95,10 @@ def generate_archive(aoi, start, end, out_dir, *, scenario=None, gsd_m: float = 
 
     Also writes ``out_dir/archive.json`` (the plan with counts actually
     rendered) and a STAC-less ``truth_counts.csv`` (date, name, class counts).
-    ``workers`` > 1 renders in a process pool. ``compress``: GeoTIFF codec
+    Scenes of one season share their static scenery (ground, tracks,
+    buildings, quays; rendered once per season and process), so they are
+    rendered in runs of one season; ``workers`` > 1 renders the runs in a
+    process pool. Files are the same whatever ``workers``. ``compress``: GeoTIFF codec
     (ZSTD by default: 3x faster to write than DEFLATE at the same size).
     """
     a = load_aoi(aoi)
@@ -85,18 +110,28 @@ def generate_archive(aoi, start, end, out_dir, *, scenario=None, gsd_m: float = 
     if sensor == "sar":
         kw["sensor"] = "sar"
     jobs = [(ref, it, str(out), gsd_m, kw, compress) for it in plan]
-    results = []
+    results: list = [None] * len(jobs)
+    tasks = _tasks(jobs, max(1, int(workers or 1)))
+    done = 0
     if workers and workers > 1 and len(jobs) > 1:
+        # each task is a run of scenes of one season: a worker renders its scenery once for the run
         with ProcessPoolExecutor(max_workers=workers) as ex:
-            for i, r in enumerate(ex.map(_render_one, jobs, chunksize=max(1, len(jobs) // (workers * 8)))):
-                results.append(r)
+            futs = {ex.submit(_render_task, [jobs[i] for i in t]): t for t in tasks}
+            for fut in as_completed(futs):
+                for i, r in zip(futs[fut], fut.result()):
+                    results[i] = r
+                done += len(futs[fut])
                 if progress:
-                    progress(i + 1, len(jobs))
+                    progress(done, len(jobs))
     else:
-        for i, j in enumerate(jobs):
-            results.append(_render_one(j))
-            if progress:
-                progress(i + 1, len(jobs))
+        for t in tasks:
+            for i in t:
+                results[i] = _render_one(jobs[i])
+                done += 1
+                if progress:
+                    progress(done, len(jobs))
+    from monitor.synth.land import clear_cache
+    clear_cache()
     rows = []
     for it, (p, counts, dropped) in zip(plan, results):
         rows.append({**it, "path": Path(p).name, "rendered": counts, "dropped": dropped})

@@ -7,6 +7,7 @@ are (red, green, blue, nir). Geometry is in the scene CRS (metres).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -14,9 +15,13 @@ import shapely.affinity
 from rasterio import features
 from shapely.geometry import LineString, Polygon, box
 
-from monitor.synth.texture import Grid, apply_atmosphere, block_mean, blur_noise_quantize, white, cells_for, fractal_noise, local_coords, oriented_rect, shadow_vector, smooth_noise
+from monitor.synth.texture import (Grid, atmosphere, block_mean, blur, cells_for, fractal_noise, local_coords, observe,
+                                   oriented_rect, psf_radius, shadow_vector, smooth_noise, white)
 
 ROLES4 = ("red", "green", "blue", "nir")
+#: sun (azimuth, elevation; degrees) that shades the gabled roofs of the static scenery: a mid-morning
+#: sun-synchronous pass. The shadows themselves follow each scene's sun (:func:`cast_shadows`).
+ROOF_SUN = (157.0, 35.0)
 
 C = {
     "soil": (0.20, 0.17, 0.13, 0.26), "soil_dark": (0.11, 0.09, 0.07, 0.16),
@@ -160,12 +165,38 @@ def draw_shadows(refl, grid, polys_heights, sun_az, sun_el, strength=0.55):
         refl[i][m] *= keep.get(i, 1 - strength)
 
 
-def draw_buildings(refl, grid, rng, boxes, sun_az, sun_el):
-    """Flat and gabled roofs with shadows. ``boxes`` from :func:`place_boxes`."""
+def cast_shadows(refl, grid, casters, sun_az, sun_el, strength=0.55):
+    """Darken ``refl`` (n, h, w on ``grid``) in the shadows of (polygon, height_m) objects, not on the objects.
+
+    For static objects (buildings, container stacks) whose shadows follow
+    the sun of each pass while their roofs stay in the cached scenery.
+    """
+    if not casters:
+        return
+    polys = np.array([p for p, _ in casters], dtype=object)
+    shifts = np.array([shadow_vector(sun_az, sun_el, hgt) for _, hgt in casters])
+    moved = np.array([shapely.affinity.translate(p, dx, dy) for p, (dx, dy) in zip(polys, shifts)], dtype=object)
+    shade = shapely.difference(shapely.convex_hull(shapely.union(polys, moved)), polys)
+    m = rasterize(grid, [(g, 1) for g in shade])
+    r, c = np.nonzero(m)
+    if r.size == 0:
+        return
+    keep = (1 - strength, 1 - strength * 0.97, 1 - strength * 0.85, 1 - strength)
+    for i in range(refl.shape[0]):
+        refl[i, r, c] *= np.float32(keep[i] if i < 4 else 1 - strength)
+
+
+def draw_buildings(refl, grid, rng, boxes, sun_az, sun_el, shadows: bool = True):
+    """Flat and gabled roofs, with shadows unless ``shadows`` is False. ``boxes`` from :func:`place_boxes`.
+
+    Returns the heights (m); (polygon, height) are the shadow casters
+    for :func:`cast_shadows` when the shadows are drawn later.
+    """
     if not boxes:
         return []
     heights = rng.uniform(3.5, 12.0, len(boxes))
-    draw_shadows(refl, grid, [(b[0], hgt) for b, hgt in zip(boxes, heights)], sun_az, sun_el)
+    if shadows:
+        draw_shadows(refl, grid, [(b[0], hgt) for b, hgt in zip(boxes, heights)], sun_az, sun_el)
     ids = rasterize(grid, [(b[0], i + 1) for i, b in enumerate(boxes)], dtype="int32")
     r, c = np.nonzero(ids)
     if r.size == 0:
@@ -191,11 +222,39 @@ def draw_buildings(refl, grid, rng, boxes, sun_az, sun_el):
     return heights
 
 
+@dataclass
+class Scenery:
+    """The static part of a scene: everything that does not change between passes.
+
+    ``raw``: (4, H, W) surface reflectance on the render grid ``grid``
+    (``ss`` times finer than ``out_grid``); ``seen``: the same averaged to
+    ``out_grid`` and blurred by the PSF (``psf_px`` output px). Both are
+    read-only (they may be shared by the scenes of an archive). ``extra``:
+    renderer-specific layers (e.g. the water mask of a port).
+    """
+
+    raw: np.ndarray
+    seen: np.ndarray
+    grid: Grid
+    out_grid: Grid
+    ss: int
+    psf_px: float
+    extra: dict = field(default_factory=dict)
+
+
+def make_scenery(grid: Grid, out_grid: Grid, ss: int, psf_px: float, raw: np.ndarray, **extra) -> Scenery:
+    """A :class:`Scenery` from the static reflectance ``raw`` on ``grid``."""
+    seen = blur(block_mean(raw, ss), psf_px)
+    raw.flags.writeable = False
+    seen.flags.writeable = False
+    return Scenery(raw, seen, grid, out_grid, ss, psf_px, extra)
+
+
 _STATIC: dict = {}
 
 
 def cached_static(key, build, enabled: bool):
-    """Static scenery (ground, buildings, tracks) built once per ``key`` (2 kept), returned as copies.
+    """Static scenery built once per ``key`` (the last 2 kept in-process); not copied: treat as read-only.
 
     An archive renders the same place many times: keeping its scenery
     fixed is both faster and truer (buildings do not move between passes).
@@ -203,29 +262,101 @@ def cached_static(key, build, enabled: bool):
     if not enabled:
         return build()
     if key not in _STATIC:
-        if len(_STATIC) >= 2:
+        while len(_STATIC) >= 2:
             _STATIC.pop(next(iter(_STATIC)))
         _STATIC[key] = build()
-    v = _STATIC[key]
-    return tuple(a.copy() for a in v) if isinstance(v, tuple) else v.copy()
+    return _STATIC[key]
 
 
-def finish_optical(refl, ss: int, out_grid: Grid, rng, *, haze, haze_max: float, cloud: float, sun_az: float,
-                   sun_el: float, psf_px, noise: float, dtype: str):
-    """Sensor side of an optical scene: supersampled reflectance -> DN bands.
+def clear_cache() -> None:
+    """Forget the cached scenery (frees its memory)."""
+    _STATIC.clear()
 
-    Averages ``ss`` x ``ss`` blocks to the output grid, adds haze (drawn in
-    0..``haze_max`` when ``None``) and clouds with shadows, then blur (PSF
-    drawn in 0.5..0.9 px when ``None``), noise and quantisation to ``dtype``.
+
+def _merge_boxes(boxes: list[list[int]]) -> list[tuple[list[int], list[int]]]:
+    """Merge overlapping pixel boxes [r0, c0, r1, c1]; returns (box, member indices) with disjoint boxes."""
+    groups = [(list(b), [i]) for i, b in enumerate(boxes)]
+    changed = True
+    while changed:
+        changed = False
+        out: list[tuple[list[int], list[int]]] = []
+        for b, m in groups:
+            for o in out:
+                ob = o[0]
+                if b[0] < ob[2] and ob[0] < b[2] and b[1] < ob[3] and ob[1] < b[3]:
+                    ob[0], ob[1] = min(ob[0], b[0]), min(ob[1], b[1])
+                    ob[2], ob[3] = max(ob[2], b[2]), max(ob[3], b[3])
+                    o[1].extend(m)
+                    changed = True
+                    break
+            else:
+                out.append((b, m))
+        groups = out
+    return [(b, sorted(m)) for b, m in groups]
+
+
+def compose(scenery: Scenery, extents, draw, *, copy: bool = True) -> np.ndarray:
+    """Output-grid reflectance (blurred) of ``scenery`` with the scene's moving objects drawn.
+
+    ``extents``: map bounds (minx, miny, maxx, maxy; metres) of each
+    object, its shadow included (``None``: nothing to draw). ``draw(refl, grid, members)`` paints the
+    objects ``members`` (indices into ``extents``) on ``refl`` (4, h, w),
+    a copy of the scenery's render-grid window ``grid``. Windows of
+    overlapping objects are merged; each is averaged, blurred by the PSF
+    and pasted back, margins included, so the result equals rendering the
+    whole scene and blurring it. ``copy=False`` draws into ``scenery.seen``
+    itself (only for a scenery nobody else uses).
+    """
+    og, ss = scenery.out_grid, scenery.ss
+    out = scenery.seen.copy() if copy else scenery.seen
+    out.flags.writeable = True
+    if not len(extents):
+        return out
+    H, W = og.shape
+    pad = psf_radius(scenery.psf_px) + 2
+    boxes = []
+    for e in extents:
+        if e is None:
+            boxes.append([0, 0, 0, 0])
+            continue
+        minx, miny, maxx, maxy = e
+        boxes.append([max(0, int(math.floor((og.y0 - maxy) / og.gsd)) - pad),
+                      max(0, int(math.floor((minx - og.x0) / og.gsd)) - pad),
+                      min(H, int(math.ceil((og.y0 - miny) / og.gsd)) + pad),
+                      min(W, int(math.ceil((maxx - og.x0) / og.gsd)) + pad)])
+    r = psf_radius(scenery.psf_px)
+    g = scenery.grid
+    for (r0, c0, r1, c1), members in _merge_boxes(boxes):
+        if r1 <= r0 or c1 <= c0:
+            continue
+        win = np.array(scenery.raw[:, r0 * ss:r1 * ss, c0 * ss:c1 * ss])
+        sub = Grid(g.x0 + c0 * ss * g.gsd, g.y0 - r0 * ss * g.gsd, g.gsd, (c1 - c0) * ss, (r1 - r0) * ss)
+        draw(win, sub, members)
+        b = blur(block_mean(win, ss), scenery.psf_px)
+        i0, j0 = (r if r0 > 0 else 0), (r if c0 > 0 else 0)
+        i1, j1 = (r1 - r0) - (r if r1 < H else 0), (c1 - c0) - (r if c1 < W else 0)
+        out[:, r0 + i0:r0 + i1, c0 + j0:c0 + j1] = b[:, i0:i1, j0:j1]
+    return out
+
+
+def finish_optical(refl, out_grid: Grid, rng, *, haze, haze_max: float, cloud: float, sun_az: float,
+                   sun_el: float, psf_px: float, noise: float, dtype: str):
+    """Sensor side of an optical scene: blurred reflectance on ``out_grid`` -> DN bands.
+
+    Adds haze (drawn in 0..``haze_max`` when ``None``) and clouds with
+    shadows (smooth fields, see :func:`monitor.synth.texture.atmosphere`),
+    then noise and quantisation to ``dtype``. ``psf_px`` is only recorded.
     Returns ``(bands, meta)`` with the haze, cloud share, PSF and dtype used.
     """
-    refl = block_mean(refl, ss)
     if haze is None:
         haze = float(rng.uniform(0.0, haze_max))
-    refl, cov = apply_atmosphere(refl, ROLES4, out_grid, rng, haze=haze, cloud=cloud, sun_az=sun_az, sun_el=sun_el)
-    if psf_px is None:
-        psf_px = float(rng.uniform(0.5, 0.9))
-    bands = blur_noise_quantize(refl, rng, psf_px=psf_px, noise=noise, dtype=dtype)
-    meta = dict(haze=round(haze, 3), cloud=round(float(cov.mean()), 4), cloud_requested=cloud,
+    atmo, cover = atmosphere(out_grid, rng, haze=haze, cloud=cloud, sun_az=sun_az, sun_el=sun_el)
+    bands = observe(refl, ROLES4, atmo, rng, noise=noise, dtype=dtype)
+    meta = dict(haze=round(haze, 3), cloud=round(cover, 4), cloud_requested=cloud,
                 psf_px=round(psf_px, 3), dtype=dtype)
     return bands, meta
+
+
+def draw_psf(rng, psf_px=None) -> float:
+    """The PSF sigma in output px: ``psf_px``, or drawn in 0.5..0.9."""
+    return float(rng.uniform(0.5, 0.9)) if psf_px is None else float(psf_px)

@@ -20,9 +20,9 @@ from monitor.errors import InputError
 from monitor.synth import land
 from monitor.synth.rail import scene_time
 from monitor.synth.scene import SynthScene, TruthObject
-from monitor.synth.texture import (Grid, fractal_noise,
-                                   local_coords, oriented_rect, periodic_coverage, rng_for, smooth_noise,
-                                   sun_position)
+from monitor.synth.texture import (Grid, block_mean, fractal_noise,
+                                   local_coords, oriented_rect, periodic_coverage, rng_for, shadow_vector,
+                                   smooth_noise, sun_position, white)
 
 #: size class -> (length range m, beam/length ratio range)
 SIZE_CLASSES = {"small": (6, 25), "medium": (25, 100), "large": (100, 200), "very_large": (200, 300)}
@@ -184,35 +184,86 @@ def _dress_ships(ships, rng):
     return ships
 
 
-def draw_water(refl, grid, rng, water_mask, sun_az, sun_el, *, wind=None):
-    """Water colour, wind waves, sun glint and a brighter shore line."""
-    r, c = np.nonzero(water_mask)
-    if r.size == 0:
-        return
-    h, w = grid.shape
+def water_surface(grid, rng, water_mask, *, wind=None, psf_m: float = 0.0, fine_att: float = 1.0):
+    """Wind waves, slicks, sun glint and a brighter shore line, as departures from the still-water colour.
+
+    Returns ``(window, delta)``: the (row slice, col slice) of ``grid``
+    holding the water of ``water_mask`` and ``delta`` (4, h, w) float32
+    reflectance to add there (0 off the water). ``psf_m``: Gaussian blur
+    (sigma, metres) applied analytically to the waves; ``fine_att``: the
+    share of the fine texture's std left after blur and averaging. Waves
+    are separable sinusoids, so the cost is a few array operations per
+    water pixel.
+    """
+    rows = np.nonzero(water_mask.any(axis=1))[0]
+    if rows.size == 0:
+        return None, None
+    cols = np.nonzero(water_mask.any(axis=0))[0]
+    win = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+    wm = water_mask[win]
+    h, w = wm.shape
     g = grid.gsd
     wind = float(rng.uniform(1, 9)) if wind is None else wind
     wdir = rng.uniform(0, math.pi)
-    x, y = grid.xy(r, c)
+    x = (grid.x0 + (np.arange(win[1].start, win[1].stop) + 0.5) * g)
+    y = (grid.y0 - (np.arange(win[0].start, win[0].stop) + 0.5) * g)
     k1 = 2 * math.pi / rng.uniform(6, 25)
-    waves = (np.sin(k1 * (x * math.cos(wdir) + y * math.sin(wdir)) + rng.uniform(0, 6)) +
-             0.6 * np.sin(1.7 * k1 * (x * math.cos(wdir + 0.5) + y * math.sin(wdir + 0.5))))
-    slick = smooth_noise((h, w), max(2.0, 150 / g), rng)[r, c]
-    fine = rng.standard_normal(r.size).astype(np.float32)
+    phase = rng.uniform(0, 6)
+    slick = smooth_noise((h, w), max(2.0, 150 / g), rng)
+    fine = white((h, w), rng)
     amp = 0.002 + 0.0012 * wind
-    turb = 1 + 0.12 * slick
     glint_level = float(np.clip(rng.normal(0.3, 0.2), 0, 1)) * (wind / 9)
-    rough = waves * 0.5 + fine * 0.8
-    glint = np.where(rough > 1.4, (rough - 1.4) * 0.12 * glint_level, 0.0)
     # calm near the shore
-    calm = ndimage.distance_transform_edt(water_mask[:: max(1, int(8 / g)), :: max(1, int(8 / g))])
     f = max(1, int(8 / g))
-    dist = calm[np.minimum(r // f, calm.shape[0] - 1), np.minimum(c // f, calm.shape[1] - 1)] * f * g
-    damp = np.clip(dist / 60.0, 0.3, 1.0)
-    shore = np.clip(1 - dist / 6.0, 0, 1) * 0.04
+    calm = ndimage.distance_transform_edt(wm[::f, ::f]).astype(np.float32) * np.float32(f * g)
+    cidx = np.minimum(np.arange(w) // f, calm.shape[1] - 1)
+    # sin(k (x cos d + y sin d) + p) = sin(kx cos d) cos(ky sin d + p) + cos(kx cos d) sin(ky sin d + p)
+    waves = []
+    for k, d, a, p in ((k1, wdir, 1.0, phase), (1.7 * k1, wdir + 0.5, 0.6, 0.0)):
+        ax, ay = k * x * math.cos(d), k * y * math.sin(d) + p
+        waves.append((np.sin(ax).astype(np.float32), np.cos(ax).astype(np.float32),
+                      np.cos(ay).astype(np.float32), np.sin(ay).astype(np.float32),
+                      np.float32(a), np.float32(a * math.exp(-0.5 * (psf_m * k) ** 2))))  # the PSF damps short waves
+    delta = np.empty((4, h, w), np.float32)
+    band_w = [(np.float32(WATER[i] * 0.12), np.float32(0.4 if i == 3 else 1), np.float32(0.3 if i == 3 else 1))
+              for i in range(4)]
+    for r0 in range(0, h, 64):  # row blocks: the temporaries stay in cache
+        r1 = min(h, r0 + 64)
+        raw = np.zeros((r1 - r0, w), np.float32)
+        seen = np.zeros((r1 - r0, w), np.float32)
+        for sx, cx, cy, sy, a, att in waves:
+            t = np.outer(cy[r0:r1], sx)
+            t += np.outer(sy[r0:r1], cx)
+            raw += a * t
+            seen += att * t
+        fb = fine[r0:r1]
+        rough = raw * np.float32(0.5) + fb * np.float32(0.8)
+        dist = calm[np.minimum(np.arange(r0, r1) // f, calm.shape[0] - 1)][:, cidx]
+        damp = np.clip(dist / np.float32(60.0), 0.3, 1.0)
+        common = np.maximum(rough - np.float32(1.4), 0) * np.float32(0.12 * glint_level * fine_att)
+        common *= damp
+        common += np.float32(0.003 * fine_att) * fb
+        seen *= np.float32(amp)
+        seen *= damp
+        shore = np.clip(1 - dist / np.float32(6.0), 0, 1) * np.float32(0.04)
+        m = wm[r0:r1]
+        for i, (ws, wa, wsh) in enumerate(band_w):
+            d = delta[i, r0:r1]
+            np.multiply(slick[r0:r1], ws, out=d)
+            d += common
+            d += wa * seen
+            d += wsh * shore
+            d *= m
+    return win, delta
+
+
+def draw_water(refl, grid, rng, water_mask, sun_az, sun_el, *, wind=None):
+    """Water colour, wind waves, sun glint and a brighter shore line (painted on ``refl`` where ``water_mask``)."""
     for i in range(4):
-        base = WATER[i] * turb
-        refl[i, r, c] = base + amp * waves * damp * (0.4 if i == 3 else 1) + 0.003 * fine + glint * damp + shore * (0.3 if i == 3 else 1)
+        refl[i][water_mask] = WATER[i]
+    win, delta = water_surface(grid, rng, water_mask, wind=wind)
+    if win is not None:
+        refl[(slice(None),) + win] += delta
 
 
 def draw_quays(refl, grid, rng, u, berths, water):
@@ -232,16 +283,22 @@ def draw_quays(refl, grid, rng, u, berths, water):
     return ap
 
 
-def draw_containers(refl, grid, rng, region, avoid, heading, sun_az, sun_el, n_max=30):
-    """Blocks of stacked containers (rows of 2.44 m x 6.06/12.19 m boxes)."""
+def draw_containers(refl, grid, rng, region, avoid, heading, sun_az, sun_el, n_max=30, shadows: bool = True):
+    """Blocks of stacked containers (rows of 2.44 m x 6.06/12.19 m boxes).
+
+    Returns the stacks as (polygon, height_m) shadow casters; their shadows
+    are drawn here unless ``shadows`` is False (see :func:`monitor.synth.land.cast_shadows`).
+    """
     boxes = land.place_boxes(rng, region, avoid, heading, n_try=150, n_max=n_max, size_range=(20, 70), gap=6)
     if not boxes:
-        return
-    land.draw_shadows(refl, grid, [(b[0], float(rng.uniform(2.6, 10.4))) for b in boxes], sun_az, sun_el)
+        return []
+    casters = [(b[0], float(rng.uniform(2.6, 10.4))) for b in boxes]
+    if shadows:
+        land.draw_shadows(refl, grid, casters, sun_az, sun_el)
     ids = land.rasterize(grid, [(b[0], i + 1) for i, b in enumerate(boxes)], dtype="int32")
     r, c = np.nonzero(ids)
     if r.size == 0:
-        return
+        return casters
     k = ids[r, c] - 1
     cx = np.array([b[1] for b in boxes])[k]
     cy = np.array([b[2] for b in boxes])[k]
@@ -257,6 +314,7 @@ def draw_containers(refl, grid, rng, region, avoid, heading, sun_az, sun_el, n_m
     f = np.where(gap, 0.5, 1.0) * (0.85 + 0.3 * ((hsh // 7) % 5) / 4)
     for i in range(4):
         refl[i, r, c] = col[:, i] * f
+    return casters
 
 
 def draw_ships(refl, grid, rng, ships, sun_az, sun_el):
@@ -358,10 +416,12 @@ def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ship
     grid = out_grid.finer(ss)
     green, snow_p = land.season(when.month)
     snow = rng.random() < snow_p
+    sseed = seed if static_seed is None else static_seed
+    psf = land.draw_psf(rng_for(sseed, aoi.id, "psf", gsd_m), psf_px)
 
     def build():
-        srng = rng if static_seed is None else rng_for(static_seed, aoi.id, "static", gsd_m, when.month, snow)
-        refl = land.ground(grid, srng, when.month, snow)
+        srng = rng_for(sseed, aoi.id, "static", gsd_m)
+        refl = land.ground(grid, rng_for(sseed, aoi.id, "ground", gsd_m), when.month, snow)
         berths = _berth_sides(u, water)
         # port land is mostly paved
         port_land = u.boundary.difference(water).buffer(-5)
@@ -375,21 +435,56 @@ def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ship
             b = berths[0][1]
             (x0, y0), (x1, y1) = b.coords[0], b.coords[-1]
             heading = math.atan2(y1 - y0, x1 - x0)
+        casters = []
         if ap is not None:
-            draw_containers(refl, grid, srng, ap.buffer(-3), avoid, heading, sun_az, sun_el, n_max=20)
+            casters += draw_containers(refl, grid, srng, ap.buffer(-3), avoid, heading, *land.ROOF_SUN, n_max=20,
+                                       shadows=False)
         boxes = land.place_boxes(srng, port_land, avoid.union(ap.buffer(3) if ap is not None else Polygon()), heading,
                                  n_try=300, n_max=max(5, int(port_land.area / 60000)), size_range=(12, 70))
-        land.draw_buildings(refl, grid, srng, boxes, sun_az, sun_el)
+        heights = land.draw_buildings(refl, grid, srng, boxes, *land.ROOF_SUN, shadows=False)
+        casters += [(b[0], float(hgt)) for b, hgt in zip(boxes, heights)]
         if ap is not None:
             ar, ac = land.pixels_in(grid, ap)
             wm[ar, ac] = False
-        return refl, wm
+        for i in range(4):  # still water: the blur then mixes shore pixels right
+            refl[i][wm] = WATER[i]
+        wm_out = block_mean(wm[None].astype(np.float32), ss)[0] > 0.5
+        wm_out.flags.writeable = False
+        return land.make_scenery(grid, out_grid, ss, psf, refl, casters=casters, water=wm_out)
 
-    refl, wm = land.cached_static(("port", aoi.id, aoi.source, gsd_m, margin_m, when.month, bool(snow), static_seed),
-                                  build, static_seed is not None)
-    draw_water(refl, grid, rng, wm, sun_az, sun_el, wind=wind_ms)
-    draw_ships(refl, grid, rng, placed, sun_az, sun_el)
-    bands, sensor_meta = land.finish_optical(refl, ss, out_grid, rng, haze=haze, haze_max=0.3, cloud=cloud,
-                                             sun_az=sun_az, sun_el=sun_el, psf_px=psf_px, noise=noise, dtype=dtype)
+    cached = static_seed is not None
+    scenery = land.cached_static(("port", aoi.id, aoi.source, gsd_m, margin_m, green, bool(snow), sseed, psf),
+                                 build, cached)
+    # moving parts: ships with their shadows (in windows), then the water surface of this pass
+    extents = [_ship_extent(s_, sun_az, sun_el) for s_ in placed]
+    refl = land.compose(scenery, extents, lambda win, sub, idx: draw_ships(win, sub, rng, [placed[i] for i in idx],
+                                                                           sun_az, sun_el), copy=cached)
+    wm = scenery.extra["water"]
+    if placed:
+        wm = wm & ~land.rasterize(out_grid, [(s_["polygon"], 1) for s_ in placed]).astype(bool)
+    win, delta = water_surface(out_grid, rng, wm, wind=wind_ms, psf_m=psf * gsd_m * (1 + (ss > 1) * 0.25),
+                               fine_att=min(1.0, 1 / (2 * math.sqrt(math.pi) * max(psf, 1e-3))) / ss)
+    if win is not None:
+        refl[(slice(None),) + win] += delta
+    land.cast_shadows(refl, out_grid, scenery.extra["casters"], sun_az, sun_el)
+    bands, sensor_meta = land.finish_optical(refl, out_grid, rng, haze=haze, haze_max=0.3, cloud=cloud,
+                                             sun_az=sun_az, sun_el=sun_el, psf_px=psf, noise=noise, dtype=dtype)
     meta.update(sensor_meta)
     return SynthScene(bands, land.ROLES4, out_grid.transform, u.utm_crs, when, "optical", truth, aoi, gsd_m, meta)
+
+
+def _water_extent(scenery):
+    """Map bounds of the water pixels of the scenery (None without water)."""
+    wm = scenery.extra["water"]
+    rows = np.nonzero(wm.any(axis=1))[0]
+    if rows.size == 0:
+        return None
+    cols = np.nonzero(wm.any(axis=0))[0]
+    g = scenery.grid
+    return (g.x0 + cols[0] * g.gsd, g.y0 - (rows[-1] + 1) * g.gsd, g.x0 + (cols[-1] + 1) * g.gsd, g.y0 - rows[0] * g.gsd)
+
+
+def _ship_extent(ship, sun_az, sun_el):
+    minx, miny, maxx, maxy = ship["polygon"].bounds
+    dx, dy = shadow_vector(sun_az, sun_el, ship["height"])
+    return (min(minx, minx + dx), min(miny, miny + dy), max(maxx, maxx + dx), max(maxy, maxy + dy))

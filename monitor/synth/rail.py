@@ -20,7 +20,7 @@ from monitor.synth import land
 from monitor.synth.scene import SynthScene, TruthObject
 from monitor.synth.texture import (Grid, box_coverage,
                                    local_coords, local_overpass, oriented_rect, periodic_coverage,
-                                   rng_for, sun_position)
+                                   rng_for, shadow_vector, sun_position)
 
 #: type -> (length over couplers m, body width m, height above rail m)
 CAR_SPECS = {
@@ -424,7 +424,8 @@ def render_rail_scene(aoi, *, gsd_m: float = 0.5, when=None, seed: int = 0, cars
     sensor: "optical", or "sar" (see :func:`monitor.synth.sar.render_sar`).
     static_seed: seed of the scenery (ground, buildings, tracks). Give the
         same value to every scene of an archive: the scenery stays put and
-        is rendered once per month and snow state (cached in-process).
+        is rendered once per season (greenness, snow) and cached in-process;
+        the PSF is then fixed too (one sensor).
 
     Returns a :class:`SynthScene` in the AOI's UTM zone whose ``truth`` is
     one oriented rectangle (the car body) per rendered car.
@@ -464,21 +465,36 @@ def render_rail_scene(aoi, *, gsd_m: float = 0.5, when=None, seed: int = 0, cars
     green, snow_p = land.season(when.month)
     if snow is None:
         snow = rng.random() < snow_p
+    # the scenery is drawn from its own seed (the scene's when none is given), so it is the same
+    # whether it comes from the cache or not; the PSF belongs to the sensor: fixed per static seed
+    sseed = seed if static_seed is None else static_seed
+    psf = land.draw_psf(rng_for(sseed, aoi.id, "psf", gsd_m), psf_px)
 
     def build():
-        srng = rng if static_seed is None else rng_for(static_seed, aoi.id, "static", gsd_m, when.month, snow)
-        refl = land.ground(grid, srng, when.month, snow)
-        _draw_yard_dressing(refl, grid, srng, u, lines, sun_az, sun_el, buildings)
-        draw_tracks(refl, grid, srng, lines, snow=snow)
-        return refl
+        refl = land.ground(grid, rng_for(sseed, aoi.id, "ground", gsd_m), when.month, snow)
+        casters = _draw_yard_dressing(refl, grid, rng_for(sseed, aoi.id, "dressing", gsd_m), u, lines, *land.ROOF_SUN,
+                                      buildings)
+        draw_tracks(refl, grid, rng_for(sseed, aoi.id, "tracks", gsd_m), lines, snow=snow)
+        return land.make_scenery(grid, out_grid, ss, psf, refl, casters=casters)
 
-    refl = land.cached_static(("rail", aoi.id, aoi.source, gsd_m, margin_m, when.month, bool(snow), buildings, static_seed),
-                              build, static_seed is not None)
-    draw_cars(refl, grid, rng, placed, sun_az, sun_el)
-    bands, sensor_meta = land.finish_optical(refl, ss, out_grid, rng, haze=haze, haze_max=0.35, cloud=cloud,
-                                             sun_az=sun_az, sun_el=sun_el, psf_px=psf_px, noise=noise, dtype=dtype)
+    cached = static_seed is not None
+    scenery = land.cached_static(("rail", aoi.id, aoi.source, gsd_m, margin_m, green, bool(snow), buildings, sseed, psf),
+                                 build, cached)
+    extents = [_car_extent(c, sun_az, sun_el) for c in placed]
+    refl = land.compose(scenery, extents, lambda win, sub, idx: draw_cars(win, sub, rng, [placed[i] for i in idx],
+                                                                          sun_az, sun_el), copy=cached)
+    land.cast_shadows(refl, out_grid, scenery.extra["casters"], sun_az, sun_el)
+    bands, sensor_meta = land.finish_optical(refl, out_grid, rng, haze=haze, haze_max=0.35, cloud=cloud,
+                                             sun_az=sun_az, sun_el=sun_el, psf_px=psf, noise=noise, dtype=dtype)
     meta.update(sensor_meta, snow=bool(snow))
     return SynthScene(bands, land.ROLES4, out_grid.transform, u.utm_crs, when, "optical", truth, aoi, gsd_m, meta)
+
+
+def _car_extent(car, sun_az, sun_el):
+    """Map bounds of a car body and its shadow (m)."""
+    minx, miny, maxx, maxy = car["polygon"].bounds
+    dx, dy = shadow_vector(sun_az, sun_el, car["height"])
+    return (min(minx, minx + dx), min(miny, miny + dy), max(maxx, maxx + dx), max(maxy, maxy + dy))
 
 
 def _count_types(cars) -> dict:
@@ -489,9 +505,13 @@ def _count_types(cars) -> dict:
 
 
 def _draw_yard_dressing(refl, grid, rng, u: AOI, lines, sun_az, sun_el, buildings: bool):
-    """Roads, yard surfaces and buildings around (never on) the tracks."""
+    """Roads, yard surfaces and buildings around (never on) the tracks; returns the buildings as shadow casters.
+
+    Building shadows are not drawn (they follow the sun of each pass: see
+    :func:`monitor.synth.land.cast_shadows`); ``sun_az`` only shades gabled roofs.
+    """
     if not lines:
-        return
+        return []
     tracks = shapely.union_all([ln for _, ln in lines])
     hull = tracks.minimum_rotated_rectangle if hasattr(tracks, "minimum_rotated_rectangle") else tracks.envelope
     # principal direction of the yard
@@ -518,4 +538,6 @@ def _draw_yard_dressing(refl, grid, rng, u: AOI, lines, sun_az, sun_el, building
     if buildings:
         boxes = land.place_boxes(rng, area, avoid.union(tracks.buffer(12)), heading, n_try=300,
                                  n_max=max(5, int(area.area / 20000)), size_range=(10, 60))
-        land.draw_buildings(refl, grid, rng, boxes, sun_az, sun_el)
+        heights = land.draw_buildings(refl, grid, rng, boxes, sun_az, sun_el, shadows=False)
+        return [(b[0], float(hgt)) for b, hgt in zip(boxes, heights)]
+    return []

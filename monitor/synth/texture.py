@@ -213,18 +213,14 @@ def local_overpass(day: datetime, lon: float, local_hour: float = 10.5) -> datet
 # atmosphere and sensor
 # ---------------------------------------------------------------------------
 
-def cloud_fields(grid: Grid, cover: float, shift_m: tuple[float, float], rng: np.random.Generator):
-    """Soft fractal cloud opacity (0..1) and its shadow, offset by ``shift_m`` (dx, dy) metres.
+def _coarse_cloud(grid: Grid, cover: float, shift_m: tuple[float, float], rng: np.random.Generator, coarse: float):
+    """Cloud opacity and its shadow (0..1) on the coarse lattice (``coarse`` output px per cell).
 
-    The field is drawn on a coarse lattice (clouds are smooth at 20 m and
-    up) over the scene plus the shadow offset, then resampled, so the cost
-    does not grow with the offset.
+    The fractal field is drawn over the scene plus the shadow offset, so
+    the cost does not grow with the offset; shapes (ch, cw) cover the
+    output grid with one spare cell after its edge.
     """
     h, w = grid.shape
-    if cover <= 0:
-        z = np.zeros((h, w), np.float32)
-        return z, z
-    coarse = max(4.0, 16.0 / grid.gsd)  # coarse pixel = max(4 px, 16 m)
     sx, sy = shift_m[0] / grid.gsd / coarse, -shift_m[1] / grid.gsd / coarse  # in coarse px (col, row)
     ch, cw = int(math.ceil(h / coarse)) + 2, int(math.ceil(w / coarse)) + 2
     pad_r, pad_c = int(math.ceil(abs(sy))) + 2, int(math.ceil(abs(sx))) + 2
@@ -239,59 +235,149 @@ def cloud_fields(grid: Grid, cover: float, shift_m: tuple[float, float], rng: np
         r0, c0 = pad_r - dr, pad_c - dc
         sub = ndimage.shift(op, (-(r0 % 1), -(c0 % 1)), order=1, mode="nearest")
         ri, ci = int(r0 // 1), int(c0 // 1)
-        sub = sub[ri:ri + ch, ci:ci + cw]
-        z = ndimage.zoom(sub, coarse, order=1, grid_mode=True, mode="nearest")
-        return np.ascontiguousarray(z[:h, :w]).astype(np.float32)
-    cloud = crop(0.0, 0.0)
-    shadow = crop(sy, sx)
-    return cloud, shadow
+        return np.ascontiguousarray(sub[ri:ri + ch, ci:ci + cw], dtype=np.float32)
+    return crop(0.0, 0.0), crop(sy, sx)
 
 
-def apply_atmosphere(refl: np.ndarray, roles, grid: Grid, rng, *, haze: float, cloud: float,
-                     sun_az: float, sun_el: float) -> tuple[np.ndarray, np.ndarray]:
-    """Haze (path radiance + contrast loss), clouds and cloud shadows, in place.
+class Upsampler:
+    """Bilinear up-sampling of coarse fields (``factor`` output px per cell) to a (h, w) grid, by row blocks.
 
-    Returns (refl, cloud_opacity). ``haze`` 0..1 (0 clear, 0.3 hazy).
+    Cell centres sit at ``(i + 0.5) * factor`` output px (pixel-edge
+    aligned, like ``scipy.ndimage.zoom(..., grid_mode=True)``); edges are
+    clamped. The column pass is done once on the coarse rows, so a block
+    of rows costs three array operations per field.
+    """
+
+    def __init__(self, shape: tuple[int, int], factor: float, fields: dict[str, np.ndarray]):
+        h, w = shape
+        self.shape = shape
+
+        def axis(n_out, n_in):
+            t = np.clip((np.arange(n_out) + 0.5) / factor - 0.5, 0, n_in - 1)
+            j0 = np.minimum(np.floor(t).astype(np.int64), max(n_in - 2, 0))
+            return j0, np.minimum(j0 + 1, n_in - 1), (t - j0).astype(np.float32)
+        self.cols = {}
+        for k, f in fields.items():
+            i0, i1, b = axis(w, f.shape[1])
+            self.cols[k] = f[:, i0] * (1 - b) + f[:, i1] * b  # (ch, w)
+        self.rows = axis(h, next(iter(fields.values())).shape[0])
+
+    def rows_of(self, key: str, r0: int, r1: int) -> np.ndarray:
+        """Field ``key`` for output rows r0..r1 (float32 (r1 - r0, w))."""
+        j0, j1, a = (x[r0:r1] for x in self.rows)
+        f = self.cols[key]
+        out = f[j0]
+        out *= (1 - a)[:, None]
+        out += f[j1] * a[:, None]
+        return out
+
+
+PATH_RADIANCE = {"blue": 0.09, "green": 0.065, "red": 0.045, "nir": 0.025, "pan": 0.055, "gray": 0.055}
+CLOUD_TOP = {"blue": 0.62, "green": 0.6, "red": 0.58, "nir": 0.55}
+
+
+def atmosphere(grid: Grid, rng, *, haze: float, cloud: float, sun_az: float, sun_el: float):
+    """Haze (path radiance + contrast loss), clouds and cloud shadows as smooth coarse fields.
+
+    Returns ``(fields, cover)``: an :class:`Upsampler` of ``"a"`` (gain),
+    ``"h"`` (path-radiance weight) and, with clouds, ``"c"`` (cloud-top
+    weight), such that the observed reflectance of band ``b`` is
+    ``refl * a + PATH_RADIANCE[b] * h + CLOUD_TOP[b] * c``; and the mean
+    cloud opacity. All fields are smooth at >= 16 m, so they are drawn on
+    a lattice of max(4 px, 16 m) cells: the cost follows the lattice, not
+    the scene. ``haze`` 0..1 (0 clear, 0.3 hazy); ``cloud`` cover 0..1.
     """
     h, w = grid.shape
-    path = {"blue": 0.09, "green": 0.065, "red": 0.045, "nir": 0.025, "pan": 0.055, "gray": 0.055}
+    coarse = max(4.0, 16.0 / grid.gsd)  # output px per lattice cell
+    shape = (int(math.ceil(h / coarse)) + 2, int(math.ceil(w / coarse)) + 2)
     if haze > 0:
-        hv = np.float32(haze) * (1 + np.float32(0.35) * smooth_noise((h, w), max(2.0, 400 / grid.gsd), rng))
+        hv = np.float32(haze) * (1 + np.float32(0.35) * smooth_noise(shape, max(2.0, 400 / grid.gsd / coarse), rng))
         np.clip(hv, 0, 1, out=hv)
-        k = 1 - np.float32(0.25) * hv  # transmittance loss
-        for i, r in enumerate(roles):
-            refl[i] *= k
-            refl[i] += hv * np.float32(path.get(r, 0.05))
+    else:
+        hv = np.zeros(shape, np.float32)
+    gain = 1 - np.float32(0.25) * hv  # transmittance loss
     cloud_h = rng.uniform(600, 2000)
-    cov, sh = cloud_fields(grid, cloud, shadow_vector(sun_az, sun_el, cloud_h), rng)
+    fields = {}
+    cover = 0.0
     if cloud > 0:
-        tex = 1 + 0.06 * smooth_noise((h, w), max(2.0, 30 / grid.gsd), rng)
-        for i, r in enumerate(roles):
-            top = {"blue": 0.62, "green": 0.6, "red": 0.58, "nir": 0.55}.get(r, 0.6)
-            refl[i] *= 1 - 0.65 * sh
-            refl[i] = refl[i] * (1 - cov) + cov * top * tex
-    return refl, cov
+        cov, sh = _coarse_cloud(grid, cloud, shadow_vector(sun_az, sun_el, cloud_h), rng, coarse)
+        tex = 1 + np.float32(0.06) * smooth_noise(shape, max(1.0, 30 / grid.gsd / coarse), rng)
+        clear = (1 - np.float32(0.65) * sh) * (1 - cov)
+        fields["c"] = cov * tex
+        gain = gain * clear
+        hv = hv * clear
+        ch_, cw_ = int(math.ceil(h / coarse)), int(math.ceil(w / coarse))
+        cover = float(cov[:ch_, :cw_].mean())
+    fields["a"], fields["h"] = gain, hv
+    return Upsampler((h, w), coarse, {k: v.astype(np.float32, copy=False) for k, v in fields.items()}), cover
 
 
-def blur_noise_quantize(refl: np.ndarray, rng, *, psf_px: float, noise: float, dtype: str) -> np.ndarray:
-    """Sensor model: Gaussian PSF, signal-dependent noise, quantisation.
-
-    ``refl`` is top-of-atmosphere-like reflectance (0..1). ``dtype``:
-    ``"uint16"`` -> reflectance * 10000; ``"uint8"`` -> a visual product
-    (gamma 1/1.6, 0.45 reflectance = 255); ``"float32"`` -> reflectance.
-    """
+def blur(refl: np.ndarray, psf_px: float) -> np.ndarray:
+    """Gaussian PSF (sigma ``psf_px`` px, truncated at 2.5 sigma) of each band of (n, h, w); a new array."""
+    if psf_px <= 0:
+        return refl.copy()
     out = np.empty_like(refl)
-    # one noise field, shifted per band: bands get independent-looking noise for one draw
-    n = white(refl.shape[1:], rng)
     for i in range(refl.shape[0]):
-        b = ndimage.gaussian_filter(refl[i], psf_px, truncate=2.5) if psf_px > 0 else refl[i]
-        ni = np.roll(n, (17 * i, 31 * i), axis=(0, 1)) if i else n
-        out[i] = b + ni * (noise * 0.4 + noise * 1.2 * np.sqrt(np.clip(b, 0, None)))
-    if dtype == "uint16":
-        return np.clip(out * 10000, 1, 65535).astype(np.uint16)
-    if dtype == "uint8":
-        return (np.clip(np.clip(out, 0, None) / 0.45, 0, 1) ** (1 / 1.6) * 254 + 1).astype(np.uint8)
-    return out.astype(np.float32)
+        ndimage.gaussian_filter(refl[i], psf_px, truncate=2.5, output=out[i])
+    return out
+
+
+def psf_radius(psf_px: float) -> int:
+    """Half width (px) of the truncated Gaussian of :func:`blur`."""
+    return int(2.5 * psf_px + 0.5) if psf_px > 0 else 0
+
+
+def _gamma_lut(levels: int = 16384) -> np.ndarray:
+    x = (np.arange(levels) + 0.5) / levels
+    return (x ** (1 / 1.6) * 254 + 1).astype(np.uint8)
+
+
+_LUT8 = _gamma_lut()
+
+
+def observe(refl: np.ndarray, roles, atmo: "Upsampler", rng, *, noise: float, dtype: str,
+            block_rows: int = 32) -> np.ndarray:
+    """Sensor model after the PSF: atmosphere, signal-dependent noise, quantisation.
+
+    ``refl`` (n, h, w) is blurred surface reflectance (0..1); ``atmo``
+    from :func:`atmosphere`. ``dtype``: ``"uint16"`` -> reflectance *
+    10000 (>= 1); ``"uint8"`` -> a visual product (gamma 1/1.6, 0.45
+    reflectance = 255, >= 1); ``"float32"`` -> reflectance. Done in blocks
+    of rows, so the temporaries stay in cache. One white-noise field is
+    drawn, each band reads it at its own offset.
+    """
+    n, h, w = refl.shape
+    nz = white((h + 17 * n, w + 31 * n), rng)
+    out = np.empty((n, h, w), {"uint16": np.uint16, "uint8": np.uint8}.get(dtype, np.float32))
+    k0, k1 = np.float32(noise * 0.4), np.float32(noise * 1.2)
+    cloud = "c" in atmo.cols
+    for r0 in range(0, h, block_rows):
+        r1 = min(h, r0 + block_rows)
+        a = atmo.rows_of("a", r0, r1)
+        hz = atmo.rows_of("h", r0, r1)
+        c = atmo.rows_of("c", r0, r1) if cloud else None
+        for i, role in enumerate(roles):
+            t = refl[i, r0:r1] * a
+            t += np.float32(PATH_RADIANCE.get(role, 0.05)) * hz
+            if cloud:
+                t += np.float32(CLOUD_TOP.get(role, 0.6)) * c
+            sd = np.maximum(t, 0)
+            np.sqrt(sd, out=sd)
+            sd *= k1
+            sd += k0
+            sd *= nz[17 * i + r0:17 * i + r1, 31 * i:31 * i + w]
+            t += sd
+            if dtype == "uint16":
+                t *= np.float32(10000)
+                np.clip(t, 1, 65535, out=t)
+                out[i, r0:r1] = t
+            elif dtype == "uint8":
+                t *= np.float32(len(_LUT8) / 0.45)
+                np.clip(t, 0, len(_LUT8) - 1, out=t)
+                out[i, r0:r1] = _LUT8[t.astype(np.int32)]
+            else:
+                out[i, r0:r1] = t
+    return out
 
 
 def block_mean(a: np.ndarray, f: int) -> np.ndarray:
