@@ -353,7 +353,7 @@ def _moments(rr, cc, w):
 
 def measure_cluster(x: np.ndarray, bg: np.ndarray, member: np.ndarray, sl, gsd_m: float,
                     resolution_m: float | None = None, level_q: float = 0.75, water: np.ndarray | None = None,
-                    ring_k: float = 3.0) -> dict | None:
+                    ring_k: float = 3.0, exclude: np.ndarray | None = None) -> dict | None:
     """Sub-pixel size of one cluster (``member``: bool mask of window ``sl``).
 
     Weights are the excess intensity over the background, clipped at the
@@ -382,6 +382,8 @@ def measure_cluster(x: np.ndarray, bg: np.ndarray, member: np.ndarray, sl, gsd_m
     # water; over land (a hull across the quay edge) only where as bright
     # as the hull itself, not the land clutter
     ring = grown & ~member
+    if exclude is not None:
+        ring &= ~exclude
     wet = np.ones(member.shape, bool) if water is None else water[sl]
     ring_ok = ring & np.where(wet, xs > ring_k * bs, w >= 0.5)
     w = np.where(member, w, np.where(ring_ok, w, 0))
@@ -401,7 +403,7 @@ def measure_cluster(x: np.ndarray, bg: np.ndarray, member: np.ndarray, sl, gsd_m
     length = math.sqrt(max(12.0 * (va - s2) - 1.0, 0.25))
     width = math.sqrt(max(12.0 * (vc - s2) - 1.0, 0.25))
     area = float(ww.sum())
-    width = min(width, max(area / max(length, 1e-6), 0.5), length)
+    width = min(width, length)
     theta = math.atan2(-vec[0], vec[1])  # map: +x = +col, +y = -row
     return {"row": r0 + sl[0].start, "col": c0 + sl[1].start, "length_px": length, "width_px": width,
             "theta": theta, "area_px": area}
@@ -412,7 +414,7 @@ def _rectangle(transform, row, col, length_px, width_px, theta):
     pixel-centre indices, sizes in pixels, ``theta`` the long axis angle in
     the map (x towards y, radians). Assumes a north-up grid with square
     pixels."""
-    x0, y0 = transform * (col + 0.5, row + 0.5)
+    x0, y0 = transform @ (col + 0.5, row + 0.5)
     g = abs(transform.a)
     hl, hw = 0.5 * length_px * g, 0.5 * width_px * g
     ux, uy = math.cos(theta), math.sin(theta)
@@ -422,55 +424,45 @@ def _rectangle(transform, row, col, length_px, width_px, theta):
     return shapely.Polygon(pts)
 
 
-def _split_cluster(member, lr, min_len_px, min_dip_db=1.5):
-    """Split a cluster into hulls. ``lr``: log10 ratio over background of the
-    window. Side by side: a cluster wider than ~0.45 of its length whose
-    across-axis profile of mean log-ratio dips in the middle. Bow to
-    stern: a long cluster whose along-axis profile dips between two parts
-    each at least ``min_len_px`` long. Returns a list of bool masks."""
+def split_side_by_side(member: np.ndarray, cover: np.ndarray, max_aspect: float = 0.3,
+                       min_width_px: float = 3.0, dip: float = 0.6) -> list[np.ndarray]:
+    """Split a cluster holding hulls moored side by side (rafted).
+
+    ``cover``: per-pixel hull cover of the window (excess intensity over
+    the hull level, 0..1). A hull is rarely wider than ``max_aspect`` of
+    its length; a cluster that is (and at least ``min_width_px`` wide) is
+    cut along its long axis where the across-axis profile of mean cover
+    dips below ``dip`` of the lower of its two sides (the seam between
+    the hulls). Applied again to each part. Returns bool masks."""
     r, c = np.nonzero(member)
-    if r.size < 6:
+    if r.size < 9:
         return [member]
     pts = np.column_stack([r, c]).astype(float)
     ctr = pts.mean(axis=0)
     _, vec = np.linalg.eigh(np.cov((pts - ctr).T))
-    out = []
-    for axis, cond in ((0, "side"), (1, "stern")):
-        along = (pts - ctr) @ vec[:, 1]
-        across = (pts - ctr) @ vec[:, 0]
-        length = np.ptp(along) + 1
-        width = np.ptp(across) + 1
-        coord = across if cond == "side" else along
-        if cond == "side" and (width < 3 or width < 0.45 * length):
-            continue
-        if cond == "stern" and length < 2 * min_len_px + 1:
-            continue
-        bins = np.floor(coord - coord.min() + 0.5).astype(int)
-        nb = bins.max() + 1
-        if nb < 3:
-            continue
-        val = lr[r, c]
-        prof = np.bincount(bins, weights=val, minlength=nb) / np.maximum(np.bincount(bins, minlength=nb), 1)
-        lo, hi = max(1, int(nb * 0.25)), min(nb - 1, int(math.ceil(nb * 0.75)))
-        if cond == "stern":
-            lo, hi = max(lo, int(math.ceil(min_len_px))), min(hi, nb - int(math.ceil(min_len_px)))
-        if hi <= lo:
-            continue
-        k = lo + int(np.argmin(prof[lo:hi]))
-        left, right = prof[:k].max(initial=-np.inf), prof[k + 1:].max(initial=-np.inf)
-        if min(left, right) - prof[k] < min_dip_db / 10.0:
-            continue
-        a = np.zeros_like(member)
-        bm = np.zeros_like(member)
-        sel = bins < k
-        a[r[sel], c[sel]] = True
-        sel2 = bins > k
-        bm[r[sel2], c[sel2]] = True
-        if a.sum() < 2 or bm.sum() < 2:
-            continue
-        out = _split_cluster(a, lr, min_len_px, min_dip_db) + _split_cluster(bm, lr, min_len_px, min_dip_db)
-        return out
-    return [member]
+    along = (pts - ctr) @ vec[:, 1]
+    across = (pts - ctr) @ vec[:, 0]
+    length, width = np.ptp(along) + 1, np.ptp(across) + 1
+    if width < min_width_px or width < max_aspect * length:
+        return [member]
+    bins = np.floor(across - across.min() + 0.5).astype(int)
+    nb = int(bins.max()) + 1
+    prof = np.bincount(bins, weights=cover[r, c], minlength=nb) / np.maximum(np.bincount(bins, minlength=nb), 1)
+    lo, hi = max(1, int(nb * 0.25)), min(nb - 1, int(math.ceil(nb * 0.75)))
+    if hi <= lo:
+        return [member]
+    k = lo + int(np.argmin(prof[lo:hi]))
+    left, right = prof[:k].max(initial=0.0), prof[k + 1:].max(initial=0.0)
+    if not prof[k] < dip * min(left, right):
+        return [member]
+    parts = []
+    for sel in (bins < k, bins > k):
+        q = np.zeros_like(member)
+        q[r[sel], c[sel]] = True
+        parts.append(q)
+    if min(q.sum() for q in parts) < 3:
+        return [member]
+    return [x for q in parts for x in split_side_by_side(q, cover, max_aspect, min_width_px, dip)]
 
 
 def _assign_to_seeds(mask: np.ndarray, seeds: np.ndarray, join_px: int = 0) -> np.ndarray:
@@ -583,11 +575,18 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         # double bounce (corners, bollards, cranes)
         if nseed < min_pixels and (shore or pk < 2.0 * c["factor"]):
             continue
-        parts = [m]
+        if split:
+            ex = np.maximum(x[sl] - bg[sl], 0)
+            lvl = max(float(np.quantile(ex[m], level_q)), 1e-30)
+            parts = split_side_by_side(m, np.clip(ex / lvl, 0, 1))
+        else:
+            parts = [m]
+        taken = lab[sl] > 0
         for p in parts:
             if not (p & seeds).any():
                 continue
-            meas = measure_cluster(x, bg, p, sl, gsd, resolution_m, level_q, water, RING_K)
+            # the outline's ring may not take pixels of a neighbouring hull
+            meas = measure_cluster(x, bg, p, sl, gsd, resolution_m, level_q, water, RING_K, exclude=taken & ~p)
             if meas is None:
                 continue
             L, W = meas["length_px"] * gsd, meas["width_px"] * gsd
