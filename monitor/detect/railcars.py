@@ -22,7 +22,11 @@ Method (per chip, all geometry in the chip's metric CRS):
    or a cloud shadow looks different, and a station that matches the empty
    look *for its surroundings* is empty. Where the scene
    shows car shadows (a dark band beside the track on one map side, found
-   from the data), the shadow contrast is a second cue.
+   from the data: darker than the sun-side flank beside occupied stations,
+   not beside empty ones), the shadow contrast is a second cue. A car
+   stands out from the ground beside it: a station that looks like its
+   flanks is never occupied (bare ground, thick cloud), and a run must
+   somewhere stand clearly above the threshold.
 3. **Cars.** Occupied runs are split at coupler gaps: a dynamic programme
    chooses cut points that maximise gap evidence (the cross-section looks
    like empty track or changes abruptly) under a prior of car lengths
@@ -152,6 +156,13 @@ def _cloud_screen(chip, valid: np.ndarray, scale_m: float = 40.0, k: float = 5.0
     return cloud & valid
 
 
+def _offsets(half_m: float, step_m: float) -> np.ndarray:
+    """Offsets across a strip, symmetric about the centreline (0 included),
+    every ``step_m`` to at least ``half_m`` either side."""
+    n = int(math.ceil(half_m / step_m - 1e-9))
+    return step_m * np.arange(-n, n + 1, dtype=float)
+
+
 def _gray(strip_vals: np.ndarray) -> np.ndarray:
     return strip_vals.mean(axis=0)
 
@@ -168,7 +179,8 @@ def _nanmean_along(x: np.ndarray, w: np.ndarray, size: int) -> np.ndarray:
 # 1. snapping
 # ---------------------------------------------------------------------------
 
-def _snap_scores(strip: Strip, gsd: float, rail_sep: float, search_m: float, window_m: float = 24.0):
+def _snap_scores(strip: Strip, gsd: float, rail_sep: float, search_m: float, window_m: float = 24.0,
+                 band_sigma_m: float = 1.5):
     """Per (station, candidate centre) evidence of a track centre.
 
     Returns (scores (ns, nc), candidates (nc,), rails (ns, nc)) where the
@@ -183,7 +195,7 @@ def _snap_scores(strip: Strip, gsd: float, rail_sep: float, search_m: float, win
     sig_r = max(0.12, 0.45 * gsd) / do
     lr = ndimage.gaussian_filter1d(gm, sig_r, axis=1, order=2)
     # a 3 m band (ballast bed or cars)
-    sig_b = max(1.0, 0.5 * gsd) / do
+    sig_b = max(band_sigma_m, 0.5 * gsd) / do
     lb = ndimage.gaussian_filter1d(gm, sig_b, axis=1, order=2) * (sig_b ** 2 / sig_r ** 2)
     cand = np.flatnonzero(np.abs(strip.o) <= search_m + 1e-9)
     sh = int(round(rail_sep / 2 / do))
@@ -309,13 +321,52 @@ def _features(strip: Strip, half_m: float, smooth_m: float):
     v = num / np.maximum(den, 1e-6)[None]
     step = max(1, int(round(0.3 / do)))
     o = strip.o
-    li = np.flatnonzero((o > 0.15) & (o <= half_m))[::step]
-    ri = np.flatnonzero((o < -0.15) & (o >= -half_m))[::step]
+    li = np.flatnonzero((o > 0.15) & (o <= half_m + do / 2))[::step]
+    ri = np.flatnonzero((o < -0.15) & (o >= -half_m - do / 2))[::step]
     left = np.moveaxis(v[:, :, li], 0, 1).reshape(v.shape[1], -1)
     right = np.moveaxis(v[:, :, ri[::-1]], 0, 1).reshape(v.shape[1], -1)
     ci = np.flatnonzero(np.abs(o) <= 1.2)
     ok = strip.valid[:, ci].all(axis=1)
     return left, right, ok
+
+
+def _flank_means(strip: Strip, smooth_m: float, inner_m: float = 1.9, outer_m: float = 2.8):
+    """Per-band mean of the ground beside the track, each side: two arrays
+    (ns, n_bands) for the left and right flanks (``inner_m``..``outer_m``
+    off the centre, clear of a 3 m car body and of a neighbouring track's
+    cars at the usual 4.5-5 m spacing), smoothed along the track over
+    ``smooth_m`` (Gaussian sigma, m)."""
+    v = strip.values
+    w = strip.valid.astype(np.float32)
+    sig = max(0.5, smooth_m / strip.ds)
+    out = []
+    for sgn in (1.0, -1.0):
+        m = (strip.o * sgn >= inner_m) & (strip.o * sgn <= outer_m)
+        if not m.any():
+            m = np.abs(strip.o) == np.abs(strip.o).max()
+        num = ndimage.gaussian_filter1d((v[:, :, m] * w[None, :, m]).sum(axis=2), sig, axis=1, mode="nearest")
+        den = ndimage.gaussian_filter1d(w[:, m].sum(axis=1), sig, mode="nearest")
+        out.append((num / np.maximum(den, 1e-6)[None]).T)
+    return out[0], out[1]
+
+
+def _flat_distance(left: np.ndarray, right: np.ndarray, flanks, scale: np.ndarray) -> np.ndarray:
+    """How much the track's cross-section stands out from the ground beside
+    it (ns,), in units of the empty-track spread ``scale``: the RMS
+    difference of the body features (both halves) from each flank's level,
+    the larger of the two sides. Low where the track bed, any car and the
+    ground all look alike: a track through bare ground of the ballast's
+    colour, under thick cloud or deep shade. A car stands out from the
+    ground on at least one side (the other may hold its shadow)."""
+    f = np.concatenate([left, right], axis=1)
+    sc = np.concatenate([scale, scale])
+    nb = flanks[0].shape[1]
+    reps = f.shape[1] // (2 * nb)
+    out = []
+    for fl in flanks:
+        ref = np.tile(np.repeat(fl, reps, axis=1), (1, 2))
+        out.append(np.sqrt(np.mean(((f - ref) / sc) ** 2, axis=1)))
+    return np.maximum(out[0], out[1])
 
 
 def _empty_reference(feats: np.ndarray, seeds: np.ndarray | None, keep: float = 0.35, iters: int = 4,
@@ -492,6 +543,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     local_reference: bool = True, min_run_m: float = 6.0,
                     cloud_screen: bool = True, min_spread: float = 0.05,
                     surround_model: bool = True, local_shadow: bool = True, clear_m: float = 3.0,
+                    flat_gate: bool = True, hysteresis: float = 1.5,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -519,6 +571,13 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     min_spread: floor of the empty-track spread (robust z units of the scene).
     surround_model: at <= 1 m GSD, also accept as empty a station that
         matches the empty look predicted from the ground beside the track.
+    flat_gate: at fine GSD, a station whose cross-section looks like the
+        ground beside the track (both halves against the flank level of the
+        side it differs from most) is not occupied: tracks through bare
+        ground of the ballast's colour, thick cloud, deep shade.
+    hysteresis: at fine GSD an occupied run must somewhere reach this
+        multiple of the threshold (over 1 m); runs that only hover at the
+        threshold are ballast texture.
     debug: a list to which per-track strips and scores are appended.
 
     Returns a :class:`DetectionResult` with ``counts["railcar"]``, the
@@ -555,9 +614,12 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     ds = float(np.clip(gsd / 2, 0.25, 1.0))
     do = float(np.clip(gsd / 2, 0.15, 0.5))
     half_snap = search_m + 3.0
-    o_snap = np.arange(-half_snap, half_snap + do / 2, do)
+    o_snap = _offsets(half_snap, do)
     half_occ = 1.35
-    o_occ = np.arange(-3.2, 3.2 + do / 2, do)
+    # the ground beside the track, clear of a blurred car body
+    flank_in = max(1.9, 1.4 + gsd)
+    half_strip = max(3.2, flank_in + 0.9 + do)
+    o_occ = _offsets(half_strip, do)
 
     fine = gsd <= fine_gsd_m
     geo = []
@@ -565,6 +627,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         s, xy, nrm = stations(line, ds)
         geo.append((tid, line, gauge, s, xy, nrm))
     total_len = float(sum(g[1].length for g in geo))
+    track_ids = [g[0] for g in geo]
 
     def occupancy(shifts):
         """Strips on the shifted lines, features, occupancy scores."""
@@ -594,8 +657,9 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                 # ballast differs from track to track: the track's own
                 # densest look counts as empty too (a train must cover less
                 # than about two thirds of the visible track)
-                own = models + _empty_reference(np.concatenate([left[ok], right[ok]]), None,
-                                                keep_scale=0.35 if fine else 0.5, min_scale=min_spread)
+                mine = _empty_reference(np.concatenate([left[ok], right[ok]]), None,
+                                        keep_scale=0.35 if fine else 0.5, min_scale=min_spread)
+                own = models + mine
             dl = _distance(left, own)
             dr = _distance(right, own)
             # a car covers both halves; at coarse GSD the halves are not resolved
@@ -604,6 +668,14 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                 dl = np.minimum(dl, np.sqrt(np.mean(((left - X @ coef) / cscale) ** 2, axis=1)))
                 dr = np.minimum(dr, np.sqrt(np.mean(((right - X @ coef) / cscale) ** 2, axis=1)))
             d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
+            if flat_gate and fine:
+                # a car stands out from the ground beside it: a station that
+                # looks like its surroundings is not occupied, whatever the
+                # empty-track models say (snow melting into bare ground,
+                # thick cloud, deep shade)
+                fl = _flank_means(strips[k_t], smooth_m=max(occ_smooth_m, gsd / 2),
+                                  inner_m=flank_in, outer_m=flank_in + 0.9)
+                d = np.minimum(d, _flat_distance(left, right, fl, scale))
             dists.append(ndimage.median_filter(d, size=max(1, int(round(1.0 / ds))) | 1, mode="nearest"))
         # floor of the threshold: fine strips see ballast texture and rails
         # (a noisier distance); coarse ones are smoothed over a pixel or more
@@ -675,6 +747,17 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         # fill coupler-sized holes, drop specks
         occ = ndimage.binary_closing(occ, structure=np.ones(max(1, int(round(max(2.0, 1.5 * gsd) / ds))) | 1)) & ok
         occ = ndimage.binary_opening(occ, structure=np.ones(max(1, int(round(min_run_m / ds))) | 1))
+        if fine and hysteresis > 1.0:
+            # a car stands clearly out somewhere along its body: keep only
+            # runs that reach ``hysteresis`` x the threshold over a metre
+            # (a distance hovering at the threshold is ballast texture)
+            strong = ndimage.uniform_filter1d(d, max(1, int(round(1.0 / ds))), mode="nearest") > hysteresis * threshold
+            lab, nlab = ndimage.label(occ)
+            if nlab:
+                hit = np.zeros(nlab + 1, dtype=bool)
+                hit[np.unique(lab[strong & occ])] = True
+                hit[0] = False
+                occ = hit[lab]
         if debug is not None:
             debug.append({"track": tid, "strip": st, "d": d, "occ": occ, "shift": sh})
         n_track = 0
@@ -828,7 +911,11 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
         # in a shadow): its usual brightness and spread
         ref = np.nanmedian(gsun)
         spread = 1.4826 * np.nanmedian(np.abs(gsun - ref)) + 1e-6
-        contrast = (ref - np.nanmedian(gs[hi & ok2])) / spread
+        # a shadow falls on one side only: the anti-sun flank is darker
+        # than the sun-side flank beside cars, not beside empty track (a
+        # dark ballast shoulder or verge darkens both sides alike)
+        asym = gsun - gs
+        contrast = (np.nanmedian(asym[hi & ok2]) - np.nanmedian(asym[lo & ok2])) / spread
         if best is None or contrast > best[0]:
             best = (contrast, az, ref, spread)
     if best is None or best[0] < min_contrast:
