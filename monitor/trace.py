@@ -38,6 +38,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import shapely
+import shapely.ops
 from scipy import ndimage
 from shapely.geometry import LineString, MultiLineString
 from skimage.morphology import skeletonize
@@ -48,22 +49,6 @@ from monitor.errors import InputError
 __all__ = ["trace_tracks", "trace_aoi", "track_evidence", "TraceEvidence"]
 
 MERGES = ("replace", "refine", "add")
-
-
-class TraceEvidence:
-    """Per-pixel track evidence on one grid.
-
-    score: float32 (h, w), centreline evidence in units of the background
-        level (median of the scene's evidence = 1).
-    ridge: bool (h, w), the thinned ridge (local maxima across the track).
-    theta: float32 (h, w), track direction in radians in pixel space
-        (0 = along columns / east, positive towards increasing rows).
-    transform, crs, gsd_m: the grid.
-    """
-
-    def __init__(self, score, ridge, theta, transform, crs, gsd_m):
-        self.score, self.ridge, self.theta = score, ridge, theta
-        self.transform, self.crs, self.gsd_m = transform, crs, gsd_m
 
 
 def _as_chips(chips_or_arrays) -> list:
@@ -80,235 +65,582 @@ def _as_chips(chips_or_arrays) -> list:
     return list(items)
 
 
-def _normalised_gray(chip) -> tuple[np.ndarray, np.ndarray]:
+def _normalise(b: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    v = b[valid]
+    med = np.median(v)
+    mad = np.median(np.abs(v - med)) * 1.4826 or float(v.std()) or 1.0
+    return np.clip(np.where(valid, (b - med) / mad, 0.0), -6, 6).astype(np.float32)
+
+
+def _normalised_stack(chip) -> tuple[np.ndarray, np.ndarray]:
+    """Robust z-scores (median, MAD) of the gray band and of the colour bands
+    (red, green, blue when present): float32 (n, h, w), gray first; and the
+    valid mask."""
     g = chip.gray().astype(np.float32)
     valid = np.asarray(chip.valid, bool) & np.isfinite(g)
     if not valid.any():
         raise InputError(str(chip.meta.get("scene", "chip")), "no valid pixel to trace tracks in")
-    v = g[valid]
-    med = np.median(v)
-    mad = np.median(np.abs(v - med)) * 1.4826 or float(v.std()) or 1.0
-    out = np.where(valid, (g - med) / mad, 0.0).astype(np.float32)
-    return np.clip(out, -6, 6), valid
+    layers = [_normalise(g, valid)]
+    for role in ("red", "green", "blue"):
+        b = chip.band(role)
+        if b is not None:
+            ok = valid & np.isfinite(b)
+            layers.append(_normalise(np.where(ok, b, 0).astype(np.float32), ok))
+    return np.stack(layers), valid
 
 
 def _on_grid(chip, ref):
-    """Normalised gray and valid mask of ``chip`` on the grid of ``ref``."""
-    g, valid = _normalised_gray(chip)
+    """Normalised layers (gray first, then colour) and valid mask of ``chip`` on the grid of ``ref``."""
+    g, valid = _normalised_stack(chip)
     if chip is ref or (chip.shape == ref.shape and chip.transform == ref.transform
                        and str(chip.crs) == str(ref.crs)):
         return g, valid
     from rasterio.warp import Resampling, reproject
 
-    dst = np.zeros(ref.shape, np.float32)
+    dst = np.zeros((g.shape[0],) + tuple(ref.shape), np.float32)
     dv = np.zeros(ref.shape, np.uint8)
-    reproject(g, dst, src_transform=chip.transform, src_crs=chip.crs, dst_transform=ref.transform,
-              dst_crs=ref.crs, resampling=Resampling.bilinear)
+    for k in range(g.shape[0]):
+        reproject(g[k], dst[k], src_transform=chip.transform, src_crs=chip.crs, dst_transform=ref.transform,
+                  dst_crs=ref.crs, resampling=Resampling.bilinear)
     reproject(valid.astype(np.uint8), dv, src_transform=chip.transform, src_crs=chip.crs,
               dst_transform=ref.transform, dst_crs=ref.crs, resampling=Resampling.nearest)
     return dst, dv.astype(bool)
 
 
-def _shift_rows(a: np.ndarray, d: float) -> np.ndarray:
-    return ndimage.shift(a, (d, 0.0), order=1, mode="constant", cval=0.0, prefilter=False)
+def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
+    """Mean over ``f`` x ``f`` blocks (the trailing rows/columns that do not fill a block are dropped)."""
+    if f <= 1:
+        return a
+    h, w = (a.shape[0] // f) * f, (a.shape[1] // f) * f
+    return a[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
 
 
-def _oriented(g: np.ndarray, valid: np.ndarray, gsd: float, angles: np.ndarray, *, half_gauge_m: float,
-              half_car_m: float, along_m: float, nms_m: float, car_weight: float):
-    """Best pair response, its angle and the ridge flag over ``angles`` (deg)."""
-    h, w = g.shape
-    best = np.zeros((h, w), np.float32)
-    best_k = np.zeros((h, w), np.int16)
-    ridge = np.zeros((h, w), bool)
-    s_rail = max(0.6, 0.12 / gsd)           # px, across
-    s_edge = max(0.7, 0.25 / gsd)
-    s_along = max(1.0, 0.6 / gsd)
-    L = max(3, int(round(along_m / gsd)))
-    nms = max(3, int(round(2 * nms_m / gsd)) | 1)
-    hv = valid.astype(np.float32)
-    for k, ang in enumerate(angles):
-        # rotate so that the track direction runs along the columns
-        gr = ndimage.rotate(g, -ang, reshape=True, order=1, mode="constant", cval=0.0)
-        vr = ndimage.rotate(hv, -ang, reshape=True, order=1, mode="constant", cval=0.0) > 0.99
-        rail = np.abs(ndimage.gaussian_filter(gr, (s_rail, s_along), order=(2, 0)))
-        edge = np.abs(ndimage.gaussian_filter(gr, (s_edge, s_along), order=(1, 0)))
-        dg, dc = half_gauge_m / gsd, half_car_m / gsd
-        pr = np.sqrt(_shift_rows(rail, dg) * _shift_rows(rail, -dg)) * (s_rail ** 2)
-        pc = np.sqrt(_shift_rows(edge, dc) * _shift_rows(edge, -dc)) * s_edge
-        p = np.maximum(pr, car_weight * pc)
-        p[~vr] = 0.0
-        p = ndimage.uniform_filter1d(p, L, axis=1, mode="constant")
-        cnt = ndimage.uniform_filter1d(vr.astype(np.float32), L, axis=1, mode="constant")
-        p = np.where(cnt > 0.5, p / np.maximum(cnt, 1e-6), 0.0).astype(np.float32)
-        p = ndimage.gaussian_filter1d(p, max(0.5, 0.15 / gsd), axis=0)
-        peak = (p >= ndimage.maximum_filter1d(p, nms, axis=0)) & (p > 0)
-        # rotate back onto the chip grid (centre-aligned crop)
-        pb = ndimage.rotate(p, ang, reshape=True, order=1, mode="constant", cval=0.0)
-        kb = ndimage.rotate(peak.astype(np.float32), ang, reshape=True, order=1, mode="constant") > 0.5
-        oy, ox = (pb.shape[0] - h) // 2, (pb.shape[1] - w) // 2
-        pb, kb = pb[oy:oy + h, ox:ox + w], kb[oy:oy + h, ox:ox + w]
-        better = pb > best
-        best = np.where(better, pb, best)
-        best_k = np.where(better, k, best_k).astype(np.int16)
-        ridge = np.where(better, kb, ridge)
-    return best, best_k, ridge
+def _pair_maps(g: np.ndarray, valid: np.ndarray, gsd: float, angles: np.ndarray, half_gauge_m: float,
+               half_car_m: float, pool: int):
+    """Rail-pair and car-edge-pair responses per orientation, pooled by ``pool``.
+
+    For each track direction theta (radians in pixel space, 0 = along the
+    rows' direction of increasing column) the across-track second
+    derivative (steered from the Hessian) is sampled half a gauge either
+    side of every pixel: both rails of a track give a response of one sign
+    there, so the *signed* product is positive only between two like rails
+    a gauge apart. The car channel does the same with the across-track
+    gradient half a car width either side: the two long edges of a car body
+    (bright or dark) have opposite signs, so minus their product is positive
+    on the axis of a bar one car wide; with colour layers the product is
+    the dot product of the colour gradients (a blue roof on gray concrete
+    has an edge in colour, hardly in brightness). Both are geometric means
+    (units of the input), pooled over ``pool`` x ``pool`` blocks.
+    """
+    layers = np.atleast_3d(g) if g.ndim == 3 else g[None]
+    g = layers[0]
+    colour = layers[1:] if layers.shape[0] > 1 else layers[:1]
+    s_rail = max(0.6, 0.12 / gsd)
+    s_edge = max(0.7, 0.3 / gsd)
+    hrr = ndimage.gaussian_filter(g, s_rail, order=(2, 0))
+    hrc = ndimage.gaussian_filter(g, s_rail, order=(1, 1))
+    hcc = ndimage.gaussian_filter(g, s_rail, order=(0, 2))
+    gr = [ndimage.gaussian_filter(b, s_edge, order=(1, 0)) for b in colour]
+    gc = [ndimage.gaussian_filter(b, s_edge, order=(0, 1)) for b in colour]
+    inner = ndimage.binary_erosion(valid, iterations=int(np.ceil(half_car_m / gsd + 2 * s_edge)) or 1)
+    hg, hc = half_gauge_m / gsd, half_car_m / gsd
+    rails, cars = [], []
+    for th in angles:
+        nc, nr = -np.sin(th), np.cos(th)          # across-track unit vector (col, row)
+        d2 = hcc * (nc * nc) + hrc * (2 * nc * nr) + hrr * (nr * nr)
+        a = ndimage.shift(d2, (hg * nr, hg * nc), order=1, prefilter=False)
+        b = ndimage.shift(d2, (-hg * nr, -hg * nc), order=1, prefilter=False)
+        pr = np.sqrt(np.maximum(a * b, 0.0)) * (s_rail * s_rail)
+        dot = np.zeros_like(g)
+        for gcb, grb in zip(gc, gr):
+            gn = gcb * nc + grb * nr
+            a = ndimage.shift(gn, (hc * nr, hc * nc), order=1, prefilter=False)
+            b = ndimage.shift(gn, (-hc * nr, -hc * nc), order=1, prefilter=False)
+            dot -= a * b
+        pc = np.sqrt(np.maximum(dot / len(gc), 0.0)) * s_edge
+        pr[~inner] = 0.0
+        pc[~inner] = 0.0
+        rails.append(_block_mean(pr, pool).astype(np.float32))
+        cars.append(_block_mean(pc, pool).astype(np.float32))
+    return np.stack(rails), np.stack(cars), _block_mean(inner.astype(np.float32), pool) > 0.5
 
 
-def track_evidence(chips_or_arrays, *, gauge_m: Sequence[float] | float = (1.435, 1.52),
-                   car_width_m: float = 2.9, along_m: float = 10.0, spacing_m: Sequence[float] = (4.5, 5.5),
-                   n_angles: int = 18, car_weight: float = 1.0) -> TraceEvidence:
-    """Track-centreline evidence of one or more chips of one AOI, on the
-    grid of the first chip (per-pixel maximum over the scenes)."""
-    chips = _as_chips(chips_or_arrays)
-    ref = chips[0]
-    gsd = float(ref.gsd_m)
-    gauges = np.atleast_1d(np.asarray(gauge_m, float))
-    half_gauge = float(gauges.mean()) / 2 + 0.035          # rail head centre
-    angles = np.arange(n_angles) * 180.0 / n_angles
-    score = None
-    for c in chips:
-        g, valid = _on_grid(c, ref)
-        b, k, r = _oriented(g, valid, gsd, angles, half_gauge_m=half_gauge, half_car_m=car_width_m / 2,
-                            along_m=along_m, nms_m=min(spacing_m) / 2 * 0.8, car_weight=car_weight)
-        pos = b[valid & (b > 0)]
-        scale = float(np.median(pos)) if pos.size else 1.0
-        b = b / (scale or 1.0)
-        if score is None:
-            score, best_k, ridge = b, k, r
-        else:
-            better = b > score
-            score = np.where(better, b, score)
-            best_k = np.where(better, k, best_k)
-            ridge = np.where(better, r, ridge)
-    theta = np.radians(angles)[best_k].astype(np.float32)
-    return TraceEvidence(score.astype(np.float32), ridge, theta, ref.transform, ref.crs, gsd)
-
-
-# ---------------------------------------------------------------------------
-# from ridge pixels to lines
-# ---------------------------------------------------------------------------
-
-def _pieces(mask: np.ndarray, ev: TraceEvidence, min_px: int):
-    """Skeleton branches as ordered (n, 2) arrays of map coordinates, with
-    the mean evidence of each."""
-    sk = skeletonize(mask)
-    nb = ndimage.convolve(sk.astype(np.uint8), np.ones((3, 3), np.uint8), mode="constant") - 1
-    sk &= ~(sk & (nb > 2))                    # break at junctions
-    lab, n = ndimage.label(sk, structure=np.ones((3, 3)))
-    if n == 0:
-        return []
-    rows, cols = np.nonzero(lab)
-    ids = lab[rows, cols]
-    order = np.argsort(ids, kind="stable")
-    rows, cols, ids = rows[order], cols[order], ids[order]
-    cuts = np.flatnonzero(np.diff(ids)) + 1
-    a = ev.transform
-    out = []
-    for r, c in zip(np.split(rows, cuts), np.split(cols, cuts)):
-        if r.size < min_px:
-            continue
-        x = a.c + a.a * (c + 0.5) + a.b * (r + 0.5)
-        y = a.f + a.d * (c + 0.5) + a.e * (r + 0.5)
-        xy = np.column_stack([x, y])
-        m = xy.mean(axis=0)
-        u, s, vt = np.linalg.svd(xy - m, full_matrices=False)
-        t = (xy - m) @ vt[0]
-        o = np.argsort(t)
-        xy = xy[o]
-        sc = float(ev.score[r, c].mean())
-        out.append((xy, sc))
+def _along_mean(bank: np.ndarray, valid: np.ndarray, angles: np.ndarray, half_px: int) -> np.ndarray:
+    """Mean of each orientation's map along its own direction over +-``half_px`` pixels."""
+    out = np.empty_like(bank)
+    vf = valid.astype(np.float32)
+    for k, th in enumerate(angles):
+        dr, dc = np.sin(th), np.cos(th)
+        acc = bank[k].copy()
+        cnt = vf.copy()
+        for j in range(1, half_px + 1):
+            for sgn in (1, -1):
+                sh = (sgn * j * dr, sgn * j * dc)
+                acc += ndimage.shift(bank[k], sh, order=1, prefilter=False)
+                cnt += ndimage.shift(vf, sh, order=1, prefilter=False)
+        out[k] = np.where(cnt > 0.5 * (2 * half_px + 1), acc / np.maximum(cnt, 1e-6), 0.0)
     return out
 
 
-def _smooth_line(xy: np.ndarray, step_m: float, smooth_m: float) -> np.ndarray:
-    """Resample an ordered point run to ``step_m`` by arc length and smooth it."""
-    d = np.r_[0, np.cumsum(np.hypot(*np.diff(xy, axis=0).T))]
-    if d[-1] <= step_m:
-        return xy[[0, -1]]
-    s = np.linspace(0, d[-1], max(2, int(d[-1] / step_m) + 1))
-    p = np.column_stack([np.interp(s, d, xy[:, 0]), np.interp(s, d, xy[:, 1])])
-    k = max(1, int(round(smooth_m / step_m)))
-    if len(p) > 2 * k + 1:
-        q = ndimage.uniform_filter1d(p, 2 * k + 1, axis=0, mode="nearest")
-        q[0], q[-1] = p[0], p[-1]
-        # keep the end points' direction: linear extrapolation of the smoothed interior
-        p = q
-    return p
+def _masked_smooth(a: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian mean of ``a`` over ``mask`` pixels only."""
+    m = mask.astype(np.float32)
+    num = ndimage.gaussian_filter(np.where(mask, a, 0.0).astype(np.float32), sigma_px)
+    den = ndimage.gaussian_filter(m, sigma_px)
+    return num / np.maximum(den, 1e-6)
 
 
-def _end_dir(p: np.ndarray, end: int, reach: int) -> np.ndarray:
-    """Unit direction pointing *out of* the line at ``end`` (0 start, 1 end)."""
-    if end == 0:
-        v = p[0] - p[min(reach, len(p) - 1)]
-    else:
-        v = p[-1] - p[max(0, len(p) - 1 - reach)]
-    n = np.hypot(*v)
-    return v / n if n > 0 else v
+def _ridge(best: np.ndarray, kbest: np.ndarray, angles: np.ndarray, reach_px: int) -> np.ndarray:
+    """Pixels not exceeded by the evidence within ``reach_px`` across their own direction."""
+    ridge = np.zeros(best.shape, bool)
+    for k, th in enumerate(angles):
+        sel = kbest == k
+        if not sel.any():
+            continue
+        nr, nc = np.cos(th), -np.sin(th)
+        ok = sel & (best > 0)
+        for j in range(1, reach_px + 1):
+            for sgn in (1, -1):
+                ok &= best >= ndimage.shift(best, (sgn * j * nr, sgn * j * nc), order=1, prefilter=False)
+        ridge |= ok
+    return ridge
 
 
-def _link(lines: list[tuple[np.ndarray, float]], max_gap_m: float, max_angle_deg: float,
-          max_offset_m: float, step_m: float) -> list[tuple[np.ndarray, float]]:
-    """Join pieces end to end when the gap is short and both ends point at
-    each other (direction change <= ``max_angle_deg``, lateral offset of each
-    end from the other's line <= ``max_offset_m``). Greedy, best pair first."""
-    lines = [(p, s, float(np.hypot(*np.diff(p, axis=0).T).sum())) for p, s in lines]
-    reach = max(1, int(round(6.0 / step_m)))
-    cos_lim = np.cos(np.radians(max_angle_deg))
-    while True:
-        ends = []
-        for i, (p, _, _) in enumerate(lines):
-            for e in (0, 1):
-                ends.append((i, e, p[0] if e == 0 else p[-1], _end_dir(p, e, reach)))
-        if len(ends) < 4:
-            return [(p, s) for p, s, _ in lines]
-        P = np.array([e[2] for e in ends])
-        D = np.array([e[3] for e in ends])
-        I = np.array([e[0] for e in ends])
-        v = P[None, :, :] - P[:, None, :]                    # from end a to end b
-        dist = np.hypot(v[..., 0], v[..., 1])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            vu = v / dist[..., None]
-        # a's outward direction points to b, b's outward direction points to a, and they oppose
-        fa = np.einsum("ijk,ik->ij", vu, D)
-        fb = -np.einsum("ijk,jk->ij", vu, D)
-        opp = -(D @ D.T)
-        lat_a = np.abs(v[..., 0] * D[:, None, 1] - v[..., 1] * D[:, None, 0])
-        lat_b = np.abs(v[..., 0] * D[None, :, 1] - v[..., 1] * D[None, :, 0])
-        near = dist <= 1.5 * step_m
-        ok = (I[:, None] != I[None, :]) & (dist <= max_gap_m) & (opp >= cos_lim) & (
-            near | ((fa >= cos_lim) & (fb >= cos_lim) & (lat_a <= max_offset_m) & (lat_b <= max_offset_m)))
-        if not ok.any():
-            return [(p, s) for p, s, _ in lines]
-        cost = np.where(ok, dist + 10 * (1 - opp), np.inf)
-        a, b = np.unravel_index(np.argmin(cost), cost.shape)
-        (ia, ea), (ib, eb) = ends[a][:2], ends[b][:2]
-        pa, sa, la = lines[ia]
-        pb, sb, lb = lines[ib]
-        pa = pa if ea == 1 else pa[::-1]
-        pb = pb if eb == 0 else pb[::-1]
-        joined = np.vstack([pa, pb])
-        new = (joined, (sa * la + sb * lb) / max(la + lb, 1e-9), la + lb + float(dist[a, b]))
-        lines = [x for j, x in enumerate(lines) if j not in (ia, ib)] + [new]
+def _dominant(best: np.ndarray, theta: np.ndarray, valid: np.ndarray, sigma_px: float):
+    """Local dominant track direction (radians, mod pi) and its coherence 0..1,
+    from the evidence-weighted doubled-angle mean over ``sigma_px``."""
+    w = np.where(valid, np.minimum(best, np.quantile(best[valid], 0.99) if valid.any() else 1.0), 0.0)
+    w = np.maximum(w - 1.0, 0.0)                  # background (1 = scene median) carries no direction
+    vx = ndimage.gaussian_filter(w * np.cos(2 * theta), sigma_px)
+    vy = ndimage.gaussian_filter(w * np.sin(2 * theta), sigma_px)
+    ws = ndimage.gaussian_filter(w, sigma_px)
+    dom = (0.5 * np.arctan2(vy, vx)) % np.pi
+    coh = np.hypot(vx, vy) / np.maximum(ws, 1e-9)
+    return dom.astype(np.float32), coh.astype(np.float32)
 
 
-def _dedupe(lines: list[tuple[LineString, float]], sep_m: float) -> list[tuple[LineString, float]]:
-    """Drop lines that run mostly within ``sep_m`` of a longer, kept line."""
-    keep: list[tuple[LineString, float]] = []
-    for ln, sc in sorted(lines, key=lambda t: -t[0].length * t[1]):
-        if keep:
-            near = shapely.union_all([k.buffer(sep_m, cap_style="flat") for k, _ in keep])
-            inside = ln.intersection(near).length
-            if inside > 0.5 * ln.length:
+class TraceEvidence:
+    """Per-pixel track evidence on one (pooled) grid.
+
+    bank: float32 (n_angles, h, w), centreline evidence per orientation in
+        units of the scenes' background level (median of the best response = 1).
+    angles: (n_angles,) orientations of ``bank``, radians in pixel space
+        (0 = along increasing columns, positive towards increasing rows), mod pi.
+    score: float32 (h, w), the best orientation's evidence.
+    theta: float32 (h, w), that orientation (radians, pixel space).
+    ridge: bool (h, w), local maxima of ``score`` across their orientation.
+    dominant, coherence: the local dominant direction over ~30 m (radians,
+        mod pi) and how strongly it dominates (0..1).
+    valid: bool (h, w), pixels seen by at least one scene.
+    transform, crs, gsd_m: the grid (its pixel size, metres).
+    """
+
+    def __init__(self, bank, angles, score, theta, ridge, dominant, coherence, valid, transform, crs, gsd_m):
+        self.bank, self.angles = bank, angles
+        self.score, self.theta, self.ridge = score, theta, ridge
+        self.dominant, self.coherence, self.valid = dominant, coherence, valid
+        self.transform, self.crs, self.gsd_m = transform, crs, gsd_m
+
+
+def track_evidence(chips_or_arrays, *, gauge_m: Sequence[float] | float = (1.435, 1.52),
+                   car_width_m: float = 2.9, along_m: float = 6.0, spacing_m: Sequence[float] = (4.5, 5.5),
+                   n_angles: int = 16, car_weight: float = 1.0, grid_m: float = 0.5) -> TraceEvidence:
+    """Track-centreline evidence of one or more chips of one AOI.
+
+    Every chip is resampled onto the first one's grid; finer than 0.2 m it
+    is first averaged to about 0.25 m (rails are resolved from ~0.5 m). Two
+    channels per orientation (:func:`_pair_maps`): the rail pair a gauge
+    apart and the car body one ``car_width_m`` wide, each in units of its
+    own scene background (median), combined by a maximum (weighted by
+    ``car_weight``), pooled to about ``grid_m`` metres and averaged along
+    the orientation over ``along_m`` metres. Scenes combine by a per-pixel
+    maximum (a track under cars in one scene is open in another).
+    """
+    from rasterio.transform import Affine
+
+    chips = _as_chips(chips_or_arrays)
+    ref = chips[0]
+    gsd = float(ref.gsd_m)
+    if not gsd > 0:
+        raise InputError(str(ref.meta.get("scene", "chip")), f"invalid pixel size {ref.gsd_m!r}")
+    gauges = np.atleast_1d(np.asarray(gauge_m, float))
+    half_gauge = float(gauges.mean()) / 2 + 0.035          # rail head centres
+    angles = np.arange(n_angles) * np.pi / n_angles
+    pre = max(1, int(0.25 // gsd)) if gsd < 0.2 else 1
+    fine = gsd * pre
+    pool = max(1, int(round(grid_m / fine)))
+    cg = fine * pool
+    half_px = max(1, int(round(along_m / cg / 2)))
+    bank, cars_b, seen = None, None, None
+    for c in chips:
+        g, valid = _on_grid(c, ref)
+        if pre > 1:
+            g = np.stack([_block_mean(b, pre) for b in g])
+            valid = _block_mean(valid.astype(np.float32), pre) > 0.99
+        rails, cars, inner = _pair_maps(g, valid, fine, angles, half_gauge, car_width_m / 2, pool)
+        ev = []
+        for local, ch in ((True, rails), (False, cars)):
+            m = ch.max(axis=0)
+            # units of the local background: the ~20 m neighbourhood's mean of
+            # the best response (floored at the scene's median), so faint rails
+            # on dark ballast count like bright ones on concrete
+            mv = m[inner]
+            med = float(np.median(mv[mv > 0])) if (mv > 0).any() else 1.0
+            if local:
+                loc = _masked_smooth(m, inner, 10.0 / cg)
+                ev.append(ch / np.maximum(loc, med)[None])
+            else:
+                ev.append(ch / med)
+        r = _along_mean(ev[0], inner, angles, half_px)
+        cb = _along_mean(ev[1], inner, angles, half_px)
+        bank = r if bank is None else np.maximum(bank, r)
+        cars_b = cb if cars_b is None else np.maximum(cars_b, cb)
+        seen = inner if seen is None else (seen | inner)
+    bank = bank.astype(np.float32)
+    cars_b = (car_weight * cars_b).astype(np.float32)
+    kbest = np.argmax(bank, axis=0)
+    score = np.take_along_axis(bank, kbest[None], 0)[0]
+    pos = score[seen & (score > 0)]
+    scale = float(np.median(pos)) if pos.size else 1.0
+    bank /= (scale or 1.0)
+    score = score / (scale or 1.0)
+    car_score = cars_b.max(axis=0)
+    pos = car_score[seen & (car_score > 0)]
+    cscale = float(np.median(pos)) if pos.size else 1.0
+    cars_b /= (cscale or 1.0)
+    theta = angles[kbest].astype(np.float32)
+    ridge = _ridge(score, kbest, angles, max(1, int(round(1.5 / cg))))
+    dom, coh = _dominant(score, theta, seen, 12.0 / cg)
+    tr = ref.transform @ Affine.scale(pre * pool)
+    out = TraceEvidence(bank, angles, score, theta, ridge, dom, coh, seen, tr, ref.crs, cg)
+    out.cars = cars_b
+    return out
+
+
+# ---------------------------------------------------------------------------
+# following tracks through the evidence
+# ---------------------------------------------------------------------------
+
+def _disk(radius_px: float) -> np.ndarray:
+    r = int(np.ceil(radius_px))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return (yy * yy + xx * xx) <= radius_px * radius_px + 1e-9
+
+
+def _stamp(raster: np.ndarray, pts, disk: np.ndarray, value) -> None:
+    """Set ``raster`` to ``value`` in a disk around every (row, col) of ``pts``."""
+    h, w = raster.shape
+    r = disk.shape[0] // 2
+    for pr, pc in pts:
+        i, j = int(round(pr)), int(round(pc))
+        r0, r1, c0, c1 = i - r, i + r + 1, j - r, j + r + 1
+        if r1 <= 0 or c1 <= 0 or r0 >= h or c0 >= w:
+            continue
+        d = disk[max(0, -r0):disk.shape[0] - max(0, r1 - h), max(0, -c0):disk.shape[1] - max(0, c1 - w)]
+        sl = raster[max(0, r0):min(h, r1), max(0, c0):min(w, c1)]
+        sl[d] = value
+
+
+class _Follower:
+    """Follows one track from a seed through the evidence bank, both ways.
+
+    Steps of ``step_m`` in the current direction; at each step the
+    evidence of the nearest orientation is sampled across the track within
+    a window (wider after a gap) and the point moves onto its peak when the
+    peak reaches ``low``. The direction follows the accepted points of the
+    last ~10 m, turning at most ``step_m / min_radius_m`` radians per step
+    (the curvature limit). Through stretches without evidence (switches,
+    couplings, gaps between cars) the line goes straight on for up to
+    ``max_gap_m``; it stops there, on leaving the image, or on running into
+    an already traced line (a converging track at a switch).
+    """
+
+    def __init__(self, ev: TraceEvidence, low: float, step_m: float, max_gap_m: float, min_radius_m: float,
+                 window_m: float, owner: np.ndarray, car_low: float = 3.0):
+        self.ev, self.low = ev, float(low)
+        cg = ev.gsd_m
+        self.step = step_m / cg
+        self.max_gap = max_gap_m / cg
+        self.turn = step_m / min_radius_m
+        self.win0 = window_m / cg
+        self.win_max = 1.6 / cg
+        self.owner = owner
+        self.bank = ev.bank
+        self.valid = ev.valid
+        self.h, self.w = ev.valid.shape
+        self.K = len(ev.angles)
+        self.dir_px = 10.0 / cg
+        self.merge_px = 4.0 / cg
+        self.cars = getattr(ev, "cars", None)
+        self.car_low = car_low
+        cw = 1.0 / cg
+        self.car_off = [o * 0.5 for o in range(-int(2 * cw), int(2 * cw) + 1)]
+        self.off = [o * 0.5 for o in range(-int(np.ceil(2 * self.win_max)), int(np.ceil(2 * self.win_max)) + 1)]
+
+    def _sample(self, k, r, c):
+        """Bilinear sample of orientation ``k`` at (row, col); -1 outside."""
+        i, j = int(r), int(c)
+        if not (0 <= i < self.h - 1 and 0 <= j < self.w - 1) or r < 0 or c < 0:
+            return -1.0
+        fr, fc = r - i, c - j
+        b = self.bank[k]
+        return float((b[i, j] * (1 - fc) + b[i, j + 1] * fc) * (1 - fr)
+                     + (b[i + 1, j] * (1 - fc) + b[i + 1, j + 1] * fc) * fr)
+
+    def _car_here(self, k, r, c, nr, nc):
+        """A car body (bar one car wide along the direction) within the car window."""
+        b = self.bank
+        self.bank = self.cars
+        try:
+            for o in self.car_off:
+                if self._sample(k, r + o * nr, c + o * nc) >= self.car_low:
+                    return True
+            return False
+        finally:
+            self.bank = b
+
+    def run(self, r, c, phi):
+        """Points (row, col, accepted, evidence) from the seed on in direction ``phi``."""
+        pts = []
+        acc = [(r, c)]
+        gap, in_other, other_at = 0.0, 0.0, None
+        n_max = int(4 * (self.h + self.w) / self.step)
+        pi = np.pi
+        for _ in range(n_max):
+            cs, sn = np.cos(phi), np.sin(phi)
+            r += self.step * sn
+            c += self.step * cs
+            i, j = int(r + 0.5), int(c + 0.5)
+            if not (0 <= i < self.h and 0 <= j < self.w) or not self.valid[i, j]:
+                break
+            k = int(round((phi % pi) / pi * self.K)) % self.K
+            nr, nc = cs, -sn
+            win = min(self.win_max, self.win0 + 0.035 * gap)
+            best, bo, vals = -1.0, None, []
+            for o in self.off:
+                if abs(o) > win + 1e-9:
+                    vals.append(-1.0)
+                    continue
+                v = self._sample(k, r + o * nr, c + o * nc)
+                vals.append(v)
+                if v > best:
+                    best, bo = v, len(vals) - 1
+            ok = best >= self.low and 0 < bo < len(vals) - 1 and vals[bo - 1] >= 0 and vals[bo + 1] >= 0
+            if ok:
+                a, b0, b1 = vals[bo - 1], vals[bo], vals[bo + 1]
+                den = a - 2 * b0 + b1
+                frac = 0.5 * (a - b1) / den if den < 0 else 0.0
+                o = self.off[bo] + 0.5 * max(-0.5, min(0.5, frac))
+                r += o * nr
+                c += o * nc
+                gap = 0.0
+                acc.append((r, c))
+                # direction from the accepted points ~10 m back, within the curvature limit
+                back = None
+                for q in range(len(acc) - 2, -1, -1):
+                    d = np.hypot(r - acc[q][0], c - acc[q][1])
+                    if d >= self.dir_px:
+                        back = acc[q]
+                        break
+                if back is None and len(acc) > 3:
+                    back = acc[0]
+                if back is not None:
+                    meas = np.arctan2(r - back[0], c - back[1])
+                    dphi = (meas - phi + pi) % (2 * pi) - pi
+                    phi += max(-self.turn, min(self.turn, dphi))
+            elif self.cars is not None and self._car_here(k, r, c, nr, nc):
+                # a car stands here: it marks the line, keep straight on
+                ok = True
+            else:
+                gap += self.step
+                if gap > self.max_gap:
+                    break
+            pts.append((r, c, ok, best))
+            i, j = int(r + 0.5), int(c + 0.5)
+            if 0 <= i < self.h and 0 <= j < self.w and self.owner[i, j] > 0:
+                if other_at is None:
+                    other_at = len(pts) - 1
+                in_other += self.step
+                if in_other >= self.merge_px:
+                    del pts[other_at + 1:]
+                    break
+            else:
+                in_other, other_at = 0.0, None
+        # end on the last accepted point (or the junction with another line)
+        while pts and not pts[-1][2] and not (other_at is not None and len(pts) - 1 == other_at):
+            pts.pop()
+        return pts
+
+
+def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1.0, max_gap_m: float = 40.0,
+                min_radius_m: float = 80.0, min_length_m: float = 50.0, min_support: float = 0.5,
+                max_dev_deg: float = 30.0, max_seeds: int = 3000, car_low: float = 2.5,
+                excl_m: float = 2.9):
+    """Greedy tracking from the strongest seeds: (points (n, 2) row/col, mean evidence, support) per line."""
+    cg = ev.gsd_m
+    sc = ev.score
+    dev = np.abs((ev.theta - ev.dominant + np.pi / 2) % np.pi - np.pi / 2)
+    seeds = ev.ridge & (sc >= high) & ev.valid & ((dev <= np.radians(max_dev_deg)) | (ev.coherence < 0.3))
+    owner = np.zeros(sc.shape, np.int32)          # traced lines, +-1.2 m
+    excl = np.zeros(sc.shape, bool)                # no new seed: +-2 m of a line, or tried
+    near_d, excl_d, tried_d = _disk(1.2 / cg), _disk(excl_m / cg), _disk(max(1.0, 0.8 / cg))
+    fol = _Follower(ev, low, step_m, max_gap_m, min_radius_m, 0.6, owner, car_low=car_low)
+    lines = []
+    passes = [(fol, ev.score, seeds, ev.theta)]
+    cars = getattr(ev, "cars", None)
+    if cars is not None:
+        # second pass: tracks seen only through the cars standing on them
+        ck = np.argmax(cars, axis=0)
+        cs = np.take_along_axis(cars, ck[None], 0)[0]
+        ctheta = ev.angles[ck].astype(np.float32)
+        cdev = np.abs((ctheta - ev.dominant + np.pi / 2) % np.pi - np.pi / 2)
+        cseeds = (_ridge(cs, ck, ev.angles, max(1, int(round(1.5 / cg)))) & (cs >= 1.5 * car_low) & ev.valid
+                  & ((cdev <= np.radians(max_dev_deg)) | (ev.coherence < 0.3)))
+        cfol = _Follower(ev, car_low, step_m, max_gap_m, min_radius_m, 0.6, owner, car_low=car_low)
+        cfol.bank = cars
+        cfol.cars = None
+        passes.append((cfol, cs, cseeds, ctheta))
+    for f, sc, sd, th in passes:
+        rr, cc = np.nonzero(sd)
+        order = np.argsort(-sc[rr, cc], kind="stable")
+        tries = 0
+        for r0, c0 in zip(rr[order], cc[order]):
+            if excl[r0, c0]:
                 continue
-        keep.append((ln, sc))
+            tries += 1
+            if tries > max_seeds:
+                break
+            phi = float(th[r0, c0])
+            fwd = f.run(float(r0), float(c0), phi)
+            bwd = f.run(float(r0), float(c0), phi + np.pi)
+            pts = bwd[::-1] + [(float(r0), float(c0), True, float(sc[r0, c0]))] + fwd
+            rc = np.array([(p[0], p[1]) for p in pts])
+            okm = np.array([p[2] for p in pts])
+            length = len(pts) * step_m
+            support = float(okm.mean())
+            if length >= min_length_m and support >= min_support:
+                mean_e = float(np.mean([p[3] for p in pts if p[2]]))
+                lines.append((rc, mean_e, support))
+                _stamp(owner, rc, near_d, len(lines))
+                _stamp(excl, rc, excl_d, True)
+            else:
+                _stamp(excl, rc[okm], tried_d, True)
+    return lines
+
+
+def _to_map(rc: np.ndarray, transform) -> np.ndarray:
+    a = transform
+    r, c = rc[:, 0] + 0.5, rc[:, 1] + 0.5
+    return np.column_stack([a.c + a.a * c + a.b * r, a.f + a.d * c + a.e * r])
+
+
+def _smooth(xy: np.ndarray, k: int) -> np.ndarray:
+    if len(xy) <= 2 * k + 1 or k < 1:
+        return xy
+    q = ndimage.uniform_filter1d(xy, 2 * k + 1, axis=0, mode="nearest")
+    q[0], q[-1] = xy[0], xy[-1]
+    return q
+
+
+def _complete_lattice(lines: list, spacing_m: Sequence[float], min_length_m: float, step_m: float = 2.0,
+                      max_missing: int = 3) -> list:
+    """Tracks between traced neighbours: yards are lattices of parallel
+    tracks, and a track under a long row of cars often leaves no rail
+    visible. Where two traced lines run parallel at about (n + 1) times the
+    yard's own track spacing (measured from the traced neighbours, within
+    ``spacing_m``) with no line between them, n lines are added evenly
+    spaced in between, over the stretch where that holds, if at least
+    ``min_length_m`` long. ``lines`` and the result: (LineString, (evidence,
+    support)) in metres."""
+    if len(lines) < 2:
+        return []
+    lo, hi = float(min(spacing_m)), float(max(spacing_m))
+    geoms = [ln for ln, _ in lines]
+    tree = shapely.STRtree(geoms)
+    st = []
+    for ln in geoms:
+        s = np.arange(0.0, ln.length, step_m)
+        p = shapely.get_coordinates(shapely.line_interpolate_point(ln, s))
+        a = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.clip(s - 2, 0, ln.length)))
+        b = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.clip(s + 2, 0, ln.length)))
+        t = b - a
+        t /= np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-9)[:, None]
+        st.append((p, np.column_stack([-t[:, 1], t[:, 0]])))
+    # the yard's spacing: nearest parallel neighbour distances within spacing_m
+    near = []
+    for i, (p, n) in enumerate(st):
+        pts = shapely.points(p)
+        for j in tree.query(geoms[i].buffer(hi + 0.5)):
+            if j != i:
+                d = shapely.distance(pts, geoms[j])
+                near.append(d[(d >= lo) & (d <= hi)])
+    near = np.concatenate(near) if near else np.array([])
+    pitch = float(np.median(near)) if near.size >= 20 else 0.5 * (lo + hi)
+    out = []
+    for i, (p, n) in enumerate(st):
+        pts = shapely.points(p)
+        reach = (max_missing + 1) * pitch + 1.0
+        for j in tree.query(geoms[i].buffer(reach)):
+            if j <= i:
+                continue
+            q = shapely.line_locate_point(geoms[j], pts)
+            qp = shapely.get_coordinates(shapely.line_interpolate_point(geoms[j], q))
+            v = qp - p
+            d = np.hypot(v[:, 0], v[:, 1])
+            side = np.sign(np.sum(v * n, axis=1))
+            perp = np.abs(np.sum(v * n, axis=1)) / np.maximum(d, 1e-9)   # 1 when straight across
+            k = np.rint(d / pitch).astype(int) - 1
+            ok = (k >= 1) & (k <= max_missing) & (np.abs(d - (k + 1) * pitch) <= 0.12 * (k + 1) * pitch) & (perp > 0.995)
+            if ok.sum() * step_m < min_length_m:
+                continue
+            for kk in np.unique(k[ok]):
+                sel = ok & (k == kk)
+                for m in range(1, kk + 1):
+                    mid = p + (m / (kk + 1)) * v
+                    # no traced line there already
+                    free = sel & (shapely.distance(shapely.points(mid), shapely.union_all(geoms)) > 0.5 * pitch)
+                    for a, b in _true_runs(free):
+                        if (b - a) * step_m >= min_length_m:
+                            xy = _smooth(mid[a:b], 2)
+                            out.append((LineString(xy).simplify(0.1), (0.0, 0.0)))
+    return out
+
+
+def _true_runs(mask: np.ndarray):
+    """(start, stop) index pairs of the runs of True in ``mask``."""
+    m = np.r_[False, np.asarray(mask, bool), False]
+    d = np.flatnonzero(np.diff(m.astype(np.int8)))
+    return list(zip(d[::2], d[1::2]))
+
+
+def _dedupe(lines: list, sep_m: float, min_length_m: float) -> list:
+    """Tracks are never closer than ``sep_m`` except at switches: the stronger
+    (longer, better supported) line is kept whole and the parts of weaker
+    ones within ``sep_m`` of a kept line are cut away (pieces shorter than
+    ``min_length_m`` dropped)."""
+    keep: list = []
+    near = None
+    for ln, sc in sorted(lines, key=lambda t: -t[0].length * max(t[1][1], 0.1)):
+        g = ln if near is None else ln.difference(near)
+        parts = [q for q in (g.geoms if hasattr(g, "geoms") else [g])
+                 if isinstance(q, LineString) and q.length >= min_length_m]
+        if isinstance(g, MultiLineString):
+            merged = shapely.ops.linemerge(g)
+            parts = [q for q in (merged.geoms if hasattr(merged, "geoms") else [merged])
+                     if isinstance(q, LineString) and q.length >= min_length_m]
+        for q in parts:
+            keep.append((q, sc))
+            b = q.buffer(sep_m, cap_style="flat")
+            near = b if near is None else near.union(b)
     return keep
 
 
 def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[float] | float = (1.435, 1.52),
                  spacing_m: Sequence[float] = (4.5, 5.5), min_length_m: float = 50.0, threshold: float | None = None,
-                 along_m: float = 10.0, max_gap_m: float = 30.0, max_angle_deg: float = 12.0,
-                 car_width_m: float = 2.9, n_angles: int = 18, inside: bool = True,
-                 evidence: TraceEvidence | None = None) -> list[Feature]:
+                 along_m: float = 6.0, max_gap_m: float = 40.0, min_radius_m: float = 80.0,
+                 car_width_m: float = 2.9, n_angles: int = 16, inside: bool = True,
+                 evidence: TraceEvidence | None = None, complete: bool = True, car_support: float = 1.5,
+                 **_ignored) -> list[Feature]:
     """Trace rail track centrelines in one or more chips of one AOI.
 
     Parameters
@@ -320,13 +652,17 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     gauge_m: the rail gauge(s) to look for, metres (centre to centre of the
         rail pair is about gauge + 0.07 m).
     spacing_m: (min, max) distance between neighbouring track centrelines,
-        metres: ridges closer than ~0.8 x min are treated as one track.
+        metres.
     min_length_m: shortest line kept, metres.
-    threshold: evidence level (in units of the scene's median evidence) a
-        ridge must reach; default: from the evidence distribution.
-    along_m: length (m) over which evidence is averaged along a track.
-    max_gap_m, max_angle_deg: linking limits (gap bridged, direction change
-        allowed at a join: the curvature limit).
+    threshold: evidence level (units of the scene's median evidence) a line
+        is followed on; seeds need twice that. Default: from the evidence
+        distribution.
+    along_m: length (m) over which evidence is averaged along a direction.
+    max_gap_m: longest stretch without evidence a line is followed through
+        (switches, rows of cars, shadows), metres.
+    min_radius_m: the curvature limit of a followed line, metres.
+    complete: add the tracks a lattice of parallel traced tracks implies
+        between two neighbours too far apart (rows of cars hide rails).
 
     Returns
     -------
@@ -340,25 +676,14 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     aoi = aoi if aoi is not None else ref.aoi
     ev = evidence or track_evidence(chips, gauge_m=gauge_m, car_width_m=car_width_m, along_m=along_m,
                                     spacing_m=spacing_m, n_angles=n_angles)
-    gsd = ev.gsd_m
-    sc = ev.score
-    if threshold is None:
-        # background ridge maxima sit near the median; tracks well above.
-        vals = sc[ev.ridge & (sc > 0)]
-        threshold = float(max(1.4, np.quantile(vals, 0.5))) if vals.size else 1.4
-    mask = ev.ridge & (sc >= threshold)
-    # bridge one-pixel breaks of the thinned ridge before skeletonising
-    mask = ndimage.binary_closing(mask, structure=np.ones((3, 3)), iterations=1) | mask
-    step = max(gsd, 0.5)
-    pieces = _pieces(mask, ev, min_px=max(3, int(round(4.0 / gsd))))
-    smooth = [(_smooth_line(xy, step, 2.0), s) for xy, s in pieces]
-    smooth = [(p, s) for p, s in smooth if len(p) >= 2]
-    linked = _link(smooth, max_gap_m, max_angle_deg, max_offset_m=1.5, step_m=step)
+    low = float(threshold) if threshold is not None else _auto_threshold(ev)
+    found = _follow_all(ev, 1.35 * low, low, max_gap_m=max_gap_m, min_radius_m=min_radius_m,
+                        min_length_m=min_length_m)
     lines = []
-    for p, s in linked:
-        ln = LineString(_smooth_line(p, step, 3.0)) if len(p) > 2 else LineString(p)
-        ln = ln.simplify(0.15 * step + 0.1)
-        lines.append((ln, s))
+    for rc, mean_e, support in found:
+        xy = _smooth(_to_map(rc, ev.transform), 3)
+        ln = LineString(xy).simplify(0.1)
+        lines.append((ln, (mean_e, support)))
     if inside and aoi is not None:
         bnd = reproject_to(aoi.boundary, aoi.crs, ev.crs) if aoi.crs is not None else aoi.boundary
         clipped = []
@@ -369,18 +694,42 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
                     clipped.append((q, s))
         lines = clipped
     lines = [(ln, s) for ln, s in lines if ln.length >= min_length_m]
-    lines = _dedupe(lines, 0.8 * min(spacing_m) / 2 * 1.5)
+    lines = _dedupe(lines, 0.65 * min(spacing_m), min_length_m)
+    if complete:
+        extra = _complete_lattice(lines, spacing_m, min_length_m)
+        cmax = ev.cars.max(axis=0) if getattr(ev, "cars", None) is not None else None
+        inv = ~ev.transform
+        for ln, _ in sorted(extra, key=lambda t: -t[0].length):
+            if cmax is not None:
+                # a car row marks the hidden track: most of the line must show car bodies
+                xy = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.arange(0, ln.length, 1.0)))
+                cc, rr = inv * (xy[:, 0], xy[:, 1])
+                ii = np.clip(rr.astype(int), 0, cmax.shape[0] - 1)
+                jj = np.clip(cc.astype(int), 0, cmax.shape[1] - 1)
+                cv = ndimage.maximum_filter(cmax, size=3)[ii, jj]
+                if np.mean(cv >= car_support) < 0.5:
+                    continue
+                sc_ = (float(np.mean(cv)), float(np.mean(cv >= car_support)))
+            else:
+                sc_ = (0.0, 0.5)
+            lines.append((ln, sc_))
+        lines = _dedupe(lines, 0.65 * min(spacing_m), min_length_m)
     lines.sort(key=lambda t: (-t[0].centroid.y, t[0].centroid.x))
     gauges = np.atleast_1d(np.asarray(gauge_m, float))
     feats = []
-    for i, (ln, s) in enumerate(lines, 1):
-        conf = float(np.clip((s - threshold) / (2 * threshold), 0, 1) * 0.7
-                     + 0.3 * min(1.0, ln.length / (4 * min_length_m)))
-        props = {"confidence": round(conf, 3), "length_m": round(float(ln.length), 1), "source": "trace"}
+    for i, (ln, (mean_e, support)) in enumerate(lines, 1):
+        strength = float(np.clip((mean_e - low) / (3 * low), 0, 1))
+        conf = 0.4 * strength + 0.4 * support + 0.2 * min(1.0, ln.length / (4 * min_length_m))
+        props = {"confidence": round(float(conf), 3), "length_m": round(float(ln.length), 1), "source": "trace"}
         if gauges.size == 1:
             props["gauge_mm"] = int(round(gauges[0] * 1000))
         feats.append(Feature("track", f"trace-{i}", ln, props))
     return feats
+
+
+def _auto_threshold(ev: TraceEvidence) -> float:
+    """The level a track is followed on: well above the background (1)."""
+    return 1.3
 
 
 # ---------------------------------------------------------------------------
