@@ -511,7 +511,7 @@ def moored_hulls(chip, bands: dict[str, np.ndarray], water: np.ndarray, min_leng
         L, W, _ = _measure(rect)
         if not (min_length_m <= L <= max_length_m) or W > max_width_m or L < 1.8 * W or W < 3.0 * gsd:
             continue
-        if area[j] * gsd * gsd < 0.4 * rect.area or contact[j] * gsd < 0.4 * L:
+        if area[j] * gsd * gsd < 0.4 * rect.area or contact[j] * gsd < min(0.4 * L, 0.8 * W):
             continue
         zm = float(depth[j] / max(area[j], 1))
         rects.append(rect)
@@ -542,8 +542,8 @@ def _continues_as_line(rect, z: np.ndarray, water: np.ndarray, transform, gsd: f
     breakwater, a pier, a bridge) rather than a hull, which ends at bow and
     stern, with water right beyond them (so hulls moored bow to stern with
     gaps between them are not a line). Samples every pixel along the axis
-    from 1.5 to ``reach_px`` pixels beyond each end; water samples count
-    when z >= ``level``; a side with no water samples is not bright."""
+    from 1.5 to ``reach_px`` pixels beyond each end; a sample continues the
+    structure when it is land or water with z >= ``level``."""
     c = np.asarray(rect.exterior.coords)[:4]
     e1, e2 = c[1] - c[0], c[2] - c[1]
     v = e1 if np.hypot(*e1) >= np.hypot(*e2) else e2
@@ -562,10 +562,10 @@ def _continues_as_line(rect, z: np.ndarray, water: np.ndarray, transform, gsd: f
         row, col = np.floor(row).astype(int), np.floor(col).astype(int)
         ok = (row >= 0) & (row < h) & (col >= 0) & (col < w)
         row, col = row[ok], col[ok]
-        wat = water[row, col]
-        if wat.sum() < 3:
+        if row.size < 3:
             return False
-        if (z[row, col][wat] >= level).mean() < share:
+        on = ~water[row, col] | (z[row, col] >= level)
+        if on.mean() < share:
             return False
     return True
 
@@ -803,6 +803,15 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     d_land = _distance_to_land(water)
     inner = d_land > max(1.0, rim_m / gsd)
 
+    if sar:  # radar: CFAR ships with sub-pixel outlines (monitor.detect.sar)
+        from monitor.detect.sar import detect_ships_sar
+
+        info = {}
+        ships = detect_ships_sar(chip, water, pfa=pfa, guard_m=guard_m, background_m=background_m,
+                                 min_length_m=min_length_m, max_length_m=max_length_m, info=info)
+        extras.update({"enl": info.get("enl"), "pfa": pfa})
+        return _result(chip, [s.polygon for s in ships], [{"score": s.score, "peak": s.peak_db, "area_m2": round(
+            s.area_px * gsd * gsd, 1), **s.properties} for s in ships], cov, extras)
     if sar:
         x = _sar_band(chip)
         det, thr, enl = _cfar(x, water, gsd, pfa, guard_m, background_m)

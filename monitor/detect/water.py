@@ -31,6 +31,9 @@ NDWI_THRESHOLD = 0.0
 #: A land piece given back to the water as a moored hull touches wide land
 #: along at least this share of its length (a pier touches it at one end).
 MIN_QUAY_CONTACT = 0.4
+#: Smallest body of image water kept (m^2): a harbour basin or a river
+#: reach is larger; smaller "water" on land is blue roofs, pools, shadows.
+MIN_WATER_M2 = 0.05e6
 
 
 def open_disk(mask: np.ndarray, r: float) -> np.ndarray:
@@ -242,7 +245,7 @@ def image_water(chip, bands: dict[str, np.ndarray] | None = None, ndwi_threshold
             water = dark & (tex < max(tt, 1e-6))
     # tidy: drop small water specks on land, fill ship-sized holes
     water = ndi.binary_opening(water, structure=np.ones((3, 3), bool)) if gsd < 5 else water
-    min_water_px = max(50, int(0.02e6 / gsd**2))
+    min_water_px = max(50, int(MIN_WATER_M2 / gsd**2))
     lab, nl = ndi.label(water)
     if nl:
         sizes = np.bincount(lab.ravel())
