@@ -465,6 +465,21 @@ def split_side_by_side(member: np.ndarray, cover: np.ndarray, max_aspect: float 
     return [x for q in parts for x in split_side_by_side(q, cover, max_aspect, min_width_px, dip)]
 
 
+def _land_spill(x, member, sl, land, factor, reach_px=3):
+    """True when a cluster touching land is no brighter than ``factor``
+    times the median of the land within ``reach_px`` pixels of it: mixed
+    pixels of bright land clutter spilling over the water's edge, not a
+    hull (a hull outshines the quay beside it by far)."""
+    h, w = x.shape
+    big = tuple(slice(max(s.start - reach_px, 0), min(s.stop + reach_px, n)) for s, n in zip(sl, (h, w)))
+    m = np.zeros((big[0].stop - big[0].start, big[1].stop - big[1].start), bool)
+    m[sl[0].start - big[0].start:sl[0].stop - big[0].start, sl[1].start - big[1].start:sl[1].stop - big[1].start] = member
+    near = ndi.binary_dilation(m, structure=_EIGHT, iterations=reach_px) & land[big]
+    if near.sum() < 3:
+        return False
+    return float(x[big][m].max()) < factor * float(np.median(x[big][near]))
+
+
 def _assign_to_seeds(mask: np.ndarray, seeds: np.ndarray, join_px: int = 0) -> np.ndarray:
     """Labels of ``mask`` pixels by their nearest seed group.
 
@@ -574,6 +589,8 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         # twice over the threshold; along the shore it is the quay's own
         # double bounce (corners, bollards, cranes)
         if nseed < min_pixels and (shore or pk < 2.0 * c["factor"]):
+            continue
+        if shore and _land_spill(x, m, sl, valid & ~water, c["factor"]):
             continue
         if split:
             ex = np.maximum(x[sl] - bg[sl], 0)
