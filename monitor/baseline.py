@@ -451,3 +451,164 @@ def anomaly_likelihood(scores, keys=None, times=None, *, long_window: int = 8640
     out = np.empty(n)
     out[order] = lik
     return out
+
+
+def _window_histograms(v: np.ndarray, window: int, bins: int) -> np.ndarray:
+    """Counts (n, bins) of the last ``window`` values of ``v`` in ``bins`` equal
+    bins spanning the minimum..maximum of all values up to each row (the
+    running range: no look-ahead). Rows before the first full window or with
+    a zero range get -1."""
+    n = len(v)
+    out = np.full((n, bins), -1, dtype=np.int64)
+    if n < window:
+        return out
+    lo, hi = np.minimum.accumulate(v), np.maximum.accumulate(v)
+    # stretches of constant running range share one binning
+    brk = np.flatnonzero(np.r_[True, (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])])
+    ends = np.r_[brk[1:], n]
+    for s, e in zip(brk, ends):
+        s2 = max(s, window - 1)
+        if s2 >= e or hi[s] <= lo[s]:
+            continue
+        step = (hi[s] - lo[s]) / bins
+        seg = v[s2 - window + 1:e]
+        code = np.clip(((seg - lo[s]) / step).astype(np.int64), 0, bins - 1)
+        oh = np.zeros((len(seg) + 1, bins), dtype=np.int64)
+        oh[np.arange(1, len(seg) + 1), code] = 1
+        c = np.cumsum(oh, axis=0)
+        out[s2:e] = c[window:] - c[:len(seg) - window + 1]
+    return out
+
+
+def distribution_change(values, keys=None, times=None, *, window: int = 52, bins: int = 5,
+                        alpha: float = 0.01) -> np.ndarray:
+    """Rows where the recent distribution of a series is new: streaming relative entropy.
+
+    The multiple-hypothesis relative-entropy test of Wang et al. (2011,
+    "Statistical techniques for online anomaly detection in data centers"),
+    the method of NAB's "relative entropy" detector, made causal: for every
+    row, the histogram of the last ``window`` values in ``bins`` equal bins
+    over the range seen so far (rows up to and including the row) is
+    compared with every stored histogram (a "hypothesis" of normal
+    behaviour). It agrees with one when ``2 * window * KL(recent || stored)``
+    is below the chi-square quantile ``1 - alpha`` with ``bins - 1`` degrees
+    of freedom. A histogram that agrees with none is stored and its row
+    scores 1 (a distribution not seen before: a level shift, a new rhythm, a
+    stuck sensor, a spike cluster); all other rows score 0. The first full
+    window is the first hypothesis. Recurring behaviour (a daily cycle, a
+    regime seen before) is never new twice.
+
+    values: per-row numbers (NaN rows are skipped and score 0); keys /
+    times: series keys and row times (default: one series in the given
+    order). Returns floats 0/1 in the input order.
+    """
+    from scipy.stats import chi2
+
+    if window < 2 or bins < 2:
+        raise InputError("distribution_change", "window and bins must be >= 2")
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    order, c = _group_order(n, keys, times)
+    xs = x[order]
+    res = np.zeros(n)
+    limit = chi2.isf(alpha, bins - 1) / (2.0 * window)  # on KL
+    gstart = np.r_[0, np.flatnonzero(c[1:] != c[:-1]) + 1] if n else np.empty(0, dtype=np.int64)
+    for g0, g1 in zip(gstart, np.r_[gstart[1:], n]):
+        rows = np.arange(g0, g1)
+        rows = rows[np.isfinite(xs[rows])]
+        hist = _window_histograms(xs[rows], window, bins)
+        full = hist[:, 0] >= 0
+        if not full.any():
+            continue
+        # Identical histograms always give the same answer once seen (the
+        # stored set only grows), so test each distinct histogram once, in
+        # order of first appearance.
+        h = hist[full]
+        uniq, first, inv = np.unique(h, axis=0, return_index=True, return_inverse=True)
+        seq = np.argsort(first)
+        stored = np.empty((0, bins))
+        new_u = np.zeros(len(uniq), dtype=bool)
+        for u in seq:
+            p = uniq[u] / window
+            if len(stored):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    kl = np.where(p > 0, p * np.log(p / stored), 0.0).sum(axis=1)
+                if np.nanmin(np.where(np.isnan(kl), np.inf, kl)) < limit:
+                    continue
+                new_u[u] = True
+            stored = np.vstack([stored, p])
+        is_new = np.zeros(len(h), dtype=bool)
+        is_new[first[new_u]] = True  # only the row where it first appears
+        res[rows[full][is_new]] = 1.0
+    out = np.empty(n)
+    out[order] = res
+    return out
+
+
+def streaming_score(values, times, keys=None, *, coverage=None, suppress: str | pd.Timedelta | None = "1D",
+                    novelty: bool = True, novelty_window: int = 52, novelty_bins: int = 5,
+                    novelty_alpha: float = 1e-4, **options) -> np.ndarray:
+    """One streaming anomaly score in [0, 1] per row: point deviations and distribution changes.
+
+    values: per-row counts or amounts; times: their times (UTC; naive =
+    UTC); keys: series keys (default one series); coverage: optional
+    per-row coverage (0..1), as in :func:`score`. ``options`` go to
+    :func:`score` (``window``, ``season``, ``z_threshold``, ...).
+
+    Two parts, each using only rows up to and including the row:
+
+    - point: the robust z of :func:`score` (prior-window median and MAD,
+      season, level shifts) as ``|z| / (|z| + z_threshold)``, kept only at
+      onsets: a row scores 0 unless it beats every point score of the
+      ``suppress`` period before it in its series (one alarm per excursion,
+      not one per row);
+    - novelty (when ``novelty``): 1 where :func:`distribution_change` finds
+      that the last ``novelty_window`` valid values have a distribution
+      never seen before in the series (test level ``novelty_alpha``), which
+      catches changes of shape or rhythm that no single row reveals.
+
+    The score is the larger of the two; rows that :func:`score` does not
+    alert (too little history, coverage below ``min_coverage``) have point
+    score 0 and do not enter the novelty windows. Returns floats in the
+    input order.
+    """
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    t = pd.to_datetime(pd.Series(np.asarray(times)), utc=True)
+    if len(t) != n or t.isna().any():
+        raise InputError("times", "need one valid time per value")
+    frame = pd.DataFrame({"acquired": t.to_numpy(), "count": x, "_row": np.arange(n)})
+    by = []
+    if keys is not None:
+        k = pd.Series(np.asarray(keys)).factorize()[0]
+        if len(k) != n:
+            raise InputError("keys", f"{len(k)} keys for {n} values")
+        frame["_key"] = k
+        by = ["_key"]
+    cov = None
+    if coverage is not None:
+        frame["coverage"] = np.broadcast_to(np.asarray(coverage, dtype=float), (n,))
+        cov = "coverage"
+    options = dict(options)
+    for name in ("time", "value", "by"):
+        options.pop(name, None)
+    zt = float(options.get("z_threshold", 3.5))
+    sc = score(frame, time="acquired", value="count", coverage=cov, by=by, **options)
+    rows = sc["_row"].to_numpy()
+    z = np.where(sc["alertable"].to_numpy(), np.abs(np.nan_to_num(sc["z"].to_numpy(dtype=float))), 0.0)
+    a = z / (z + zt) if zt > 0 else (z > 0).astype(float)
+    if suppress is not None and n:
+        codes = sc["_key"].to_numpy() if by else np.zeros(n, dtype=np.int64)
+        ts = sc["acquired"].dt.as_unit("ns").astype("int64").to_numpy() // 10**9
+        ts = ts - ts.min()
+        prev = _roll(codes, ts, a, pd.Timedelta(suppress).total_seconds(), "max")
+        a = np.where(a > np.nan_to_num(prev, nan=0.0), a, 0.0)
+    point = np.empty(n)
+    point[rows] = a
+    if not novelty or n == 0:
+        return point
+    valid = np.empty(n, dtype=bool)
+    valid[rows] = sc["valid"].to_numpy()
+    nov = distribution_change(np.where(valid, x, np.nan), keys, times, window=novelty_window,
+                              bins=novelty_bins, alpha=novelty_alpha)
+    return np.fmax(point, nov)

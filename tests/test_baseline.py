@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitor.baseline import anomaly_likelihood, recent_deviation, score
+from monitor.baseline import anomaly_likelihood, distribution_change, recent_deviation, score, streaming_score
 from monitor.errors import InputError
 
 
@@ -149,3 +149,71 @@ def test_recent_deviation_catches_small_lasting_shift_and_spread_change():
     z2 = z.copy()
     z2[400:] = 100.0
     np.testing.assert_allclose(d[:400], recent_deviation(z2, windows=(36,), spread_window=36)[:400], rtol=1e-9, atol=1e-9)
+
+
+def _daily(n=3000, seed=8):
+    """5-minute rows with a daily cycle and noise."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(n)
+    t = pd.date_range("2021-03-01", periods=n, freq="5min", tz="UTC")
+    return t, 50 + 20 * np.sin(2 * np.pi * i / 288) + rng.normal(0, 2, n)
+
+
+def test_distribution_change_flags_a_new_regime_once_not_the_recurring_cycle():
+    t, v = _daily()
+    v[2000:2200] = 50 + np.random.default_rng(1).normal(0, 0.3, 200)  # stuck near the mean: a new rhythm
+    d = distribution_change(v, times=t)
+    assert set(np.unique(d)) <= {0.0, 1.0}
+    new = np.flatnonzero(d)
+    assert len(new) and (2000 <= new).any() and (new[(new >= 2000)] < 2120).any()
+    # once the cycle has been seen for a day or two, ordinary days are rarely new (noise)
+    assert d[700:2000].sum() <= 5 and d[2000:2060].any()
+    # causal: later rows change nothing before them
+    v2 = v.copy()
+    v2[2500:] = 1000.0
+    np.testing.assert_array_equal(d[:2500], distribution_change(v2, times=t)[:2500])
+    # a constant series has nothing new; two series do not mix; bad options refused
+    assert not distribution_change(np.full(500, 3.0)).any()
+    keys = np.r_[np.zeros(len(v)), np.ones(len(v))]
+    both = distribution_change(np.r_[v, np.full(len(v), 3.0)], keys=keys)
+    np.testing.assert_array_equal(both[:len(v)], d)
+    assert not both[len(v):].any()
+    with pytest.raises(InputError, match="distribution_change"):
+        distribution_change(v, window=1)
+
+
+def test_streaming_score_spikes_and_shape_changes_streaming():
+    t, v = _daily()
+    v[1500] += 60  # a spike
+    v[2400:2700] = 50 + 20 * np.sin(2 * np.pi * np.arange(300) / 24)  # a new rhythm within the usual range
+    opts = dict(window="7D", season="hour", z_threshold=4.0, min_spread=1e-9, poisson_floor=False,
+                shift_run=288, drop=True)
+    s = streaming_score(v, t, **opts)
+    assert s.shape == v.shape and np.all((s >= 0) & (s <= 1))
+    point = streaming_score(v, t, novelty=False, **opts)
+    assert np.all(point <= s)
+    ordinary = np.r_[point[750:1490], point[1600:2390]]
+    assert point[1500] > 0.7 and point[1500] > 1.5 * ordinary.max()
+    assert s[2400:2430].max() == 1.0  # a new distribution within a few hours
+    # no look-ahead
+    v2 = v.copy()
+    v2[2000:] = 0.0
+    s2 = streaming_score(v2, t, **opts)
+    np.testing.assert_allclose(s[:2000], s2[:2000])
+    with pytest.raises(InputError, match="times"):
+        streaming_score(v, t[:10])
+
+
+def test_streaming_score_on_weekly_counts_keeps_the_73_car_alarm():
+    df = _weekly(_history())
+    df.loc[len(df)] = ["tumangang", "railcar", pd.Timestamp("2023-10-05", tz="UTC"), 73.0, 1.0]
+    df = df.sample(frac=1, random_state=2)  # any row order
+    last = len(df) - 1
+    s = pd.Series(streaming_score(df["count"], df["acquired"], df["aoi_id"], coverage=df["coverage"],
+                                  suppress="90D", novelty=False), index=df.index)
+    assert s.loc[last] > 0.6  # z > 8 with z_threshold 3.5
+    assert s.drop(index=last).max() < 0.5  # ordinary weeks stay low
+    # the distribution-change part may call an ordinary week "new" now and then, not often
+    s2 = pd.Series(streaming_score(df["count"], df["acquired"], df["aoi_id"], coverage=df["coverage"],
+                                   suppress="90D"), index=df.index)
+    assert s2.loc[last] >= s.loc[last] and (s2.drop(index=last) > 0.5).sum() <= 2
