@@ -16,7 +16,7 @@ Method (per chip, all geometry in the chip's metric CRS):
    the *empty track* look: the densest mode of all stations of the scene,
    and of the track itself. A car covers both halves of the track, so the
    distance of the *less* different half decides; this keeps a car or its
-   shadow on a neighbouring track from occupying this one. At <= 1 m GSD
+   shadow on a neighbouring track from occupying this one. At fine GSD
    the empty look is also modelled as a function of the ground beside the
    track (2-3.2 m off, the brighter side): a track bed through snow, fields
    or a cloud shadow looks different, and a station that matches the empty
@@ -569,7 +569,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         than this (m): switches and converging tracks, inside the fouling
         point where cars are not parked and the cross-section mixes tracks.
     min_spread: floor of the empty-track spread (robust z units of the scene).
-    surround_model: at <= 1 m GSD, also accept as empty a station that
+    surround_model: at fine GSD, also accept as empty a station that
         matches the empty look predicted from the ground beside the track.
     flat_gate: at fine GSD, a station whose cross-section looks like the
         ground beside the track (both halves against the flank level of the
@@ -644,11 +644,11 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         models = _empty_reference(allf, None, keep_scale=0.35 if fine else 0.5, min_scale=min_spread)
         scale = np.median([s for _, s in models], axis=0)
         dists = []
-        # the ground beside the track must lie clear of a car's footprint
-        # (1.5 m half width) by a pixel: at coarser GSD it cannot
-        surround = surround_model and gsd <= 1.0
+        # the ground beside the track, clear of a car's footprint (1.5 m
+        # half width) by a pixel of blur (``flank_in``)
+        surround = surround_model and fine
         if surround:
-            flanks = [_flank_level(st) for st in strips]
+            flanks = [_flank_level(st, inner_m=max(2.0, flank_in), outer_m=max(3.2, flank_in + 0.9)) for st in strips]
             fx = np.concatenate([np.concatenate([fl[ok], fl[ok]]) for fl, (_, _, ok) in zip(flanks, feats)])
             coef, cscale = _surround_model(allf, fx, min_scale=min_spread)
         for k_t, (left, right, ok) in enumerate(feats):
