@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 
@@ -37,30 +38,48 @@ def main():
     ap.add_argument("--archive", type=int, default=40, help="scenes in the archive benchmark (issue: 300)")
     ap.add_argument("--aoi", default="tumangang")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-render", action="store_true", help="only the archive benchmark")
     a = ap.parse_args()
+    if not a.no_render:
+        single_renders()
+    archive(a.aoi, a.archive, a.workers)
 
+
+def _cpu() -> float:
+    """CPU seconds used by this process and its finished children (load-independent, unlike wall time)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def single_renders():
     yard = square_yard(2000.0)
     render_rail_scene(yard, gsd_m=4.0, cars=10)  # warm-up (imports, caches)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu()
     s = render_rail_scene(yard, gsd_m=0.5, when="2024-06-17", seed=1, cars=200, cloud=0.2, margin_m=0.0)
-    dt = time.perf_counter() - t
+    dt, dc = time.perf_counter() - t, _cpu() - c
     print(f"rail render {s.shape[1]}x{s.shape[0]} px @0.5 m, {len(s.truth)} cars, cloud 0.2: {dt:.2f} s "
-          f"({s.shape[0] * s.shape[1] / dt / 1e6:.2f} Mpx/s)")
-    t = time.perf_counter()
+          f"(cpu {dc:.2f} s; {s.shape[0] * s.shape[1] / dt / 1e6:.2f} Mpx/s)")
+    t, c = time.perf_counter(), _cpu()
     s = render_port_scene(demo_port_aoi(), gsd_m=0.25, when="2023-10-19", seed=1, ships=15, margin_m=150)
-    dt = time.perf_counter() - t
+    dt, dc = time.perf_counter() - t, _cpu() - c
     print(f"port render {s.shape[1]}x{s.shape[0]} px @0.25 m, {len(s.truth)} ships: {dt:.2f} s "
-          f"({s.shape[0] * s.shape[1] / dt / 1e6:.2f} Mpx/s)")
+          f"(cpu {dc:.2f} s; {s.shape[0] * s.shape[1] / dt / 1e6:.2f} Mpx/s)")
 
-    plan = archive_plan(a.aoi, "2018-01-01", "2026-06-30", revisit_days=3000 / a.archive * 0.5)
-    end = plan[min(a.archive, len(plan)) - 1]["date"]
+
+def archive(aoi: str, n: int, workers: int):
+    """N scenes at 1 m over 2018-2026 (revisit chosen to give about N), written as COGs."""
+    revisit = 3000 / n * 0.5
+    plan = archive_plan(aoi, "2018-01-01", "2026-06-30", revisit_days=revisit)
+    end = plan[min(n, len(plan)) - 1]["date"]
     with tempfile.TemporaryDirectory() as d:
-        t = time.perf_counter()
-        paths = generate_archive(a.aoi, "2018-01-01", end, d, gsd_m=1.0,
-                                 revisit_days=3000 / a.archive * 0.5, workers=a.workers)
-        dt = time.perf_counter() - t
-    print(f"archive {a.aoi} @1 m: {len(paths)} scenes in {dt:.1f} s with {a.workers} workers "
-          f"({dt / len(paths):.2f} s/scene; 300 scenes ~ {300 * dt / len(paths):.0f} s)")
+        t, c = time.perf_counter(), _cpu()
+        paths = generate_archive(aoi, "2018-01-01", end, d, gsd_m=1.0, revisit_days=revisit, workers=workers)
+        dt, dc = time.perf_counter() - t, _cpu() - c
+        mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
+    print(f"archive {aoi} @1 m: {len(paths)} scenes in {dt:.1f} s with {workers} workers "
+          f"({dt / len(paths):.2f} s/scene; 300 scenes ~ {300 * dt / len(paths):.0f} s); "
+          f"cpu {dc / len(paths):.2f} s/scene (300 scenes on {workers} idle cores ~ {300 * dc / len(paths) / workers:.0f} s); "
+          f"{mb:.0f} MB/scene")
 
 
 if __name__ == "__main__":

@@ -128,6 +128,15 @@ def test_moving_objects_drawn_in_windows_equal_a_whole_scene_render(rail_aoi):
     assert not np.allclose(got, blur(raw, 0.7), atol=1e-3)  # the cars are there
 
 
+def test_blur_is_scipy_gaussian():
+    from scipy import ndimage
+    from monitor.synth.texture import blur
+    x = np.random.default_rng(0).random((2, 67, 45), dtype=np.float32)
+    for psf in (0.5, 0.9, 1.7):
+        want = np.stack([ndimage.gaussian_filter(b, psf, truncate=2.5) for b in x])
+        assert np.abs(blur(x, psf) - want).max() < 1e-5
+
+
 def test_vessels_on_water(port_aoi):
     u = port_aoi.to_crs()
     water = shapely.union_all([f.geometry for f in u.water])

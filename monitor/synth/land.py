@@ -56,24 +56,45 @@ def paint(refl, mask_or_idx, colour, alpha=1.0):
 
 
 def ground(grid: Grid, rng, month: int, snow: bool) -> np.ndarray:
-    """Textured bare soil / grass / snow (4, h, w) reflectance."""
+    """Textured bare soil / grass / snow (4, h, w) reflectance.
+
+    The noise fields depend on ``rng`` only, the colours on the month and
+    snow: the same ``rng`` seed gives the same fields in every season.
+    """
     h, w = grid.shape
     green, _ = season(month)
     g = grid.gsd
     n1 = fractal_noise((h, w), cells_for(g, [120, 30]), rng)
     n2 = fractal_noise((h, w), cells_for(g, [12, 3]), rng)
-    veg = np.clip(0.5 + 0.45 * n1, 0, 1) * (0.25 + 0.75 * green)
-    dry = np.clip(0.5 - 0.4 * n1, 0, 1)
     out = np.empty((4, h, w), np.float32)
-    fine = 1 + 0.07 * n2 + 0.03 * white((h, w), rng)
-    for i in range(4):
-        soil = C["soil"][i] * (1 - 0.35 * dry) + C["soil_dark"][i] * 0.35 * dry
-        veg_col = C["grass"][i] * green + C["dry_grass"][i] * (1 - green)
-        out[i] = (soil * (1 - veg) + veg_col * veg) * fine
-    if snow:
-        cover = np.clip(0.75 + 0.5 * n1 + 0.15 * n2, 0, 1)
+    f32 = np.float32
+    # soil = a + b * dry; vegetation colour vc; per band
+    a = [f32(C["soil"][i]) for i in range(4)]
+    b = [f32(0.35 * (C["soil_dark"][i] - C["soil"][i])) for i in range(4)]
+    vc = [f32(C["grass"][i] * green + C["dry_grass"][i] * (1 - green)) for i in range(4)]
+    sn = [f32(C["snow"][i]) for i in range(4)]
+    vscale = f32(0.25 + 0.75 * green)
+    for r0 in range(0, h, 64):  # row blocks: the temporaries stay in cache
+        r1 = min(h, r0 + 64)
+        m1, m2 = n1[r0:r1], n2[r0:r1]
+        veg = np.clip(f32(0.5) + f32(0.45) * m1, 0, 1)
+        veg *= vscale
+        dry = np.clip(f32(0.5) - f32(0.4) * m1, 0, 1)
+        fine = f32(1) + f32(0.07) * m2
+        fine += f32(0.03) * white(m2.shape, rng)
+        if snow:
+            cover = np.clip(f32(0.75) + f32(0.5) * m1 + f32(0.15) * m2, 0, 1)
+            stex = cover * (f32(1) + f32(0.03) * m2)
+            keep = f32(1) - cover
         for i in range(4):
-            out[i] = out[i] * (1 - cover) + C["snow"][i] * cover * (1 + 0.03 * n2)
+            o = out[i, r0:r1]
+            soil = a[i] + b[i] * dry
+            np.multiply(veg, vc[i] - soil, out=o)
+            o += soil
+            o *= fine
+            if snow:
+                o *= keep
+                o += sn[i] * stex
     return out
 
 
@@ -350,7 +371,7 @@ def finish_optical(refl, out_grid: Grid, rng, *, haze, haze_max: float, cloud: f
     """
     if haze is None:
         haze = float(rng.uniform(0.0, haze_max))
-    atmo, cover = atmosphere(out_grid, rng, haze=haze, cloud=cloud, sun_az=sun_az, sun_el=sun_el)
+    atmo, cover = atmosphere(out_grid, rng, haze=haze, cloud=cloud, sun_az=sun_az, sun_el=sun_el, roles=ROLES4)
     bands = observe(refl, ROLES4, atmo, rng, noise=noise, dtype=dtype)
     meta = dict(haze=round(haze, 3), cloud=round(cover, 4), cloud_requested=cloud,
                 psf_px=round(psf_px, 3), dtype=dtype)

@@ -76,6 +76,22 @@ def _bspline_matrix(n_out: int, n_in: int, cell: float, offset: float) -> np.nda
     return m
 
 
+def _bspline_taps(n_out: int, n_in: int, cell: float, offset: float):
+    """The 4 (index, weight) taps per sample of :func:`_bspline_matrix`: int (4, n_out), float32 (4, n_out)."""
+    t = (np.arange(n_out, dtype=np.float64) + 0.5) / cell + offset
+    j0 = np.floor(t).astype(np.int64) - 1
+    idx = np.empty((4, n_out), np.int64)
+    wts = np.empty((4, n_out), np.float32)
+    for k in range(4):
+        j = j0 + k
+        d = np.abs(t - j)
+        wk = np.where(d < 1, 2 / 3 - d ** 2 + d ** 3 / 2, np.where(d < 2, (2 - d) ** 3 / 6, 0.0))
+        ok = (j >= 0) & (j < n_in)
+        idx[k] = np.clip(j, 0, n_in - 1)
+        wts[k] = np.where(ok, wk, 0.0)
+    return idx, wts
+
+
 def white(shape, rng: np.random.Generator) -> np.ndarray:
     """Zero-mean unit-variance white noise (uniform: ~3x cheaper to draw than Gaussian)."""
     out = rng.random(shape, dtype=np.float32)
@@ -103,10 +119,26 @@ def smooth_noise(shape: tuple[int, int], cell_px: float, rng: np.random.Generato
     gw = int(math.ceil(w / cell_px)) + 4
     lat = rng.standard_normal((gh, gw), dtype=np.float32)
     oy, ox = rng.uniform(1, 2, size=2)
-    wy = _bspline_matrix(h, gh, cell_px, oy)
-    wx = _bspline_matrix(w, gw, cell_px, ox)
-    out = (wy @ lat) @ wx.T
-    return (out * 1.6).astype(np.float32, copy=False)  # B-spline smoothing shrinks variance
+    if gw <= 512:  # small lattice: dense products (BLAS) are cheapest
+        wy = _bspline_matrix(h, gh, cell_px, oy)
+        wx = _bspline_matrix(w, gw, cell_px, ox)
+        out = (wy @ lat) @ wx.T
+        return (out * 1.6).astype(np.float32, copy=False)  # B-spline smoothing shrinks variance
+    # large lattice: the B-spline has 4 taps per axis; apply them directly, by blocks of rows
+    jy, wy = _bspline_taps(h, gh, cell_px, oy)
+    jx, wx = _bspline_taps(w, gw, cell_px, ox)
+    rows = wy[0][:, None] * lat[jy[0]]
+    for k in range(1, 4):
+        rows += wy[k][:, None] * lat[jy[k]]
+    out = np.empty((h, w), np.float32)
+    wx = wx * np.float32(1.6)
+    for r0 in range(0, h, 64):
+        blk = rows[r0:r0 + 64]
+        o = out[r0:r0 + 64]
+        np.multiply(blk[:, jx[0]], wx[0], out=o)
+        for k in range(1, 4):
+            o += blk[:, jx[k]] * wx[k]
+    return out
 
 
 def fractal_noise(shape, cells_px, rng, persistence: float = 0.55) -> np.ndarray:
@@ -262,10 +294,25 @@ class Upsampler:
             self.cols[k] = f[:, i0] * (1 - b) + f[:, i1] * b  # (ch, w)
         self.rows = axis(h, next(iter(fields.values())).shape[0])
 
+    def blocks(self, max_rows: int = 32):
+        """(r0, r1) row blocks of at most ``max_rows`` that lie between two lattice rows (cheap :meth:`rows_of`)."""
+        j0 = self.rows[0]
+        h = len(j0)
+        cut = np.flatnonzero(np.diff(j0)) + 1
+        edges = np.concatenate([[0], cut, [h]])
+        for a, b in zip(edges[:-1], edges[1:]):
+            for r0 in range(int(a), int(b), max_rows):
+                yield r0, min(int(b), r0 + max_rows)
+
     def rows_of(self, key: str, r0: int, r1: int) -> np.ndarray:
         """Field ``key`` for output rows r0..r1 (float32 (r1 - r0, w))."""
         j0, j1, a = (x[r0:r1] for x in self.rows)
         f = self.cols[key]
+        if j0[0] == j0[-1] and j1[0] == j1[-1]:  # one pair of lattice rows: a broadcast blend
+            f0 = f[j0[0]]
+            out = np.multiply(a[:, None], (f[j1[0]] - f0)[None, :])
+            out += f0[None, :]
+            return out
         out = f[j0]
         out *= (1 - a)[:, None]
         out += f[j1] * a[:, None]
@@ -276,14 +323,16 @@ PATH_RADIANCE = {"blue": 0.09, "green": 0.065, "red": 0.045, "nir": 0.025, "pan"
 CLOUD_TOP = {"blue": 0.62, "green": 0.6, "red": 0.58, "nir": 0.55}
 
 
-def atmosphere(grid: Grid, rng, *, haze: float, cloud: float, sun_az: float, sun_el: float):
+def atmosphere(grid: Grid, rng, *, haze: float, cloud: float, sun_az: float, sun_el: float,
+               roles=("red", "green", "blue", "nir")):
     """Haze (path radiance + contrast loss), clouds and cloud shadows as smooth coarse fields.
 
-    Returns ``(fields, cover)``: an :class:`Upsampler` of ``"a"`` (gain),
-    ``"h"`` (path-radiance weight) and, with clouds, ``"c"`` (cloud-top
-    weight), such that the observed reflectance of band ``b`` is
-    ``refl * a + PATH_RADIANCE[b] * h + CLOUD_TOP[b] * c``; and the mean
-    cloud opacity. All fields are smooth at >= 16 m, so they are drawn on
+    Returns ``(fields, cover)``: an :class:`Upsampler` of ``"a"`` (gain)
+    and one additive field per band role, such that the observed
+    reflectance of band ``b`` is ``refl * a + fields[b]`` (path radiance
+    ``PATH_RADIANCE[b]`` weighted by the haze, plus the cloud top
+    ``CLOUD_TOP[b]`` weighted by the cloud opacity); and the mean cloud
+    opacity. All fields are smooth at >= 16 m, so they are drawn on
     a lattice of max(4 px, 16 m) cells: the cost follows the lattice, not
     the scene. ``haze`` 0..1 (0 clear, 0.3 hazy); ``cloud`` cover 0..1.
     """
@@ -297,28 +346,83 @@ def atmosphere(grid: Grid, rng, *, haze: float, cloud: float, sun_az: float, sun
         hv = np.zeros(shape, np.float32)
     gain = 1 - np.float32(0.25) * hv  # transmittance loss
     cloud_h = rng.uniform(600, 2000)
-    fields = {}
+    top = None
     cover = 0.0
     if cloud > 0:
         cov, sh = _coarse_cloud(grid, cloud, shadow_vector(sun_az, sun_el, cloud_h), rng, coarse)
         tex = 1 + np.float32(0.06) * smooth_noise(shape, max(1.0, 30 / grid.gsd / coarse), rng)
         clear = (1 - np.float32(0.65) * sh) * (1 - cov)
-        fields["c"] = cov * tex
+        top = cov * tex
         gain = gain * clear
         hv = hv * clear
         ch_, cw_ = int(math.ceil(h / coarse)), int(math.ceil(w / coarse))
         cover = float(cov[:ch_, :cw_].mean())
-    fields["a"], fields["h"] = gain, hv
+    fields = {"a": gain}
+    for r in roles:
+        add = np.float32(PATH_RADIANCE.get(r, 0.05)) * hv
+        if top is not None:
+            add += np.float32(CLOUD_TOP.get(r, 0.6)) * top
+        fields[r] = add
     return Upsampler((h, w), coarse, {k: v.astype(np.float32, copy=False) for k, v in fields.items()}), cover
 
 
+def _gauss_kernel(psf_px: float) -> tuple[np.ndarray, int]:
+    r = psf_radius(psf_px)
+    x = np.arange(-r, r + 1)
+    k = np.exp(-0.5 * (x / psf_px) ** 2)
+    return (k / k.sum()).astype(np.float32), r
+
+
+def _blur_band(a: np.ndarray, psf_px: float, out: np.ndarray, block: int = 32) -> np.ndarray:
+    """Separable Gaussian of one band by blocks of rows (both passes in cache); edges mirrored like scipy's 'reflect'."""
+    k, r = _gauss_kernel(psf_px)
+    h, w = a.shape
+    if r == 0:
+        out[...] = a
+        return out
+    if h <= 2 * r or w <= 2 * r:
+        return ndimage.gaussian_filter(a, psf_px, truncate=2.5, output=out)
+    pad = np.empty((block + 2 * r, w + 2 * r), np.float32)
+    hor = np.empty((block + 2 * r, w), np.float32)
+    for r0 in range(0, h, block):
+        r1 = min(h, r0 + block)
+        lo, hi = r0 - r, r1 + r
+        m = hi - lo
+        p = pad[:m]
+        if lo >= 0 and hi <= h:
+            p[:, r:r + w] = a[lo:hi]
+        else:
+            idx = np.arange(lo, hi)
+            idx = np.where(idx < 0, -idx - 1, idx)
+            idx = np.where(idx >= h, 2 * h - idx - 1, idx)
+            p[:, r:r + w] = a[idx]
+        for j in range(1, r + 1):
+            p[:, r - j] = p[:, r + j - 1]
+            p[:, r + w - 1 + j] = p[:, r + w - j]
+        hh = hor[:m]
+        np.multiply(p[:, r:r + w], k[r], out=hh)
+        for j in range(1, r + 1):
+            hh += k[r + j] * (p[:, r - j:r - j + w] + p[:, r + j:r + j + w])
+        o = out[r0:r1]
+        n = r1 - r0
+        np.multiply(hh[r:r + n], k[r], out=o)
+        for j in range(1, r + 1):
+            o += k[r + j] * (hh[r - j:r - j + n] + hh[r + j:r + j + n])
+    return out
+
+
 def blur(refl: np.ndarray, psf_px: float) -> np.ndarray:
-    """Gaussian PSF (sigma ``psf_px`` px, truncated at 2.5 sigma) of each band of (n, h, w); a new array."""
+    """Gaussian PSF (sigma ``psf_px`` px, truncated at 2.5 sigma) of each band of (n, h, w); a new float32 array.
+
+    Same result as ``scipy.ndimage.gaussian_filter(band, psf_px, truncate=2.5)``
+    (to float rounding), 3-4x faster: both passes run on blocks of rows.
+    """
+    refl = np.asarray(refl, np.float32)
     if psf_px <= 0:
         return refl.copy()
     out = np.empty_like(refl)
     for i in range(refl.shape[0]):
-        ndimage.gaussian_filter(refl[i], psf_px, truncate=2.5, output=out[i])
+        _blur_band(refl[i], psf_px, out[i])
     return out
 
 
@@ -350,17 +454,11 @@ def observe(refl: np.ndarray, roles, atmo: "Upsampler", rng, *, noise: float, dt
     nz = white((h + 17 * n, w + 31 * n), rng)
     out = np.empty((n, h, w), {"uint16": np.uint16, "uint8": np.uint8}.get(dtype, np.float32))
     k0, k1 = np.float32(noise * 0.4), np.float32(noise * 1.2)
-    cloud = "c" in atmo.cols
-    for r0 in range(0, h, block_rows):
-        r1 = min(h, r0 + block_rows)
+    for r0, r1 in atmo.blocks(block_rows):
         a = atmo.rows_of("a", r0, r1)
-        hz = atmo.rows_of("h", r0, r1)
-        c = atmo.rows_of("c", r0, r1) if cloud else None
         for i, role in enumerate(roles):
             t = refl[i, r0:r1] * a
-            t += np.float32(PATH_RADIANCE.get(role, 0.05)) * hz
-            if cloud:
-                t += np.float32(CLOUD_TOP.get(role, 0.6)) * c
+            t += atmo.rows_of(role, r0, r1)
             sd = np.maximum(t, 0)
             np.sqrt(sd, out=sd)
             sd *= k1
