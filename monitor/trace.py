@@ -173,12 +173,13 @@ def _along_mean(bank: np.ndarray, valid: np.ndarray, angles: np.ndarray, half_px
         dr, dc = np.sin(th), np.cos(th)
         acc = bank[k].copy()
         cnt = vf.copy()
-        for j in range(1, half_px + 1):
+        stride = max(1, half_px // 3)              # samples every ~1 m
+        for j in range(stride, half_px + 1, stride):
             for sgn in (1, -1):
                 sh = (sgn * j * dr, sgn * j * dc)
                 acc += ndimage.shift(bank[k], sh, order=1, prefilter=False)
                 cnt += ndimage.shift(vf, sh, order=1, prefilter=False)
-        out[k] = np.where(cnt > 0.5 * (2 * half_px + 1), acc / np.maximum(cnt, 1e-6), 0.0)
+        out[k] = np.where(cnt > 0.5 * (2 * (half_px // stride) + 1), acc / np.maximum(cnt, 1e-6), 0.0)
     return out
 
 
@@ -474,7 +475,7 @@ class _Follower:
 
 def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1.0, max_gap_m: float = 40.0,
                 min_radius_m: float = 80.0, min_length_m: float = 50.0, min_support: float = 0.5,
-                max_dev_deg: float = 30.0, max_seeds: int = 3000, car_low: float = 2.5,
+                max_dev_deg: float = 30.0, max_seeds: int = 3000, car_low: float = 2.0,
                 excl_m: float = 2.9):
     """Greedy tracking from the strongest seeds: (points (n, 2) row/col, mean evidence, support) per line."""
     cg = ev.gsd_m

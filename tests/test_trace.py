@@ -96,3 +96,22 @@ def test_cli_missing_scene_exits_2(tmp_path):
     r = CliRunner().invoke(app, ["aoi", "trace", str(tmp_path / "nope.tif"), "--aoi", str(aoi),
                                  "--out", str(tmp_path / "o.geojson")])
     assert r.exit_code == 2
+
+
+def test_traced_lines_keep_the_track_spacing_and_cover_the_yard():
+    """Tracks are never traced twice side by side (the railcar detector would
+    treat two lines within 3 m as a switch), and every true track, the one
+    under the train too, is mostly covered."""
+    chip = _yard(seed=3)
+    feats = trace_tracks(chip, min_length_m=30, spacing_m=(4.5, 5.5))
+    geoms = [f.geometry for f in feats]
+    for i, a in enumerate(geoms):
+        for b in geoms[i + 1:]:
+            close = a.intersection(b.buffer(0.65 * 4.5 - 0.1)).length
+            assert close < 0.2 * min(a.length, b.length)
+    from shapely.ops import unary_union
+
+    traced = unary_union(geoms).buffer(1.0)
+    for y in YS:
+        t = LineString([(X0 + 5, Y0 + y), (X0 + 125, Y0 + y)])
+        assert t.intersection(traced).length > 0.6 * t.length, f"track at {y} m not traced"
