@@ -17,7 +17,7 @@ from shapely.geometry import box
 
 from monitor.aoi import AOI, Feature
 from monitor.detect.sar import (SARShip, cfar, cfar_factor, detect_ships_sar, estimate_enl, sar_intensity,
-                                split_side_by_side)
+                                sar_resolution, split_side_by_side)
 from monitor.errors import InputError, SceneError
 from monitor.imagery import Chip
 
@@ -45,7 +45,7 @@ def hull_cover(shape, gsd, cx, cy, length, width, heading_deg, ss=5):
 
 
 def sar_scene(size=300, gsd=10.0, hulls=(), land_cols=0, enl=4.4, seed=0, water_level=0.01,
-              hull_level=1.0, quay=True, water_polygon=True):
+              hull_level=1.0, quay=True, water_polygon=True, resolution_m=None):
     """(chip, hull list) of a synthetic SAR port: water on the right of
     ``land_cols`` land columns (the AOI's water polygon), ``hulls`` as
     (x_m, y_m, length, width, heading) from the upper-left corner."""
@@ -68,6 +68,11 @@ def sar_scene(size=300, gsd=10.0, hulls=(), land_cols=0, enl=4.4, seed=0, water_
         strong = rng.random((h, w)) < 0.08
         tex[strong] *= rng.lognormal(2.0, 0.8, strong.sum())
         sig = sig * (1 - c) + c * hull_level * tex
+    if resolution_m and resolution_m > gsd:
+        # impulse response wider than a pixel (Gaussian FWHM resolution_m)
+        from scipy.ndimage import gaussian_filter
+
+        sig = gaussian_filter(sig, math.sqrt(resolution_m ** 2 - gsd ** 2) / 2.3548 / gsd)
     x = (sig * rng.gamma(enl, 1 / enl, (h, w))).astype(np.float32)
     tr = Affine(gsd, 0, X0, 0, -gsd, Y0 + size * gsd)
     feats = ()
@@ -234,3 +239,23 @@ def test_cfar_background_ignores_the_ships():
     r, col = 150, 150
     assert c["background"][r, col] < 3 * np.median(x)
     assert c["detected"][r, col]
+
+
+def test_resolution_coarser_than_the_pixel_is_removed_from_sizes():
+    # Sentinel-1 IW GRDH: 10 m pixels, ~20 x 22 m resolution
+    from types import SimpleNamespace
+
+    hulls = [(700, 800, 40, 8, 60), (2000, 2000, 100, 16, 130), (900, 2200, 60, 10, 10)]
+    chip = sar_scene(hulls=hulls, seed=15, resolution_m=21.0)
+    naive = sorted(s.length_m for s in detect_ships_sar(chip, resolution_m=10.0))
+    chip.scene = SimpleNamespace(path="s1.json", properties={"sar:resolution_range": 20.0,
+                                                             "sar:resolution_azimuth": 22.0})
+    assert sar_resolution(chip) == pytest.approx(math.sqrt(20 * 22))
+    info = {}
+    ships = sorted(s.length_m for s in detect_ships_sar(chip, info=info))
+    assert info["resolution_m"] == pytest.approx(21.0, abs=0.1)
+    assert len(ships) == 3
+    for got, want in zip(ships, (40, 60, 100)):
+        assert got == pytest.approx(want, abs=max(15.0, 0.15 * want))
+    # without the resolution the small hulls come out too long
+    assert naive[0] > ships[0] + 5

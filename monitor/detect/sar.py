@@ -125,6 +125,27 @@ def sar_intensity(chip, units: str = "auto") -> np.ndarray:
     return np.where(valid, np.maximum(x, 0), 0).astype(np.float32)
 
 
+def sar_resolution(chip) -> float | None:
+    """Resolution (metres) of a SAR chip from its metadata, or None.
+
+    ``chip.meta["resolution_m"]``, else the geometric mean of the STAC
+    ``sar:resolution_range`` and ``sar:resolution_azimuth`` of the scene;
+    never finer than the chip's pixel (a chip read from an overview)."""
+    meta = getattr(chip, "meta", None) or {}
+    r = meta.get("resolution_m")
+    if r is None:
+        props = getattr(getattr(chip, "scene", None), "properties", None) or {}
+        rr, ra = props.get("sar:resolution_range"), props.get("sar:resolution_azimuth")
+        try:
+            vals = [float(v) for v in (rr, ra) if v is not None]
+        except (TypeError, ValueError):
+            vals = []
+        r = math.sqrt(vals[0] * vals[-1]) if vals else None
+    if r is None or not r > 0:
+        return None
+    return max(float(r), float(chip.gsd_m))
+
+
 # ---------------------------------------------------------------------------
 # speckle statistics
 # ---------------------------------------------------------------------------
@@ -362,8 +383,9 @@ def measure_cluster(x: np.ndarray, bg: np.ndarray, member: np.ndarray, sl, gsd_m
     by the hull; they are taken over the cluster and a one-pixel ring
     around it (partly covered pixels below the threshold). A rectangle of
     length L convolved with the pixel footprint and an impulse response of
-    width ``resolution_m`` (Gaussian FWHM, default: none beyond the pixel)
-    has second moment (L^2 + g^2)/12 + s^2 along its axis; the length and
+    resolution ``resolution_m`` (FWHM of a Gaussian, metres; the part
+    beyond the pixel size g counts: s^2 = (r^2 - g^2) / (8 ln 2)) has second
+    moment (L^2 + g^2)/12 + s^2 along its axis; the length and
     width are solved from that, the width also bounded by the covered area
     / length. Returns dict(row, col, length_px, width_px, theta (radians,
     from the column axis towards -row, i.e. map x towards map y), area_px)
@@ -396,8 +418,9 @@ def measure_cluster(x: np.ndarray, bg: np.ndarray, member: np.ndarray, sl, gsd_m
     va, vc = float(evals[1]), float(evals[0])
     vec = evecs[:, 1]  # (drow, dcol) of the long axis
     s2 = 0.0
-    if resolution_m:
-        s2 = (float(resolution_m) / gsd_m / 2.3548) ** 2
+    if resolution_m and resolution_m > gsd_m:
+        # the impulse response beyond the pixel footprint (Gaussian FWHM)
+        s2 = (float(resolution_m) ** 2 - gsd_m ** 2) / (8.0 * math.log(2.0)) / gsd_m ** 2
     # unresolved targets (second moment within the pixel's own) keep half a
     # pixel: their size is below what the grid can tell
     length = math.sqrt(max(12.0 * (va - s2) - 1.0, 0.25))
@@ -522,9 +545,11 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     min_length_m, max_length_m: accepted ship length (metres).
     min_pixels: a cluster needs this many pixels above the seed threshold
         or a seed with twice the threshold (a lone speckle spike is 1 px).
-    resolution_m: impulse response width (FWHM, metres) beyond the pixel,
-        removed from the measured size (e.g. ~20 for Sentinel-1 IW GRD whose
-        pixels are 10 m). Default: the pixel is the resolution.
+    resolution_m: the image's resolution (impulse response FWHM, metres);
+        its spread beyond the pixel is removed from the measured sizes
+        (Sentinel-1 IW GRDH: ~20 x 22 m in 10 m pixels). Default
+        (:func:`sar_resolution`): STAC ``sar:resolution_range`` /
+        ``sar:resolution_azimuth`` of the scene, else the pixel size.
     split: split clusters holding two hulls side by side or bow to stern.
     units: intensity units of the band (see :func:`sar_intensity`).
     info: optional dict filled with ``enl``, ``factor``, ``guard_px``,
@@ -542,6 +567,8 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     if not gsd > 0:
         raise SceneError(_source(chip), f"bad pixel size {gsd!r}")
     x = sar_intensity(chip, units)
+    if resolution_m is None:
+        resolution_m = sar_resolution(chip)
     valid = np.asarray(chip.valid, bool) & (x > 0)
     if water is None:
         from monitor.detect.water import water_mask
@@ -557,7 +584,7 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         return []
     c = cfar(x, water, gsd, pfa=pfa, guard_m=guard_m, background_m=background_m, enl=enl)
     info.update(enl=round(c["enl"], 2), factor=round(c["factor"], 3), guard_px=c["guard_px"],
-                background_px=c["background_px"])
+                background_px=c["background_px"], resolution_m=resolution_m)
     det, ref, ratio = c["detected"], c["reference"], c["ratio"]
     low = water & (ratio > cfar_factor(pfa_grow, c["enl"]))
     mask = _grow(low | det, det)
