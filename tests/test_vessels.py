@@ -165,12 +165,17 @@ def test_min_length_follows_gsd():
     chip = make_chip(hulls=[short], seed=9, gsd=2.0)
     assert detect_vessels(chip).counts["vessel"] == 0              # 12 m < 15 m
     assert detect_vessels(chip, min_length_m=8).counts["vessel"] == 1
-    # at 10 m a 30 m boat is 3 px long and counts; the limit is in metres
-    boat = hull(X0 + 305, Y0 + 305, 30, 10, 0)
+    # at 10 m a 40 m boat is 4 px long and counts; the limit is in metres
+    boat = hull(X0 + 305, Y0 + 300, 40, 10, 0)
     coarse = make_chip(size_m=2000, gsd=10.0, hulls=[boat], seed=10)
     res = detect_vessels(coarse)
     assert res.counts["vessel"] == 1
     assert detect_vessels(coarse, min_length_m=45).counts["vessel"] == 0
+    # a 30 m boat spans 3 px at 10 m: not resolved as a hull by default
+    # (its length would be the blur), counted when the pixel floor is off
+    small = make_chip(size_m=2000, gsd=10.0, hulls=[hull(X0 + 305, Y0 + 305, 30, 10, 0)], seed=10)
+    assert detect_vessels(small).counts["vessel"] == 0
+    assert detect_vessels(small, min_length_px=0).counts["vessel"] == 1
 
 
 def sar_chip(gsd=10.0, size=400, targets=(), enl=4.0, seed=11, land_rows=0):

@@ -56,6 +56,11 @@ from monitor.errors import InputError
 
 SIZE_CLASSES = (("small_lt30m", 0.0, 30.0), ("medium_30_100m", 30.0, 100.0), ("large_gt100m", 100.0, math.inf))
 _EIGHT = np.ones((3, 3), bool)
+#: An optical hull must span this many pixels: shorter, its measured length
+#: is the sensor's blur, not the hull (a 2-3 px blob at 10 m is a buoy, a
+#: boat, a wave crest as much as a ship). On the sen2ships ports every
+#: labelled vessel spans >= 5 px; a quarter of the false alarms span < 4.5.
+OPTICAL_MIN_LENGTH_PX = 4.0
 
 
 # ---------------------------------------------------------------------------
@@ -714,7 +719,7 @@ def _water_coverage(chip, water: np.ndarray, source: str) -> float:
 def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 500.0, pfa: float = 1e-6,
                    k_high: float = 6.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0, work_gsd_m: float = 2.0,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
-                   min_length_px: float = 0.0, line_width_m: float = 25.0, min_rel_contrast: float = 0.5, shore_ramp: float = 1.0, moored: bool = True, moored_k: float = 1.5,
+                   min_length_px: float | None = None, line_width_m: float = 25.0, min_rel_contrast: float = 0.5, shore_ramp: float = 1.0, moored: bool = True, moored_k: float = 1.5,
                    water: np.ndarray | None = None, **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
 
@@ -726,7 +731,8 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         minimum rotated rectangle), metres. The pixel limit follows the GSD.
     min_length_px: a hull must also span at least this many pixels (after
         any coarsening): shorter blobs are not resolved as hulls and are
-        mostly small craft, wakes and wave crests (0: off).
+        mostly small craft, wakes and wave crests (0: off; default
+        :data:`OPTICAL_MIN_LENGTH_PX` on optical chips, 0 on SAR).
     min_rel_contrast: optical hulls (decks, superstructure) reflect about
         like built land: an object's peak brightness above the local water
         background must reach this share of the scene's land-minus-water
@@ -791,6 +797,8 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         return _result(chip, [], [], cov, extras)
 
     # the length limit in metres, and never below ``min_length_px`` pixels
+    if min_length_px is None:
+        min_length_px = 0.0 if sar else OPTICAL_MIN_LENGTH_PX
     min_length_m = max(float(min_length_m), float(min_length_px) * gsd)
     min_len_px = min_length_m / gsd
     # objects grow only through water: one pixel into a bright quay would
