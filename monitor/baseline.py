@@ -481,7 +481,7 @@ def _window_histograms(v: np.ndarray, window: int, bins: int) -> np.ndarray:
 
 
 def distribution_change(values, keys=None, times=None, *, window: int = 52, bins: int = 5,
-                        alpha: float = 0.01) -> np.ndarray:
+                        alpha: float = 1e-3, prior: float = 0.5) -> np.ndarray:
     """Rows where the recent distribution of a series is new: streaming relative entropy.
 
     The multiple-hypothesis relative-entropy test of Wang et al. (2011,
@@ -492,7 +492,10 @@ def distribution_change(values, keys=None, times=None, *, window: int = 52, bins
     compared with every stored histogram (a "hypothesis" of normal
     behaviour). It agrees with one when ``2 * window * KL(recent || stored)``
     is below the chi-square quantile ``1 - alpha`` with ``bins - 1`` degrees
-    of freedom. A histogram that agrees with none is stored and its row
+    of freedom. Stored histograms are smoothed with ``prior`` pseudo-counts
+    per bin (0.5: the Krichevsky-Trofimov / Jeffreys estimate), so a single
+    value in a bin never seen in a stored window does not make the window
+    new by itself (without it, KL is infinite). A histogram that agrees with none is stored and its row
     scores 1 (a distribution not seen before: a level shift, a new rhythm, a
     stuck sensor, a spike cluster); all other rows score 0. The first full
     window is the first hypothesis. Recurring behaviour (a daily cycle, a
@@ -530,13 +533,14 @@ def distribution_change(values, keys=None, times=None, *, window: int = 52, bins
         new_u = np.zeros(len(uniq), dtype=bool)
         for u in seq:
             p = uniq[u] / window
+            q = (uniq[u] + prior) / (window + bins * prior)
             if len(stored):
                 with np.errstate(divide="ignore", invalid="ignore"):
                     kl = np.where(p > 0, p * np.log(p / stored), 0.0).sum(axis=1)
                 if np.nanmin(np.where(np.isnan(kl), np.inf, kl)) < limit:
                     continue
                 new_u[u] = True
-            stored = np.vstack([stored, p])
+            stored = np.vstack([stored, q])
         is_new = np.zeros(len(h), dtype=bool)
         is_new[first[new_u]] = True  # only the row where it first appears
         res[rows[full][is_new]] = 1.0
@@ -547,7 +551,7 @@ def distribution_change(values, keys=None, times=None, *, window: int = 52, bins
 
 def streaming_score(values, times, keys=None, *, coverage=None, suppress: str | pd.Timedelta | None = "1D",
                     novelty: bool = True, novelty_window: int = 52, novelty_bins: int = 5,
-                    novelty_alpha: float = 1e-4, **options) -> np.ndarray:
+                    novelty_alpha: float = 1e-3, novelty_prior: float = 0.5, **options) -> np.ndarray:
     """One streaming anomaly score in [0, 1] per row: point deviations and distribution changes.
 
     values: per-row counts or amounts; times: their times (UTC; naive =
@@ -564,7 +568,8 @@ def streaming_score(values, times, keys=None, *, coverage=None, suppress: str | 
       not one per row);
     - novelty (when ``novelty``): 1 where :func:`distribution_change` finds
       that the last ``novelty_window`` valid values have a distribution
-      never seen before in the series (test level ``novelty_alpha``), which
+      never seen before in the series (test level ``novelty_alpha``,
+      pseudo-counts ``novelty_prior``), which
       catches changes of shape or rhythm that no single row reveals.
 
     The score is the larger of the two; rows that :func:`score` does not
@@ -610,5 +615,5 @@ def streaming_score(values, times, keys=None, *, coverage=None, suppress: str | 
     valid = np.empty(n, dtype=bool)
     valid[rows] = sc["valid"].to_numpy()
     nov = distribution_change(np.where(valid, x, np.nan), keys, times, window=novelty_window,
-                              bins=novelty_bins, alpha=novelty_alpha)
+                              bins=novelty_bins, alpha=novelty_alpha, prior=novelty_prior)
     return np.fmax(point, nov)
