@@ -101,19 +101,20 @@ def local_background(x: np.ndarray, mask: np.ndarray, block_px: int,
         sig = float(1.4826 * np.median(np.abs(v - med))) if v.size else 1.0
         return np.full(x.shape, med, np.float32), np.full(x.shape, max(sig, 1e-6), np.float32)
     with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(cells, axis=2)
-            mad = np.nanmedian(np.abs(cells - med[..., None]), axis=2)
-            if tail:
-                # the tail of the water itself: hulls (far out) censored first
-                cut = med + 8.0 * 1.4826 * np.maximum(mad, 1e-12)
-                q95 = np.nanquantile(np.where(cells <= cut[..., None], cells, np.nan), 0.95, axis=2)
-                q95 = np.where(np.isfinite(q95), q95, med)
-            else:
-                q95 = med
+        # block quantiles from one sort per statistic (NaN sorts last): the
+        # same values as nanmedian / nanquantile, several times faster
+        srt = np.sort(cells, axis=2)
+        med = _sorted_quantile(srt, n_ok, 0.5)
+        mad = _sorted_quantile(np.sort(np.abs(cells - med[..., None]), axis=2), n_ok, 0.5)
+        if tail:
+            # the tail of the water itself: hulls (far out) censored first;
+            # the values under the cut are a prefix of the sorted block
+            cut = med + 8.0 * 1.4826 * np.maximum(mad, 1e-12)
+            m = (srt <= cut[..., None]).sum(axis=2)
+            q95 = _sorted_quantile(srt, m, 0.95)
+            q95 = np.where(np.isfinite(q95), q95, med)
+        else:
+            q95 = med
     # heavy-tailed water (wave crests, glint): the upper tail sets the scale
     sig = np.maximum(1.4826 * mad, (q95 - med) / 1.645)
     # neighbour fill for empty blocks
@@ -127,6 +128,20 @@ def local_background(x: np.ndarray, mask: np.ndarray, block_px: int,
     bg = ry @ (med.astype(np.float32) @ rx.T)
     sg = ry @ (sig.astype(np.float32) @ rx.T)
     return bg, np.maximum(sg, floor)
+
+
+def _sorted_quantile(srt: np.ndarray, count: np.ndarray, q: float) -> np.ndarray:
+    """Quantile ``q`` (linear interpolation, as ``np.nanquantile``) of the
+    first ``count`` values of each row of ``srt`` (sorted along the last
+    axis); NaN where ``count`` is 0."""
+    c = np.maximum(count, 1) - 1
+    pos = q * c
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, c)
+    f = (pos - lo).astype(np.float32)
+    a = np.take_along_axis(srt, lo[..., None], axis=-1)[..., 0]
+    b = np.take_along_axis(srt, hi[..., None], axis=-1)[..., 0]
+    return np.where(count > 0, a + (b - a) * f, np.nan)
 
 
 def _interp_matrix(n: int, nb: int, b: int) -> np.ndarray:
@@ -154,10 +169,29 @@ def coarsened(chip, f: int):
 
     n, h, w = chip.bands.shape
     h2, w2 = h // f, w // f
-    b = chip.bands[:, : h2 * f, : w2 * f].reshape(n, h2, f, w2, f).mean(axis=(2, 4), dtype=np.float32)
-    v = chip.valid[: h2 * f, : w2 * f].reshape(h2, f, w2, f).all(axis=(1, 3))
+    # sums of strided views: several times faster than a 5-d reshape mean
+    b = np.zeros((n, h2, w2), np.float32)
+    v = np.ones((h2, w2), bool)
+    for i in range(f):
+        for j in range(f):
+            b += chip.bands[:, i: h2 * f: f, j: w2 * f: f]
+            v &= chip.valid[i: h2 * f: f, j: w2 * f: f]
+    b /= f * f
     return replace(chip, bands=b, valid=v, transform=chip.transform @ Affine.scale(f, f),
                    gsd_m=float(chip.gsd_m) * f, meta={**chip.meta, "coarsened_by": f})
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its holes filled (background not 4-connected to the
+    border); the same as ``ndi.binary_fill_holes`` by one labelling."""
+    lab, n = ndi.label(~mask)
+    if n == 0:
+        return mask
+    border = np.zeros(n + 1, bool)
+    for edge in (lab[0], lab[-1], lab[:, 0], lab[:, -1]):
+        border[edge] = True
+    border[0] = True
+    return mask | ~border[lab]
 
 
 def _grow(low: np.ndarray, seeds: np.ndarray) -> np.ndarray:
@@ -846,8 +880,9 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
             pk[1:] = -np.inf
             np.maximum.at(pk, lab0[mask], z[mask])
             mask &= z >= np.maximum(extent_frac * pk[lab0], k_low)
-        mask = ndi.binary_fill_holes(mask)
+        mask = _fill_holes(mask)
         rel, bright = _relative_contrast(bands, water, chip.valid, gsd, block_m)
+
     def finish(rects, props):
         # optical chips with water from the image: hulls moored alongside a
         # quay are land to NDWI; they are found along the water's edge
