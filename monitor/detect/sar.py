@@ -26,16 +26,28 @@ Pipeline of :func:`detect_ships_sar`:
    mixed/double-bounce rim of quays) as well: a moored hull must stand out
    from the quay face, the quay face itself does not.
 4. Clusters: exceedances are seeds; they grow through pixels above a
-   lower threshold (``pfa_grow``) and are closed by one pixel; clusters that
-   are a thin strip along the shore are dropped. A cluster that holds two
-   hulls side by side (too wide for one hull, with a darker seam along
-   its axis) or bow to stern (a darker gap across it) is split.
+   lower threshold (``pfa_grow``, hysteresis) and enclosed holes are
+   filled. Each group of 8-connected seeds is one ship: grown pixels go to
+   the nearest seed group, so two hulls bridged by weak pixels (wakes,
+   sidelobes, speckle) stay two; a cluster wider than 0.3 of its length
+   with a darker seam along its axis is cut there (hulls side by side).
+   A cluster needs two seed pixels (or, in open water, one at twice the
+   threshold); one touching land must outshine the land clutter beside it
+   (mixed pixels of bright land spilling over the water's edge).
 5. Outline: from intensity-weighted moments of each cluster, with weights
    = excess over the background, clipped at the hull's own level (so that
-   a few very strong scatterers do not dominate). The second moments are
-   corrected for the pixel footprint and the impulse response
-   (``resolution_m``), so a 30 m hull in 10 m pixels measures ~30 m, not
-   the 40-50 m of its pixel corners.
+   a few very strong scatterers do not dominate) and divided by it (about
+   the share of each pixel the hull covers). The second moments are
+   corrected for the pixel footprint and the resolution beyond it
+   (``resolution_m``, from the STAC ``sar:`` metadata when present), so a
+   30 m hull in 10 m pixels measures ~30 m, not the 40-50 m of its pixel
+   corners. Heading is the long axis, score grows with the peak CFAR
+   ratio above the threshold (dB).
+
+Measured (benchmarks/bench_sar.py, synthetic najin + dunay scenes, 10
+seeds the tests do not use, ships >= 30 m, one-to-one IoU >= 0.25): F1
+0.971 at 3 and 5 m, 0.962 at 10 m, 0.70 at 20 m (recall 0.91; ships under
+30 m are sub-pixel there and their outlines miss IoU 0.25).
 """
 
 from __future__ import annotations
@@ -217,8 +229,10 @@ def ring_mean(x: np.ndarray, use: np.ndarray, guard_px: int, background_px: int,
     ``ok`` marks pixels whose ring held at least ``min_share`` of its cells
     (and 16) in ``use``."""
     g, b = int(guard_px), int(guard_px + background_px)
-    wx = np.where(use, x, 0).astype(np.float64)
-    wm = use.astype(np.float64)
+    # float32 box filters: the ring is much larger than the guard window,
+    # so the difference of the two sums keeps its precision
+    wx = np.where(use, x, 0).astype(np.float32)
+    wm = use.astype(np.float32)
     s = _box_sum(wx, b) - _box_sum(wx, g)
     n = _box_sum(wm, b) - _box_sum(wm, g)
     ring = (2 * b + 1) ** 2 - (2 * g + 1) ** 2
@@ -585,7 +599,7 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     c = cfar(x, water, gsd, pfa=pfa, guard_m=guard_m, background_m=background_m, enl=enl)
     info.update(enl=round(c["enl"], 2), factor=round(c["factor"], 3), guard_px=c["guard_px"],
                 background_px=c["background_px"], resolution_m=resolution_m)
-    det, ref, ratio = c["detected"], c["reference"], c["ratio"]
+    det, ratio = c["detected"], c["ratio"]
     low = water & (ratio > cfar_factor(pfa_grow, c["enl"]))
     mask = _grow(low | det, det)
     mask = ndi.binary_fill_holes(mask) & water | mask
@@ -597,10 +611,8 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     info["clusters"] = int(n)
     if n == 0:
         return []
-    lr = np.log10(np.maximum(ratio, 1e-6)).astype(np.float32)
     d_land = c["d_land"]
     bg = c["background"]
-    min_len_px = max(min_length_m / gsd, 1.0)
     ships = []
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         if sl is None:
