@@ -76,10 +76,11 @@ def archive(aoi: str, n: int, workers: int):
         paths = generate_archive(aoi, "2018-01-01", end, d, gsd_m=1.0, revisit_days=revisit, workers=workers)
         dt, dc = time.perf_counter() - t, _cpu() - c
         mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
+    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     print(f"archive {aoi} @1 m: {len(paths)} scenes in {dt:.1f} s with {workers} workers "
           f"({dt / len(paths):.2f} s/scene; 300 scenes ~ {300 * dt / len(paths):.0f} s); "
           f"cpu {dc / len(paths):.2f} s/scene (300 scenes on {workers} idle cores ~ {300 * dc / len(paths) / workers:.0f} s); "
-          f"{mb:.0f} MB/scene")
+          f"{mb:.0f} MB/scene; peak RSS of a process {rss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -184,12 +184,14 @@ def _dress_ships(ships, rng):
     return ships
 
 
-def water_surface(grid, rng, water_mask, *, wind=None, psf_m: float = 0.0, fine_att: float = 1.0):
+def water_surface(grid, rng, water_mask, *, wind=None, psf_m: float = 0.0, fine_att: float = 1.0, add_to=None):
     """Wind waves, slicks, sun glint and a brighter shore line, as departures from the still-water colour.
 
     Returns ``(window, delta)``: the (row slice, col slice) of ``grid``
     holding the water of ``water_mask`` and ``delta`` (4, h, w) float32
-    reflectance to add there (0 off the water). ``psf_m``: Gaussian blur
+    reflectance to add there (0 off the water). With ``add_to`` (a
+    (4, H, W) array on ``grid``) the departures are added to it in place
+    and ``delta`` is None (no full-size temporary). ``psf_m``: Gaussian blur
     (sigma, metres) applied analytically to the waves; ``fine_att``: the
     share of the fine texture's std left after blur and averaging. Waves
     are separable sinusoids, so the cost is a few array operations per
@@ -224,7 +226,7 @@ def water_surface(grid, rng, water_mask, *, wind=None, psf_m: float = 0.0, fine_
         waves.append((np.sin(ax).astype(np.float32), np.cos(ax).astype(np.float32),
                       np.cos(ay).astype(np.float32), np.sin(ay).astype(np.float32),
                       np.float32(a), np.float32(a * math.exp(-0.5 * (psf_m * k) ** 2))))  # the PSF damps short waves
-    delta = np.empty((4, h, w), np.float32)
+    delta = np.empty((4, h, w), np.float32) if add_to is None else None
     band_w = [(np.float32(WATER[i] * 0.12), np.float32(0.4 if i == 3 else 1), np.float32(0.3 if i == 3 else 1))
               for i in range(4)]
     for r0 in range(0, h, 64):  # row blocks: the temporaries stay in cache
@@ -247,13 +249,17 @@ def water_surface(grid, rng, water_mask, *, wind=None, psf_m: float = 0.0, fine_
         seen *= damp
         shore = np.clip(1 - dist / np.float32(6.0), 0, 1) * np.float32(0.04)
         m = wm[r0:r1]
+        d = np.empty((r1 - r0, w), np.float32)
         for i, (ws, wa, wsh) in enumerate(band_w):
-            d = delta[i, r0:r1]
             np.multiply(slick[r0:r1], ws, out=d)
             d += common
             d += wa * seen
             d += wsh * shore
             d *= m
+            if add_to is None:
+                delta[i, r0:r1] = d
+            else:
+                add_to[i, win[0].start + r0:win[0].start + r1, win[1]] += d
     return win, delta
 
 
@@ -261,9 +267,7 @@ def draw_water(refl, grid, rng, water_mask, sun_az, sun_el, *, wind=None):
     """Water colour, wind waves, sun glint and a brighter shore line (painted on ``refl`` where ``water_mask``)."""
     for i in range(4):
         refl[i][water_mask] = WATER[i]
-    win, delta = water_surface(grid, rng, water_mask, wind=wind)
-    if win is not None:
-        refl[(slice(None),) + win] += delta
+    water_surface(grid, rng, water_mask, wind=wind, add_to=refl)
 
 
 def draw_quays(refl, grid, rng, u, berths, water):
@@ -462,10 +466,8 @@ def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ship
     wm = scenery.extra["water"]
     if placed:
         wm = wm & ~land.rasterize(out_grid, [(s_["polygon"], 1) for s_ in placed]).astype(bool)
-    win, delta = water_surface(out_grid, rng, wm, wind=wind_ms, psf_m=psf * gsd_m * (1 + (ss > 1) * 0.25),
-                               fine_att=min(1.0, 1 / (2 * math.sqrt(math.pi) * max(psf, 1e-3))) / ss)
-    if win is not None:
-        refl[(slice(None),) + win] += delta
+    water_surface(out_grid, rng, wm, wind=wind_ms, psf_m=psf * gsd_m * (1 + (ss > 1) * 0.25),
+                  fine_att=min(1.0, 1 / (2 * math.sqrt(math.pi) * max(psf, 1e-3))) / ss, add_to=refl)
     land.cast_shadows(refl, out_grid, scenery.extra["casters"], sun_az, sun_el)
     bands, sensor_meta = land.finish_optical(refl, out_grid, rng, haze=haze, haze_max=0.3, cloud=cloud,
                                              sun_az=sun_az, sun_el=sun_el, psf_px=psf, noise=noise, dtype=dtype)
