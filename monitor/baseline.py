@@ -453,30 +453,25 @@ def anomaly_likelihood(scores, keys=None, times=None, *, long_window: int = 8640
     return out
 
 
-def _window_histograms(v: np.ndarray, window: int, bins: int) -> np.ndarray:
+def _window_histograms(v: np.ndarray, window: int, bins: int, chunk: int = 65536) -> np.ndarray:
     """Counts (n, bins) of the last ``window`` values of ``v`` in ``bins`` equal
     bins spanning the minimum..maximum of all values up to each row (the
     running range: no look-ahead). Rows before the first full window or with
-    a zero range get -1."""
+    a zero range get -1. Vectorised over rows (chunks of ``chunk`` rows)."""
     n = len(v)
     out = np.full((n, bins), -1, dtype=np.int64)
     if n < window:
         return out
     lo, hi = np.minimum.accumulate(v), np.maximum.accumulate(v)
-    # stretches of constant running range share one binning
-    brk = np.flatnonzero(np.r_[True, (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])])
-    ends = np.r_[brk[1:], n]
-    for s, e in zip(brk, ends):
-        s2 = max(s, window - 1)
-        if s2 >= e or hi[s] <= lo[s]:
-            continue
-        step = (hi[s] - lo[s]) / bins
-        seg = v[s2 - window + 1:e]
-        code = np.clip(((seg - lo[s]) / step).astype(np.int64), 0, bins - 1)
-        oh = np.zeros((len(seg) + 1, bins), dtype=np.int64)
-        oh[np.arange(1, len(seg) + 1), code] = 1
-        c = np.cumsum(oh, axis=0)
-        out[s2:e] = c[window:] - c[:len(seg) - window + 1]
+    sw = np.lib.stride_tricks.sliding_window_view(v, window)  # row i + window - 1 ends window i
+    for a0 in range(0, len(sw), chunk):
+        a1 = min(len(sw), a0 + chunk)
+        r = np.arange(a0, a1) + window - 1
+        ok = hi[r] > lo[r]
+        step = np.where(ok, (hi[r] - lo[r]) / bins, 1.0)
+        code = np.clip(((sw[a0:a1] - lo[r, None]) / step[:, None]).astype(np.int64), 0, bins - 1)
+        cnt = np.stack([(code == k).sum(axis=1) for k in range(bins)], axis=1)
+        out[r[ok]] = cnt[ok]
     return out
 
 
@@ -525,22 +520,34 @@ def distribution_change(values, keys=None, times=None, *, window: int = 52, bins
             continue
         # Identical histograms always give the same answer once seen (the
         # stored set only grows), so test each distinct histogram once, in
-        # order of first appearance.
+        # order of first appearance. A distinct histogram agreeing with the
+        # stored set stays agreed, so all are tested at once against each
+        # new hypothesis; only the first one agreeing with none becomes the
+        # next hypothesis (exactly the one-by-one order).
         h = hist[full]
-        uniq, first, inv = np.unique(h, axis=0, return_index=True, return_inverse=True)
+        uniq, first = np.unique(h, axis=0, return_index=True)
         seq = np.argsort(first)
-        stored = np.empty((0, bins))
+        uniq, first = uniq[seq], first[seq]
+        p = uniq / window
+        q = (uniq + prior) / (window + bins * prior)
+        best = np.full(len(uniq), np.inf)  # least KL to a stored hypothesis
+        alive = np.ones(len(uniq), dtype=bool)  # not settled yet
         new_u = np.zeros(len(uniq), dtype=bool)
-        for u in seq:
-            p = uniq[u] / window
-            q = (uniq[u] + prior) / (window + bins * prior)
-            if len(stored):
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    kl = np.where(p > 0, p * np.log(p / stored), 0.0).sum(axis=1)
-                if np.nanmin(np.where(np.isnan(kl), np.inf, kl)) < limit:
-                    continue
-                new_u[u] = True
-            stored = np.vstack([stored, q])
+        j = 0  # the first window is the first hypothesis (not new)
+        while True:
+            alive[j] = False
+            live = np.flatnonzero(alive)
+            if len(live) == 0:
+                break
+            with np.errstate(divide="ignore", invalid="ignore"):
+                kl = np.where(p[live] > 0, p[live] * np.log(p[live] / q[j]), 0.0).sum(axis=1)
+            best[live] = np.fmin(best[live], np.where(np.isnan(kl), np.inf, kl))
+            alive[live[best[live] < limit]] = False
+            live = np.flatnonzero(alive)
+            if len(live) == 0:
+                break
+            j = live[0]
+            new_u[j] = True
         is_new = np.zeros(len(h), dtype=bool)
         is_new[first[new_u]] = True  # only the row where it first appears
         res[rows[full][is_new]] = 1.0
