@@ -51,15 +51,26 @@ def archive_plan(aoi, start, end, *, scenario=None, revisit_days: float | None =
 
 
 def _render_task(jobs):
-    """Render a run of scenes in one process (they share the cached scenery)."""
-    return [_render_one(j) for j in jobs]
+    """Render a run of scenes of one season in one process: they share one cached scenery."""
+    from monitor.synth import land
+    old = land.cache_size(1)
+    try:
+        return [_render_one(j) for j in jobs]
+    finally:
+        land.cache_size(old)
+
+
+def _snow(item) -> bool:
+    """Snow on the ground in a planned scene (from its seed and the month's odds)."""
+    from monitor.synth.land import season
+    _, snow_p = season(date.fromisoformat(item["date"][:10]).month)
+    return bool(snow_p > 0 and rng_for(item["seed"], "snow").random() < snow_p)
 
 
 def _season_group(item) -> tuple:
-    """Scenes with the same season share their static scenery (greenness; snow possible or not)."""
+    """Scenes of the same season (greenness, snow) share their static scenery."""
     from monitor.synth.land import season
-    green, snow_p = season(date.fromisoformat(item["date"][:10]).month)
-    return (green, snow_p > 0)
+    return (season(date.fromisoformat(item["date"][:10]).month)[0], _snow(item))
 
 
 def _tasks(jobs, workers: int) -> list[list[int]]:
@@ -80,10 +91,10 @@ def _render_one(args):
     if a.is_port:
         lengths = counts.pop("lengths", None)
         sc = render_port_scene(a, gsd_m=gsd_m, when=item["date"], seed=item["seed"], ships=counts,
-                               lengths=lengths, cloud=item["cloud"], **kw)
+                               lengths=lengths, cloud=item["cloud"], snow=_snow(item), **kw)
     else:
         sc = render_rail_scene(a, gsd_m=gsd_m, when=item["date"], seed=item["seed"], cars=counts,
-                               cloud=item["cloud"], **kw)
+                               cloud=item["cloud"], snow=_snow(item), **kw)
     p = write_scene(sc, out_dir, item["name"], compress=compress)
     return str(p), sc.counts(), sc.meta.get("dropped", 0)
 
@@ -125,16 +136,16 @@ def generate_archive(aoi, start, end, out_dir, *, scenario=None, gsd_m: float = 
                     progress(done, len(jobs))
     else:
         for t in tasks:
-            for i in t:
-                results[i] = _render_one(jobs[i])
-                done += 1
-                if progress:
-                    progress(done, len(jobs))
+            for i, r in zip(t, _render_task([jobs[i] for i in t])):
+                results[i] = r
+            done += len(t)
+            if progress:
+                progress(done, len(jobs))
     from monitor.synth.land import clear_cache
     clear_cache()
     rows = []
     for it, (p, counts, dropped) in zip(plan, results):
-        rows.append({**it, "path": Path(p).name, "rendered": counts, "dropped": dropped})
+        rows.append({**it, "snow": _snow(it), "path": Path(p).name, "rendered": counts, "dropped": dropped})
     (out / "archive.json").write_text(json.dumps({"aoi": a.id, "start": str(start), "end": str(end), "gsd_m": gsd_m,
                                                   "seed": seed, "scenes": rows}, indent=1), encoding="utf-8")
     cls = "railcar" if a.is_rail else "vessel"

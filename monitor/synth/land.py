@@ -272,6 +272,14 @@ def make_scenery(grid: Grid, out_grid: Grid, ss: int, psf_px: float, raw: np.nda
 
 
 _STATIC: dict = {}
+_CACHE = {"size": 2}
+
+
+def cache_size(n: int) -> int:
+    """Keep at most ``n`` >= 1 sceneries in the in-process cache; returns the previous size."""
+    old = _CACHE["size"]
+    _CACHE["size"] = max(1, int(n))
+    return old
 
 
 def cached_static(key, build, enabled: bool):
@@ -283,7 +291,7 @@ def cached_static(key, build, enabled: bool):
     if not enabled:
         return build()
     if key not in _STATIC:
-        while len(_STATIC) >= 2:
+        while len(_STATIC) >= _CACHE["size"]:
             _STATIC.pop(next(iter(_STATIC)))
         _STATIC[key] = build()
     return _STATIC[key]

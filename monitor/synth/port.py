@@ -375,7 +375,7 @@ def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ship
                       sensor: str = "optical", looks: int = 4, cloud: float = 0.0, haze: float | None = None,
                       dtype: str = "uint16", margin_m: float = 40.0, psf_px: float | None = None,
                       noise: float = 0.004, wind_ms: float | None = None,
-                      static_seed: int | None = None) -> SynthScene:
+                      static_seed: int | None = None, snow: bool | None = None) -> SynthScene:
     """Render a port ``aoi`` with ships on its water.
 
     ``ships``: a total count, a dict by size class (``{"small": 4,
@@ -385,6 +385,7 @@ def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ship
     ``looks``-look gamma speckle (GSD 3-20 m). Truth: one hull polygon per
     ship in the scene CRS, ``type`` = size class. ``static_seed``: as in
     :func:`monitor.synth.rail.render_rail_scene` (fixed, cached scenery).
+    ``snow``: snow on the land (``None``: drawn from the month's odds).
     """
     aoi = load_aoi(aoi)
     if gsd_m <= 0:
@@ -419,7 +420,8 @@ def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ship
     ss = max(1, int(math.ceil(gsd_m / 1.0 - 1e-9))) if gsd_m > 1.2 else 1
     grid = out_grid.finer(ss)
     green, snow_p = land.season(when.month)
-    snow = rng.random() < snow_p
+    if snow is None:
+        snow = rng.random() < snow_p
     sseed = seed if static_seed is None else static_seed
     psf = land.draw_psf(rng_for(sseed, aoi.id, "psf", gsd_m), psf_px)
 
