@@ -30,6 +30,14 @@ regime (so the first of them alerts), and from then on the baseline only
 uses data from the start of the new regime, so the new level does not
 alert forever.
 
+Streaming scores for dense series (sensor feeds, the NAB benchmark, long
+daily count series): :func:`streaming_score` gives one anomaly score in
+[0, 1] per row from the rows up to it, the larger of the onset point score
+(robust z of :func:`score`, one per excursion) and :func:`distribution_change`
+(1 where the last ``window`` values form a distribution never seen before
+in the series: relative entropy against stored histograms). It does not
+change :func:`score` nor the alerts built on it.
+
 Everything is vectorised: the rolling medians over irregular times run as
 single pandas time-window rolls over all series at once (each series is
 moved onto its own stretch of a common time axis, far enough apart that
@@ -586,10 +594,11 @@ def streaming_score(values, times, keys=None, *, coverage=None, suppress: str | 
     """
     x = np.asarray(values, dtype=float)
     n = len(x)
-    t = pd.to_datetime(pd.Series(np.asarray(times)), utc=True)
+    t = pd.to_datetime(times.reset_index(drop=True) if isinstance(times, pd.Series) else pd.Series(times),
+                       utc=True)
     if len(t) != n or t.isna().any():
         raise InputError("times", "need one valid time per value")
-    frame = pd.DataFrame({"acquired": t.to_numpy(), "count": x, "_row": np.arange(n)})
+    frame = pd.DataFrame({"acquired": t, "count": x, "_row": np.arange(n)})
     by = []
     if keys is not None:
         k = pd.Series(np.asarray(keys)).factorize()[0]
@@ -621,6 +630,7 @@ def streaming_score(values, times, keys=None, *, coverage=None, suppress: str | 
         return point
     valid = np.empty(n, dtype=bool)
     valid[rows] = sc["valid"].to_numpy()
-    nov = distribution_change(np.where(valid, x, np.nan), keys, times, window=novelty_window,
+    codes = frame["_key"].to_numpy() if by else None
+    nov = distribution_change(np.where(valid, x, np.nan), codes, t, window=novelty_window,
                               bins=novelty_bins, alpha=novelty_alpha, prior=novelty_prior)
     return np.fmax(point, nov)
