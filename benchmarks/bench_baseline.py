@@ -263,8 +263,17 @@ def nab_score(nab: Path, profile: str = "standard", options: dict | None = None,
                                      novelty_alpha=NAB_NOVELTY_ALPHA, novelty_prior=NAB_NOVELTY_PRIOR, **sopts)
             else:
                 an[sc["row"].to_numpy()] = pipeline_anomaly(sc, pl, opts["z_threshold"], suppress)
-            files[pl].append((rel.split("/")[0], _FileScore(an, idx, a_tp, a_fn, a_fp)))
-    return {pl: _best(f, n_windows, a_tp, a_fn) for pl, f in files.items()}
+            files[pl].append((rel.split("/")[0], an, idx))
+    out = {}
+    for pl, f in files.items():
+        res = {}
+        for prof, (tp, fn, fp) in PROFILES.items():
+            if prof == profile or pl == pipelines[0]:  # the other profiles for the headline only
+                res[prof] = _best([(c, _FileScore(an, idx, tp, fn, fp)) for c, an, idx in f], n_windows, tp, fn)
+        s, info = res[profile]
+        info["profiles"] = {k: v[0] for k, v in res.items()}
+        out[pl] = (s, info)
+    return out
 
 
 def _best(files, n_windows, a_tp, a_fn):
@@ -331,6 +340,8 @@ def main(argv=None) -> int:
     dt = time.perf_counter() - t0
     s, info = res[NAB_PIPELINE]
     print(f"NAB standard score: {s:.1f}")
+    print("  other NAB profiles (own thresholds): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in info["profiles"].items() if k != "standard"))
     print(f"  {NAB_PIPELINE}: threshold {info['threshold']:.4f} (streaming_score: max of the onset |z|/(|z|+z_threshold) "
           f"and 1 at a new distribution, alpha {NAB_NOVELTY_ALPHA:g}, prior {NAB_NOVELTY_PRIOR:g}), {dt:.1f} s for all pipelines; raw per category: "
           + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(info["per_category"].items())))
