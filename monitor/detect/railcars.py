@@ -50,7 +50,7 @@ from shapely.geometry import LineString, MultiLineString, Polygon
 from shapely.strtree import STRtree
 
 from monitor.detect import Detection, DetectionResult, register
-from monitor.detect.tracks import Strip, sample, stations
+from monitor.detect.tracks import Strip, sample, shifted, stations
 from monitor.errors import InputError, SceneError
 
 VERSION = "1.0"
@@ -76,84 +76,126 @@ def _scene_name(chip) -> str:
     return str(chip.meta.get("scene") or chip.meta.get("source") or f"chip of AOI {chip.aoi.id}")
 
 
-def _local_level(b: np.ndarray, valid: np.ndarray, gsd: float, scale_m: float) -> tuple[np.ndarray, int]:
-    """Brightness of ``b`` smoothed over ``scale_m`` metres (Gaussian sigma),
-    from the valid pixels, on a ~4 m grid: returns (grid, block factor)."""
-    f = max(1, int(round(4.0 / gsd)))
-    h, w = b.shape
-    hc, wc = -(-h // f), -(-w // f)
-    pad = ((0, hc * f - h), (0, wc * f - w))
-    wv = valid.astype(np.float32)
-    gp = np.pad(np.where(valid, b, 0.0), pad).reshape(hc, f, wc, f).sum(axis=(1, 3))
-    wp = np.pad(wv, pad).reshape(hc, f, wc, f).sum(axis=(1, 3))
-    sig = scale_m / (gsd * f)
-    sm = ndimage.gaussian_filter(gp, sig, mode="nearest") / np.maximum(
-        ndimage.gaussian_filter(wp, sig, mode="nearest"), 1e-6)
-    return sm, f
+class _Coarse:
+    """A ~4 m grid of block means of the chip: the cloud backstop and ground
+    levels are computed here, never on the full-resolution raster. Each
+    block of ``f`` x ``f`` pixels is averaged over an m x m lattice of its
+    pixels (every ``f / m``-th; m = ``lattice`` at most): single pixels
+    every 4 m would alias the yard's regular patterns (rails, sleepers,
+    track spacing) into the levels.
+
+    bands: block means (n, hc, wc); valid: blocks with valid pixels;
+    f: block size in pixels (blocks start at pixel 0).
+    """
+
+    def __init__(self, chip, valid: np.ndarray, target_m: float = 4.0, lattice: int = 2):
+        raw = np.asarray(chip.bands)
+        if raw.ndim == 2:
+            raw = raw[None]
+        f = max(1, int(round(target_m / float(chip.gsd_m))))
+        t = max(1, f // lattice)
+        f = t * max(1, f // t)
+        m = f // t
+        h, w = raw.shape[1:]
+        hc, wc = h // f, w // f
+        if hc == 0 or wc == 0:
+            f, t, m, hc, wc = 1, 1, 1, h, w
+        self.f, self.off = f, 0
+        sub = raw[:, t // 2:hc * f:t, t // 2:wc * f:t]
+        vs = np.asarray(valid, dtype=bool)[t // 2:hc * f:t, t // 2:wc * f:t]
+        if np.issubdtype(sub.dtype, np.floating):
+            vs = vs & np.all(np.isfinite(sub), axis=0)
+        if not vs.all():
+            sub = np.where(vs[None], sub, 0)
+        n = raw.shape[0]
+        cnt = vs.reshape(hc, m, wc, m).sum(axis=(1, 3)).astype(np.float32)
+        self.bands = sub.reshape(n, hc, m, wc, m).sum(axis=(2, 4), dtype=np.float32) / np.maximum(cnt, 1.0)[None]
+        self.valid = cnt > 0.5 * m * m
+        self.transform = chip.transform
+        self.cell_m = f * float(chip.gsd_m)
+
+    def index(self, xy: np.ndarray):
+        """Fractional (row, col) on the block grid of map points ``xy`` (..., 2)."""
+        inv = ~self.transform
+        col = inv.a * xy[..., 0] + inv.b * xy[..., 1] + inv.c
+        row = inv.d * xy[..., 0] + inv.e * xy[..., 1] + inv.f
+        return row / self.f - 0.5, col / self.f - 0.5
+
+    def lookup(self, grid: np.ndarray, xy: np.ndarray, order: int = 1) -> np.ndarray:
+        """``grid`` (hc, wc) at map points ``xy`` (n, 2): bilinear, or nearest (order 0)."""
+        r, c = self.index(xy)
+        if order == 0:
+            ri = np.clip(np.rint(r).astype(np.intp), 0, grid.shape[0] - 1)
+            ci = np.clip(np.rint(c).astype(np.intp), 0, grid.shape[1] - 1)
+            return grid[ri, ci]
+        return ndimage.map_coordinates(grid, [r.ravel(), c.ravel()], order=1, mode="nearest").reshape(r.shape)
+
+    def smooth(self, g: np.ndarray, valid: np.ndarray, scale_m: float) -> np.ndarray:
+        """``g`` (hc, wc) smoothed over ``scale_m`` (Gaussian sigma, m) from the valid cells."""
+        sig = scale_m / self.cell_m
+        wv = valid.astype(np.float32)
+        return ndimage.gaussian_filter(np.where(valid, g, 0.0), sig, mode="nearest") / np.maximum(
+            ndimage.gaussian_filter(wv, sig, mode="nearest"), 1e-6)
 
 
-def _sample_level(level, transform, xy: np.ndarray) -> np.ndarray:
-    """Value of a coarse level grid ``(grid, factor)`` from :func:`_local_level`
-    at map points ``xy`` (n, 2), bilinear."""
-    sm, f = level
-    inv = ~transform
-    col = inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c
-    row = inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f
-    return ndimage.map_coordinates(sm, [row / f - 0.5, col / f - 0.5],
-                                   order=1, mode="nearest")
+def _gray_roles(roles) -> list[int]:
+    """Band indices of the brightness band: pan/gray, else R, G, B, else the first."""
+    roles = list(roles or ())
+    for r in ("pan", "gray"):
+        if r in roles:
+            return [roles.index(r)]
+    rgb = [roles.index(r) for r in ("red", "green", "blue") if r in roles]
+    return rgb or [0]
 
 
-def _normalised_bands(chip, valid=None) -> tuple[np.ndarray, np.ndarray]:
-    """Bands scaled to robust z-scores over the valid pixels; invalid
-    pixels filled with the band median (the mask keeps them out)."""
-    bands = np.asarray(chip.bands, dtype=np.float32)
-    if bands.ndim == 2:
-        bands = bands[None]
-    valid = np.asarray(chip.valid if valid is None else valid, dtype=bool) & np.all(np.isfinite(bands), axis=0)
-    out = np.empty_like(bands)
-    step = max(1, int(math.sqrt(valid.size / 250_000)))
-    vs = valid[::step, ::step]
-    for k in range(bands.shape[0]):
-        b = bands[k]
-        v = b[::step, ::step][vs]
+def _band_stats(chip, co: _Coarse, cloud: np.ndarray | None, n_max: int = 250_000) -> tuple[np.ndarray, np.ndarray]:
+    """Robust per-band centre and spread (median, 1.4826 MAD) of the chip
+    over about ``n_max`` evenly spread valid pixels clear of ``cloud`` (a
+    sub-grid mask of :class:`_Coarse`): the strips are scaled to these
+    z-scores."""
+    raw = np.asarray(chip.bands)
+    raw = raw[None] if raw.ndim == 2 else raw
+    h, w = raw.shape[1:]
+    t = max(1, int(math.sqrt(h * w / n_max)))
+    vs = np.asarray(chip.valid, dtype=bool)[::t, ::t].copy()
+    if cloud is not None:
+        ri = np.clip(np.arange(0, h, t) // co.f, 0, cloud.shape[0] - 1)
+        ci = np.clip(np.arange(0, w, t) // co.f, 0, cloud.shape[1] - 1)
+        vs &= ~cloud[np.ix_(ri, ci)]
+    n = raw.shape[0]
+    med, mad = np.zeros(n, np.float32), np.ones(n, np.float32)
+    for k in range(n):
+        v = raw[k, ::t, ::t][vs].astype(np.float32)
+        v = v[np.isfinite(v)]
         if v.size == 0:
-            out[k] = 0.0
             continue
-        med = float(np.median(v))
-        mad = float(np.median(np.abs(v - med))) * 1.4826
-        if not mad > 0:
-            mad = float(np.std(v)) or 1.0
-        out[k] = np.where(valid, (b - med) / mad, 0.0)
-    return out, valid
+        med[k] = float(np.median(v))
+        m = float(np.median(np.abs(v - med[k]))) * 1.4826
+        if not m > 0:
+            m = float(np.std(v)) or 1.0
+        mad[k] = m
+    return med, mad
 
 
-def _cloud_screen(chip, valid: np.ndarray, scale_m: float = 40.0, k: float = 5.0) -> np.ndarray:
-    """Unmasked thick cloud (True): brightness smoothed over ``scale_m``
-    (far wider than a train, so white cars do not count) more than ``k``
-    spreads above the scene's usual level, the spread taken from the darker
-    half of the scene (robust to cloud over up to about half the chip).
-    The chip's own mask (scene cloud masks) comes first; this is a backstop."""
-    g = np.asarray(chip.gray(), dtype=np.float32)
-    f = max(1, int(round(4.0 / chip.gsd_m)))  # work on a ~4 m grid
-    h, w = g.shape
-    hc, wc = -(-h // f), -(-w // f)
-    pad = ((0, hc * f - h), (0, wc * f - w))
-    gp = np.pad(np.where(valid, g, 0.0), pad).reshape(hc, f, wc, f).sum(axis=(1, 3))
-    wp = np.pad(valid.astype(np.float32), pad).reshape(hc, f, wc, f).sum(axis=(1, 3))
-    sig = scale_m / (chip.gsd_m * f)
-    sm = ndimage.gaussian_filter(gp, sig) / np.maximum(ndimage.gaussian_filter(wp, sig), 1e-6)
-    v = sm[wp > 0]
+def _cloud_screen(co: _Coarse, gray_idx, scale_m: float = 40.0, k: float = 5.0) -> np.ndarray:
+    """Unmasked thick cloud on the sub-grid (True): brightness smoothed over
+    ``scale_m`` (far wider than a train, so white cars do not count) more
+    than ``k`` spreads above the scene's usual level, the spread taken from
+    the darker half of the scene (robust to cloud over up to about half the
+    chip), and 1.5 x brighter than that level. The chip's own mask (scene
+    cloud masks) comes first; this is a backstop."""
+    g = co.bands[gray_idx].mean(axis=0)
+    sm = co.smooth(g, co.valid, scale_m)
+    v = sm[co.valid]
     if v.size < 50:
-        return np.zeros_like(valid)
+        return np.zeros_like(co.valid)
     med = float(np.median(v))
     low = v[v <= med]
     spread = 1.4826 * float(np.median(np.abs(low - med))) + 1e-6
-    # and clearly brighter than the ground in relative terms (thick cloud is
-    # several times brighter than land; a uniform scene has a tiny spread)
     bright = (sm > med + k * spread) & (sm > 1.5 * med if med > 0 else True)
+    sig = scale_m / co.cell_m
     cloud = ndimage.binary_dilation(bright, iterations=max(1, int(round(2 * sig))))
-    cloud = np.repeat(np.repeat(cloud, f, axis=0), f, axis=1)[:h, :w]
-    return cloud & valid
+    return cloud & co.valid
 
 
 def _offsets(half_m: float, step_m: float) -> np.ndarray:
@@ -369,6 +411,13 @@ def _flat_distance(left: np.ndarray, right: np.ndarray, flanks, scale: np.ndarra
     return np.maximum(out[0], out[1])
 
 
+def _rows(x: np.ndarray, n_max: int = 40_000) -> np.ndarray:
+    """At most ``n_max`` evenly spaced rows of ``x``."""
+    if len(x) <= n_max:
+        return x
+    return x[np.linspace(0, len(x) - 1, n_max).astype(np.intp)]
+
+
 def _empty_reference(feats: np.ndarray, seeds: np.ndarray | None, keep: float = 0.35, iters: int = 4,
                      keep_scale: float = 0.35, modes: int = 4,
                      min_scale: float = 0.05) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -400,6 +449,9 @@ def _empty_reference(feats: np.ndarray, seeds: np.ndarray | None, keep: float = 
             out.append((ref, np.maximum(scale, max(min_scale, float(np.median(scale)) * 0.5))))
         if out:
             return out
+    # the densest mode from an even subset of rows (long tracks at fine GSD
+    # give far more stations than a median needs)
+    x = _rows(x, 12_000)
     sel = x
     ref = np.median(sel, axis=0)
     for _ in range(iters):
@@ -440,11 +492,14 @@ def _surround_model(feats: np.ndarray, flank: np.ndarray, keep: float = 0.35, it
     brightness (a track bed through snow, fields, cloud shadow or haze
     looks different, its surroundings tell how): robust fit on the best
     fitting ``keep`` share. Returns (coef (2, k), scale (k,))."""
-    X = np.stack([np.ones_like(flank), flank], axis=1).astype(np.float64)
-    Y = feats.astype(np.float64)
+    keep_rows = _rows(np.arange(len(flank)))
+    X = np.stack([np.ones(len(keep_rows)), flank[keep_rows]], axis=1).astype(np.float64)
+    Y = feats[keep_rows].astype(np.float64)
     sel = np.ones(len(Y), dtype=bool)
     for _ in range(iters + 1):
-        coef, *_ = np.linalg.lstsq(X[sel], Y[sel], rcond=None)
+        # least squares with two regressors: the normal equations
+        Xs, Ys = X[sel], Y[sel]
+        coef = np.linalg.solve(Xs.T @ Xs + 1e-9 * np.eye(2), Xs.T @ Ys)
         r = Y - X @ coef
         d = np.sqrt(np.mean(r ** 2, axis=1))
         sel = d <= np.quantile(d, keep)
@@ -603,14 +658,17 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     gsd = float(chip.gsd_m)
     if not (gsd > 0):
         raise SceneError(name, f"invalid pixel size {chip.gsd_m!r}")
-    screened = None
+    fine = gsd <= fine_gsd_m
+    # scene statistics, cloud backstop and ground levels on a ~4 m sub-grid
+    co = _Coarse(chip, chip.valid)
+    cloud = None
     if cloud_screen and chip.sensor == "optical":
-        v0 = np.asarray(chip.valid, dtype=bool)
-        screened = v0 & ~_cloud_screen(chip, v0)
-    bands, valid = _normalised_bands(chip, screened)
+        cloud = _cloud_screen(co, _gray_roles(chip.roles))
+    clear = co.valid if cloud is None else co.valid & ~cloud
+    med, mad = _band_stats(chip, co, cloud)
     level = None
-    if local_shadow and gsd <= fine_gsd_m and use_shadows:
-        level = _local_level(bands.mean(axis=0), valid, gsd, 40.0)
+    if local_shadow and fine and use_shadows:
+        level = co.smooth(((co.bands - med[:, None, None]) / mad[:, None, None]).mean(axis=0), clear, 40.0)
     ds = float(np.clip(gsd / 2, 0.25, 1.0))
     do = float(np.clip(gsd / 2, 0.15, 0.5))
     half_snap = search_m + 3.0
@@ -620,20 +678,40 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     flank_in = max(1.9, 1.4 + gsd)
     half_strip = max(3.2, flank_in + 0.9 + do)
     o_occ = _offsets(half_strip, do)
+    # one wide strip per track, read once: snapping and occupancy on the
+    # moved centreline are both taken from it
+    o_wide = _offsets(max(half_snap, search_m + 1.5 + half_strip), do)
+    raw = np.asarray(chip.bands)
+    raw = raw[None] if raw.ndim == 2 else raw
+    valid_px = np.asarray(chip.valid, dtype=bool)
 
-    fine = gsd <= fine_gsd_m
-    geo = []
+    def read_strip(xy, nrm, s):
+        st = sample(raw, valid_px, chip.transform, xy, nrm, o_wide, s)
+        if cloud is not None and cloud.any():
+            st.valid &= ~co.lookup(cloud, xy[:, None, :] + o_wide[None, :, None] * nrm[:, None, :], order=0)
+        v = st.values
+        if np.issubdtype(raw.dtype, np.floating):
+            st.valid &= np.all(np.isfinite(v), axis=0)
+        for k in range(v.shape[0]):  # in place: z-scores of the scene
+            v[k] -= med[k]
+            v[k] /= mad[k]
+        if not st.valid.all():
+            v[:, ~st.valid] = 0.0
+        return st
+
+    geo, wide = [], []
     for tid, line, gauge in lines:
         s, xy, nrm = stations(line, ds)
         geo.append((tid, line, gauge, s, xy, nrm))
+        wide.append(read_strip(xy, nrm, s))
     total_len = float(sum(g[1].length for g in geo))
     track_ids = [g[0] for g in geo]
 
     def occupancy(shifts):
         """Strips on the shifted lines, features, occupancy scores."""
         strips, feats = [], []
-        for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts):
-            st = sample(bands, valid, chip.transform, xy + sh[:, None] * nrm, nrm, o_occ, s)
+        for wst, sh in zip(wide, shifts):
+            st = shifted(wst, sh, o_occ)
             left, right, ok = _features(st, half_occ, smooth_m=max(occ_smooth_m, gsd / 2 if fine else gsd))
             strips.append(st)
             feats.append((left, right, ok))
@@ -683,7 +761,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
             np.concatenate([d[ok] for d, (_, _, ok) in zip(dists, feats)]), lo=2.5 if fine else 2.0)
         levels = None
         if fine and use_shadows and level is not None:
-            levels = [_sample_level(level, chip.transform, xy + sh[:, None] * nrm)
+            levels = [co.lookup(level, xy + sh[:, None] * nrm)
                       for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts)]
         shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr,
                              levels=levels) if (fine and use_shadows) else None
@@ -704,8 +782,8 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         # (weakly: a line drawn beside the track may look occupied there)
         empty = [np.where(d < thr0, 1.0, 0.15) * ok for d, (_, _, ok) in zip(d0, f0)]
         pre = []
-        for (tid, line, gauge, s, xy, nrm), e in zip(geo, empty):
-            st = sample(bands, valid, chip.transform, xy, nrm, o_snap, s)
+        for (tid, line, gauge, s, xy, nrm), e, wst in zip(geo, empty, wide):
+            st = shifted(wst, np.zeros(len(s)), o_snap)
             sc, cand, _ = _snap_scores(st, gsd, gauge / 1000.0 + 0.07, search_m)
             pre.append((st, sc * e[:, None], cand))
         # common shift of all lines (a georeference or drawing offset) as prior

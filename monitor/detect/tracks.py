@@ -80,10 +80,43 @@ def sample(bands: np.ndarray, valid: np.ndarray, transform, xy: np.ndarray, norm
     coords = np.stack([row.ravel(), col.ravel()])
     vals = np.empty((bands.shape[0],) + px.shape, dtype=np.float32)
     for k in range(bands.shape[0]):
-        vals[k] = ndimage.map_coordinates(bands[k], coords, order=1, mode="nearest").reshape(px.shape)
+        vals[k] = ndimage.map_coordinates(bands[k], coords, output=np.float32, order=1,
+                                          mode="nearest").reshape(px.shape)
     h, w = valid.shape
     inside = (row >= -0.5) & (row <= h - 0.5) & (col >= -0.5) & (col <= w - 0.5)
     ri = np.clip(np.rint(row).astype(np.intp), 0, h - 1)
     ci = np.clip(np.rint(col).astype(np.intp), 0, w - 1)
     ok = inside & valid[ri, ci]
     return Strip(s=s, o=o, xy=xy, normal=normal, values=vals, valid=ok)
+
+
+def shifted(strip: Strip, shift: np.ndarray, o: np.ndarray) -> Strip:
+    """The strip of the centreline moved ``shift`` metres (ns,) to the left,
+    at offsets ``o``, taken from a wider ``strip`` of the same stations and
+    normals by linear interpolation across it (no new read of the chip).
+
+    ``strip.o`` must be a regular grid covering ``o + shift``; samples that
+    fall outside it are invalid.
+    """
+    o0 = float(strip.o[0])
+    step = float(strip.o[1] - strip.o[0])
+    shift = np.asarray(shift, dtype=float)
+    if not shift.any():
+        # on the line itself: a subset of the columns when the grids agree
+        j = (np.asarray(o) - o0) / step
+        ji = np.rint(j).astype(np.intp)
+        if np.allclose(j, ji, atol=1e-6) and ji.min() >= 0 and ji.max() < len(strip.o):
+            return Strip(s=strip.s, o=np.asarray(o, dtype=float), xy=strip.xy, normal=strip.normal,
+                         values=strip.values[:, :, ji], valid=strip.valid[:, ji])
+    pos = (np.asarray(o)[None, :] + shift[:, None] - o0) / step
+    n = len(strip.o)
+    inside = (pos >= 0) & (pos <= n - 1)
+    i0 = np.clip(np.floor(pos).astype(np.intp), 0, n - 2)
+    w = np.clip(pos - i0, 0.0, 1.0).astype(np.float32)
+    v0 = np.take_along_axis(strip.values, i0[None], axis=2)
+    v1 = np.take_along_axis(strip.values, (i0 + 1)[None], axis=2)
+    vals = v0 + (v1 - v0) * w[None]
+    near = np.clip(np.rint(pos).astype(np.intp), 0, n - 1)
+    ok = np.take_along_axis(strip.valid, near, axis=1) & inside
+    xy = strip.xy + np.asarray(shift)[:, None] * strip.normal
+    return Strip(s=strip.s, o=np.asarray(o, dtype=float), xy=xy, normal=strip.normal, values=vals, valid=ok)
