@@ -272,3 +272,55 @@ def test_breakwater_and_faint_texture_are_not_ships_at_10m():
     assert res.counts["vessel"] == 1
     c = res.detections[0].geometry.centroid
     assert abs(c.x - (X0 + 1500)) < 30 and abs(c.y - (Y0 + 700)) < 30
+
+
+def moored_quay_chip(n_hulls=3, seed=22):
+    """A 10 m (Sentinel-2-like) box-only chip: land north of a straight
+    quay, hulls moored alongside it on the quay's side of the water's
+    edge, painted decks redder in NIR than the quay (NDWI well below it)."""
+    quay_y = Y0 + 1500
+    chip = make_chip(size_m=3000, gsd=10.0, land=box(X0, quay_y, X0 + 3000, Y0 + 3000), seed=seed)
+    hulls = [box(X0 + 300 + 700 * i, quay_y, X0 + 450 + 700 * i, quay_y + 30) for i in range(n_hulls)]
+    if hulls:
+        m = rasterize([(h, 1) for h in hulls], out_shape=chip.shape, transform=chip.transform).astype(bool)
+        for role, v in (("red", 0.20), ("green", 0.08), ("blue", 0.07), ("nir", 0.30)):
+            chip.bands[chip.roles.index(role), m] = v * 10000
+    return chip, hulls
+
+
+def test_hulls_moored_alongside_a_box_only_quay_are_counted():
+    chip, hulls = moored_quay_chip()
+    water, source = water_mask(chip)
+    assert source == "image"
+    # to NDWI the hulls are land ...
+    c, r = ~chip.transform * (X0 + 375, Y0 + 1515)
+    assert not water[int(r), int(c)]
+    # ... found along the water's edge, one by one, measured
+    res = detect_vessels(chip)
+    assert res.counts["vessel"] == len(hulls)
+    for h in hulls:
+        near = [d for d in res.detections if d.geometry.centroid.distance(h.centroid) < 20]
+        assert len(near) == 1 and near[0].properties.get("moored")
+        assert near[0].length_m == pytest.approx(150, abs=20)
+    # the same quay without ships: nothing
+    empty, _ = moored_quay_chip(n_hulls=0)
+    assert detect_vessels(empty).counts["vessel"] == 0
+    assert detect_vessels(chip, moored=False).counts["vessel"] == 0
+
+
+def test_breakwater_in_dashes_is_not_ships():
+    """An offshore breakwater 15 m wide at 10 m pixels, its brightness
+    broken every 100 m (wave wash, mixed pixels): the dashes continue the
+    line beyond both ends, a hull ends at bow and stern."""
+    ship = hull(X0 + 1500, Y0 + 700, 160, 26, 70)
+    chip = make_chip(size_m=3000, gsd=10.0, hulls=[ship], seed=23)
+    n = chip.shape[0]
+    segs = [box(X0 + 500 + 100 * i, Y0 + 1800, X0 + 580 + 100 * i, Y0 + 1815) for i in range(15)]
+    gaps = [box(X0 + 580 + 100 * i, Y0 + 1800, X0 + 600 + 100 * i, Y0 + 1815) for i in range(14)]
+    for shapes, v in ((segs, 0.25), (gaps, 0.12)):
+        m = rasterize([(g, 1) for g in shapes], out_shape=(n, n), transform=chip.transform).astype(bool)
+        chip.bands[:, m] = v * 10000
+    res = detect_vessels(chip)
+    assert res.counts["vessel"] == 1
+    c = res.detections[0].geometry.centroid
+    assert abs(c.x - (X0 + 1500)) < 30 and abs(c.y - (Y0 + 700)) < 30
