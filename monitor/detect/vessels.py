@@ -537,10 +537,15 @@ def moored_hulls(chip, bands: dict[str, np.ndarray], water: np.ndarray, min_leng
     lab, nl = ndi.label(cand, structure=_EIGHT)
     if nl == 0:
         return [], []
+    # hulls moored side by side or bow to stern: split as in open water
+    dev = ((ref - ndwi) / np.maximum(sg, 1e-6)).astype(np.float32)
+    lab, nl = _split_objects(lab, nl, dev, gsd, max(float(min_length_m), 5.0 * gsd) / gsd)
+    if nl == 0:
+        return [], []
     at_edge = land & (d_water <= 1)
     area = np.bincount(lab.ravel(), minlength=nl + 1)[1:]
     contact = np.bincount(lab.ravel(), weights=at_edge.ravel(), minlength=nl + 1)[1:]
-    depth = np.bincount(lab.ravel(), weights=(ref - ndwi).ravel() / np.maximum(sg, 1e-6).ravel(), minlength=nl + 1)[1:]
+    depth = np.bincount(lab.ravel(), weights=dev.ravel(), minlength=nl + 1)[1:]
     # a patch is hull shaped only when its shape is resolved: 5 pixels long
     # and 3 wide (the blur of the sensor makes a hull at least that wide; a
     # narrower dark seam is a shadow line or the edge of a roof)
