@@ -259,3 +259,24 @@ def test_resolution_coarser_than_the_pixel_is_removed_from_sizes():
         assert got == pytest.approx(want, abs=max(15.0, 0.15 * want))
     # without the resolution the small hulls come out too long
     assert naive[0] > ships[0] + 5
+
+
+def test_textured_land_inside_an_inexact_water_polygon_is_dropped():
+    # the AOI's water polygon reaches 400 m into textured land (a GSHHG-like
+    # error): the texture check takes most of that land out of the water,
+    # the hull moored at the true shore is still found
+    import shapely
+
+    hulls = [(1500 + 9, 1500, 90, 16, 0)]
+    chip = sar_scene(land_cols=150, hulls=hulls, seed=16)
+    feats = (Feature(role="water", id="basin", geometry=box(X0 + 1100, Y0, X0 + 3000, Y0 + 3000)),)
+    chip.aoi = AOI(id="sarport", name="SAR port", country="KP", kind="port", boundary=chip.aoi.boundary, crs=UTM,
+                   features=feats)
+    info = {}
+    ships = detect_ships_sar(chip, info=info)
+    assert info["land_in_water_px"] > 0.6 * 40 * 300  # of the 40 x 300 land pixels inside
+    hull = shapely.Point(X0 + 1509, Y0 + 1500)
+    assert any(s.polygon.centroid.distance(hull) < 15 and abs(s.length_m - 90) < 20 for s in ships)
+    # without it the land's strong points come out as ships, three times as many
+    plain = detect_ships_sar(chip, check_water=False, local_enl=False)
+    assert 3 * (len(ships) - 1) <= len(plain) - 1

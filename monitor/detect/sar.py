@@ -205,6 +205,22 @@ def estimate_enl(x: np.ndarray, mask: np.ndarray, window_px: int = 7, max_sample
     return float(np.clip(np.interp(-iqr, -_IQR_GRID, _ENL_GRID), 0.5, 100.0))
 
 
+def _enl_from_log_var(var: np.ndarray) -> np.ndarray:
+    """ENL L whose log-gamma variance trigamma(L) equals ``var``."""
+    from scipy.special import polygamma
+
+    grid = np.geomspace(0.3, 100.0, 200)
+    tv = polygamma(1, grid)  # decreasing in L
+    return np.interp(-np.asarray(var, np.float64), -tv, grid).astype(np.float32)
+
+
+def _factor_table(pfa: float, enl: np.ndarray) -> np.ndarray:
+    """:func:`cfar_factor` for an array of ENLs (interpolated on a grid)."""
+    grid = np.geomspace(0.3, 100.0, 120)
+    f = np.array([cfar_factor(pfa, float(L)) for L in grid])
+    return np.interp(np.log(np.asarray(enl, np.float64)), np.log(grid), f).astype(np.float32)
+
+
 def cfar_factor(pfa: float, enl: float) -> float:
     """Threshold over the mean: P(X > t) = ``pfa`` for X ~ Gamma(enl, 1/enl)."""
     from scipy.stats import gamma
@@ -306,7 +322,7 @@ def _shore_background(x, water, use, d_land, rim_px, tile_px, pfa, factor):
 
 def cfar(x: np.ndarray, water: np.ndarray, gsd_m: float, *, pfa: float = 1e-6, guard_m: float | None = None,
          background_m: float | None = None, enl: float | None = None, shore_m: float | None = None,
-         censor_m: float | None = None) -> dict:
+         censor_m: float | None = None, local_enl: bool = True) -> dict:
     """Two-pass cell-averaging CFAR on linear intensity ``x`` inside ``water``.
 
     ``guard_m``: guard half-width, metres (default 60 m, at least 2 pixels);
@@ -316,6 +332,10 @@ def cfar(x: np.ndarray, water: np.ndarray, gsd_m: float, *, pfa: float = 1e-6, g
     compared with the shore rim (default max(1.5 pixels, 15 m)).
     ``censor_m``: first-pass targets are dilated by this much before being
     censored from the second pass's background (default 20 m, 1 pixel).
+    ``local_enl``: where the background ring (off the shore rim) is more
+    textured than the water overall (its log-intensity variance gives a
+    lower ENL: land inside an inexact water polygon, breakers), the
+    threshold of that lower ENL applies.
 
     Returns a dict: ``background`` (float32 local mean), ``threshold``
     (float32), ``ratio`` (x / background), ``detected`` (bool), ``enl``,
@@ -331,10 +351,30 @@ def cfar(x: np.ndarray, water: np.ndarray, gsd_m: float, *, pfa: float = 1e-6, g
     rim = max(1, int(math.ceil((max(1.5 * gsd, 15.0) if shore_m is None else shore_m) / gsd)))
     along = max(16, int(round(1000.0 / gsd)))
 
+    lx = np.log(np.maximum(x, 1e-30)).astype(np.float32)
+
     def once(use):
         bg = _background(x, use, g, b)
         sh = _shore_background(x, water, use, d_land, rim, along, pfa, factor)
         ref = np.maximum(bg, sh)
+        if local_enl:
+            # clutter texture around each pixel (off the shore rim): a ring
+            # of textured clutter (land inside an inexact water polygon,
+            # breaking waves) has fewer effective looks than the open water
+            # and gets the higher threshold of its own ENL
+            u = use & (d_land > rim)
+            m0, ok = ring_mean(lx, u, g, b, min_share=0.25)
+            # bright outliers (hull edges, sidelobes) clipped at ~11 dB over
+            # the local log level: texture, not targets
+            lc = np.clip(lx, m0 - 4.0, m0 + 2.5)
+            m1, _ = ring_mean(lc, u, g, b, min_share=0.25)
+            m2, _ = ring_mean(lc * lc, u, g, b, min_share=0.25)
+            var = np.maximum(m2 - m1 * m1, 0)
+            loc = _enl_from_log_var(var)
+            # only clearly textured rings (under 0.6 of the water's ENL):
+            # sampling noise and a neighbouring hull's edge stay below that
+            f_loc = np.where(ok & (loc < 0.6 * enl), _factor_table(pfa, np.minimum(loc, enl)), factor)
+            ref = ref * np.maximum(f_loc / factor, 1.0)
         return bg, ref
 
     bg, ref = once(water)
@@ -517,6 +557,53 @@ def _land_spill(x, member, sl, land, factor, reach_px=3):
     return float(x[big][m].max()) < factor * float(np.median(x[big][near]))
 
 
+def clutter_land(x: np.ndarray, water: np.ndarray, gsd_m: float, enl: float, pfa: float = 1e-6,
+                 window_m: float = 70.0, min_width_m: float = 60.0, max_share: float = 0.5) -> np.ndarray:
+    """Land inside a water mask, found by its texture (bool, chip grid).
+
+    Open water is fully developed speckle: its log-intensity spreads as
+    that of Gamma(L) whatever the wind. Land clutter (fields, roads,
+    buildings) is textured: over a ``window_m`` box its log-variance (bright
+    targets censored: the pixels over the CFAR factor at ``enl`` above the
+    window's log mean, and their neighbours) gives an ENL under half the
+    water's (the median local ENL over the mask).
+    Such pixels form land only where they fill squares at least
+    ``min_width_m`` wide (wider than any hull, so moored and rafted hulls
+    stay water). When that would take more than ``max_share`` of the mask
+    the mask is kept whole (the sea itself is textured: breakers, ice)."""
+    from monitor.detect.water import open_disk
+
+    if water.sum() < 100:
+        return np.zeros_like(water)
+    k = max(5, int(round(window_m / gsd_m)) | 1)
+    lx = np.log(np.maximum(x, 1e-30)).astype(np.float32)
+    w0 = water.astype(np.float32)
+    n0 = ndi.uniform_filter(w0, k, mode="constant")
+    m0 = ndi.uniform_filter(np.where(water, lx, 0), k, mode="constant") / np.maximum(n0, 1e-6)
+    bright = water & (lx > m0 + math.log(cfar_factor(pfa, enl)))
+    use = water & ~ndi.binary_dilation(bright, structure=_EIGHT)
+    u = use.astype(np.float32)
+    n = ndi.uniform_filter(u, k, mode="constant")
+    lc = np.where(use, np.clip(lx, m0 - 4.0, m0 + 2.5), 0).astype(np.float32)
+    m1 = ndi.uniform_filter(lc, k, mode="constant") / np.maximum(n, 1e-6)
+    m2 = ndi.uniform_filter(lc * lc, k, mode="constant") / np.maximum(n, 1e-6)
+    var = np.maximum(m2 - m1 * m1, 0) * (n * k * k) / np.maximum(n * k * k - 1, 1)
+    ok = water & (n * k * k >= 0.5 * k * k)
+    if ok.sum() < 100:
+        return np.zeros_like(water)
+    loc = _enl_from_log_var(var)
+    # the water's own looks: the median over the mask (water is most of it;
+    # the scene-wide estimate is pulled down by the land inside)
+    ref = max(float(np.median(loc[ok])), 0.5 * enl)
+    textured = ok & (loc < 0.5 * ref)
+    # majority over the window (speckle-noisy decisions), then only wide land
+    major = ndi.uniform_filter(textured.astype(np.float32), k, mode="constant") >= 0.5 * n0
+    land = open_disk(major & water, max(1, int(math.ceil(min_width_m / 2.0 / gsd_m)))) & water
+    if land.sum() > max_share * water.sum():
+        return np.zeros_like(water)
+    return land
+
+
 def _assign_to_seeds(mask: np.ndarray, seeds: np.ndarray, join_px: int = 0) -> np.ndarray:
     """Labels of ``mask`` pixels by their nearest seed group.
 
@@ -540,7 +627,9 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
                      guard_m: float | None = None, background_m: float | None = None, enl: float | None = None,
                      min_length_m: float = 15.0, max_length_m: float = 500.0, min_pixels: int = 2,
                      resolution_m: float | None = None, split: bool = True, units: str = "auto",
-                     level_q: float = 0.75, info: dict | None = None) -> list[SARShip]:
+                     level_q: float = 0.75, max_clutter_db: float | None = 6.0, local_enl: bool = True,
+                     check_water: bool = True,
+                     info: dict | None = None) -> list[SARShip]:
     """Ships in a SAR chip: CFAR on linear intensity over water, clustered
     and measured with sub-pixel rectangles.
 
@@ -566,6 +655,10 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         ``sar:resolution_azimuth`` of the scene, else the pixel size.
     split: split clusters holding two hulls side by side or bow to stern.
     units: intensity units of the band (see :func:`sar_intensity`).
+    max_clutter_db: a cluster whose CFAR background is more than this
+        many dB above the water's median background sits in land clutter
+        (land inside inexact water polygons: GSHHG-based AOIs are off by
+        100-200 m), not on water; None turns the test off.
     info: optional dict filled with ``enl``, ``factor``, ``guard_px``,
         ``background_px``, ``clusters``.
 
@@ -593,10 +686,15 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         raise InputError("water", f"mask shape {water.shape} differs from the chip's {x.shape}")
     water = water & valid
     info = {} if info is None else info
+    if check_water and water.sum() >= 100:
+        e0 = estimate_enl(x, water) if enl is None else enl
+        land = clutter_land(x, water, gsd, e0, pfa)
+        info["land_in_water_px"] = int(land.sum())
+        water = water & ~land
     if water.sum() < 16:
         info.update(enl=None, clusters=0)
         return []
-    c = cfar(x, water, gsd, pfa=pfa, guard_m=guard_m, background_m=background_m, enl=enl)
+    c = cfar(x, water, gsd, pfa=pfa, guard_m=guard_m, background_m=background_m, enl=enl, local_enl=local_enl)
     info.update(enl=round(c["enl"], 2), factor=round(c["factor"], 3), guard_px=c["guard_px"],
                 background_px=c["background_px"], resolution_m=resolution_m)
     det, ratio = c["detected"], c["ratio"]
@@ -613,6 +711,9 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         return []
     d_land = c["d_land"]
     bg = c["background"]
+    # the water's own level: land strips inside the mask are a minority
+    water_level = float(np.median(bg[water][:: max(1, int(water.sum() // 200_000))]))
+    clutter = np.inf if max_clutter_db is None else water_level * 10 ** (max_clutter_db / 10.0)
     ships = []
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         if sl is None:
@@ -630,6 +731,8 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         if nseed < min_pixels and (shore or pk < 2.0 * c["factor"]):
             continue
         if shore and _land_spill(x, m, sl, valid & ~water, c["factor"]):
+            continue
+        if float(np.median(bg[sl][m])) > clutter:
             continue
         if split:
             ex = np.maximum(x[sl] - bg[sl], 0)
