@@ -582,36 +582,47 @@ def _add_moored(chip, bands, water, rects, props, min_length_m, max_length_m, k)
 def _continues_as_line(rect, z: np.ndarray, water: np.ndarray, transform, gsd: float, level: float,
                        reach_px: float = 6.0, share: float = 0.8) -> bool:
     """True when the bright signal of an object runs on beyond both of its
-    ends along its long axis: the object is a dash of a line structure (a
+    ends along one of its axes: the object is a dash of a line structure (a
     breakwater, a pier, a bridge) rather than a hull, which ends at bow and
     stern, with water right beyond them (so hulls moored bow to stern with
-    gaps between them are not a line). Samples every pixel along the axis
-    from 1.5 to ``reach_px`` pixels beyond each end; a sample continues the
-    structure when it is land or water with z >= ``level``."""
+    gaps between them are not a line). A dash about as wide as long (long
+    side < 1.5 x short side) is tried along both axes, since its rectangle
+    may lie across the line. Samples
+    every pixel along the axis from 1.5 to ``reach_px`` pixels beyond each
+    end; a sample continues the structure when it is land or water with
+    z >= ``level``."""
     c = np.asarray(rect.exterior.coords)[:4]
-    e1, e2 = c[1] - c[0], c[2] - c[1]
-    v = e1 if np.hypot(*e1) >= np.hypot(*e2) else e2
-    L = float(np.hypot(*v))
-    if L <= 0:
-        return False
-    u = v / L
     ctr = c.mean(axis=0)
-    t = 0.5 * L + gsd * np.arange(1.5, reach_px + 0.01, 1.0)
     ia, ib, ic, id_, ie, if_ = tuple(~transform)[:6]
     h, w = z.shape
-    for sgn in (1.0, -1.0):
-        pts = ctr[None, :] + sgn * t[:, None] * u[None, :]
-        col = ia * pts[:, 0] + ib * pts[:, 1] + ic
-        row = id_ * pts[:, 0] + ie * pts[:, 1] + if_
-        row, col = np.floor(row).astype(int), np.floor(col).astype(int)
-        ok = (row >= 0) & (row < h) & (col >= 0) & (col < w)
-        row, col = row[ok], col[ok]
-        if row.size < 3:
-            return False
-        on = ~water[row, col] | (z[row, col] >= level)
-        if on.mean() < share:
-            return False
-    return True
+    e1, e2 = c[1] - c[0], c[2] - c[1]
+    l1, l2 = float(np.hypot(*e1)), float(np.hypot(*e2))
+    # a dash no longer than 1.5 times its width may lie across the line
+    axes = (e1, e2) if max(l1, l2) < 1.5 * min(l1, l2) else ((e1,) if l1 >= l2 else (e2,))
+    for v in axes:
+        L = float(np.hypot(*v))
+        if L <= 0:
+            continue
+        u = v / L
+        t = 0.5 * L + gsd * np.arange(1.5, reach_px + 0.01, 1.0)
+        both = True
+        for sgn in (1.0, -1.0):
+            pts = ctr[None, :] + sgn * t[:, None] * u[None, :]
+            col = ia * pts[:, 0] + ib * pts[:, 1] + ic
+            row = id_ * pts[:, 0] + ie * pts[:, 1] + if_
+            row, col = np.floor(row).astype(int), np.floor(col).astype(int)
+            ok = (row >= 0) & (row < h) & (col >= 0) & (col < w)
+            row, col = row[ok], col[ok]
+            if row.size < 3:
+                both = False
+                break
+            on = ~water[row, col] | (z[row, col] >= level)
+            if on.mean() < share:
+                both = False
+                break
+        if both:
+            return True
+    return False
 
 
 def _is_shore_ramp(lab: np.ndarray, i: int, sl, bright: np.ndarray, land: np.ndarray, share: float) -> bool:
@@ -938,6 +949,10 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     land_px = chip.valid & ~water
     at_shore = near[1:] <= max(1.0, rim_m / gsd)
     rects = _rectangles(lab, n, chip.transform)
+    if not sar:
+        # for the line test: the brightest pixel within a pixel of each
+        # sample, so a ray a little off a thin line still follows it
+        z_near = ndi.maximum_filter(z, size=3)
     sel_r, props = [], []
     thr_hi = 1.0 if sar else k_high
     for j, rect in enumerate(rects):
@@ -951,7 +966,7 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         if not sar and bright is not None and near[j + 1] <= 1.0 and shore_ramp > 0 and \
                 _is_shore_ramp(lab, j + 1, obj_sl[j], bright, land_px, shore_ramp):
             continue
-        if not sar and _continues_as_line(rect, z, water, chip.transform, gsd, k_low):
+        if not sar and _continues_as_line(rect, z_near, water, chip.transform, gsd, k_low):
             continue
         if L > 15.0 * W or (W < 1.5 * gsd and L >= 8.0 * gsd):
             # lines, not hulls: bridges, breakwater edges, wakes
