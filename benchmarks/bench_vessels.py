@@ -81,6 +81,7 @@ def sen2ships(verbose: bool = True, **options) -> None:
 
     total = Score(0, 0, 0)
     errs = []
+    f1s = []
     t_det = 0.0
     t_read = 0.0
     for folder in sorted((SEN2SHIPS / "scenes").iterdir()):
@@ -105,13 +106,15 @@ def sen2ships(verbose: bool = True, **options) -> None:
         s = Score(tp=m, fp=len(det) - m, fn=len(truth) - m)
         total = total + s
         errs.append(abs(len(det) - len(truth)))
+        f1s.append(2 * s.tp / max(2 * s.tp + s.fp + s.fn, 1))
         if verbose:
             print(f"  sen2ships {folder.name:14s} truth={len(truth):3d} detected={len(det):3d} {s.line()} "
                   f"water={res.extras.get('water_source')}")
     opts = ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"
     print(f"sen2ships [{opts}] (box AOI, IoU>=0.1 or centroid<=20 m): {total.line()} "
           f"median |count error|={median(errs):.1f} vessels/scene (scenes={len(errs)}, "
-          f"detect {t_det:.1f} s, read {t_read:.1f} s)")
+          f"detect {t_det:.1f} s, read {t_read:.1f} s); per-scene F1 min {min(f1s):.2f} "
+          f"median {median(f1s):.2f} max {max(f1s):.2f}")
 
 
 SYNTH_SEEDS = (9101, 9102, 9103)  # the tests use none of these
