@@ -515,7 +515,9 @@ def moored_hulls(chip, bands: dict[str, np.ndarray], water: np.ndarray, min_leng
     whose NDWI lies more than ``k`` robust sigmas (and 0.05) below the
     local median NDWI of that edge band. A patch is kept when it is hull
     shaped (``min_length_m`` <= length <= ``max_length_m``, width <=
-    ``max_width_m``, length >= 1.8 x width, filling >= 0.4 of its
+    ``max_width_m``, 1.8 <= length / width <= 8 as hulls are (a longer
+    strip along the edge is the shadow or wet edge of the quay), filling
+    >= 0.4 of its
     rectangle) and lies along the water (touching it over >= 0.4 of its
     length, as a hull alongside does and a building behind the apron
     does not). Needs green and NIR; returns (rectangles in the chip CRS,
@@ -553,7 +555,7 @@ def moored_hulls(chip, bands: dict[str, np.ndarray], water: np.ndarray, min_leng
     rects, props = [], []
     for j, rect in enumerate(_rectangles(lab, nl, chip.transform)):
         L, W, _ = _measure(rect)
-        if not (min_length_m <= L <= max_length_m) or W > max_width_m or L < 1.8 * W or W < 3.0 * gsd:
+        if not (min_length_m <= L <= max_length_m) or W > max_width_m or L < 1.8 * W or L > 8.0 * W or W < 3.0 * gsd:
             continue
         if area[j] * gsd * gsd < 0.4 * rect.area or contact[j] * gsd < min(0.4 * L, 0.8 * W):
             continue
