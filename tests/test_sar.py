@@ -280,3 +280,19 @@ def test_textured_land_inside_an_inexact_water_polygon_is_dropped():
     # without it the land's strong points come out as ships, three times as many
     plain = detect_ships_sar(chip, check_water=False, local_enl=False)
     assert 3 * (len(ships) - 1) <= len(plain) - 1
+
+
+def test_rafted_hulls_without_a_visible_seam_are_two():
+    # two 80 x 18 m hulls touching side by side at 10 m: one 80 x 36 m
+    # cluster, wider than any single hull of that length
+    hulls = [(1500, 1500, 80, 18, 60), (1500 + 18 * math.cos(math.radians(60)), 1500 + 18 * math.sin(math.radians(60)),
+                                        80, 18, 60)]
+    chip = sar_scene(hulls=hulls, seed=17)
+    ships = detect_ships_sar(chip, max_beam_ratio=0.4)
+    assert len(ships) == 2
+    for s in ships:
+        assert s.length_m == pytest.approx(80, abs=20)
+        assert abs((s.heading_deg - 60 + 90) % 180 - 90) < 12
+    assert len(detect_ships_sar(chip)) == 1  # the default cuts only at a visible seam
+    # a single hull of the same size stays one
+    assert len(detect_ships_sar(sar_scene(hulls=hulls[:1], seed=17), max_beam_ratio=0.4)) == 1
