@@ -199,7 +199,7 @@ def image_water(chip, bands: dict[str, np.ndarray] | None = None, ndwi_threshold
     """Water classified from the chip's own pixels (bool, chip grid).
 
     Optical with green and NIR: NDWI = (green - nir) / (green + nir) above
-    ``ndwi_threshold`` (3x3 mean at >= 5 m pixels). Optical without NIR: dark
+    ``ndwi_threshold`` (a ~10 m mean on pixels finer than 5 m). Optical without NIR: dark
     and smooth pixels (Otsu on log brightness, local texture below its
     median on land). SAR: Otsu on the smoothed log backscatter. Holes up to
     ship size are filled, small water specks on land are dropped; on SAR
@@ -225,8 +225,12 @@ def image_water(chip, bands: dict[str, np.ndarray] | None = None, ndwi_threshold
         g, n = get("green"), get("nir")
         if g is not None and n is not None:
             ndwi = (g - n) / np.maximum(g + n, 1e-6)
-            k = 3 if gsd >= 5 else max(3, int(round(10.0 / gsd)) | 1)
-            ndwi_s = ndi.uniform_filter(np.where(valid, ndwi, 0).astype(np.float32), k)
+            # smoothed over ~10 m on fine pixels (texture, glint); at >= 5 m
+            # a pixel is already as wide as a small hull, and a mean would
+            # spread water a pixel into piers, quays and moored hulls
+            k = 1 if gsd >= 5 else max(3, int(round(10.0 / gsd)) | 1)
+            ndwi_s = ndi.uniform_filter(np.where(valid, ndwi, 0).astype(np.float32), k) if k > 1 else \
+                np.where(valid, ndwi, 0).astype(np.float32)
             water = (ndwi_s > ndwi_threshold) & valid
         else:
             rgb = [get(r) for r in ("red", "green", "blue")]
