@@ -62,16 +62,27 @@ def _loose(det, tru, min_iou=0.1, max_dist_m=20.0):
     return out
 
 
-def scene(aoi, gsd_m, seed, looks=4):
-    """(chip, truth polygons) of one synthetic SAR port scene (``looks``-look speckle)."""
+def scene(aoi, gsd_m, seed, looks=4, resolution_m=None):
+    """(chip, truth polygons) of one synthetic SAR port scene (``looks``-look
+    speckle). ``resolution_m``: blur the intensity to this resolution (a
+    Gaussian impulse response of that FWHM including the pixel; speckle then
+    correlates over neighbouring pixels as in a GRD product) and record it
+    in ``chip.meta["resolution_m"]``."""
     from monitor.imagery import Chip
     from monitor.synth import render_port_scene
 
     sc = render_port_scene(aoi, gsd_m=gsd_m, when=datetime(2024, 6, 1, tzinfo=timezone.utc), seed=seed, sensor="sar",
                            looks=looks)
     bands = np.asarray(sc.bands, dtype=np.float32)
+    meta = {}
+    if resolution_m and resolution_m > gsd_m:
+        from scipy.ndimage import gaussian_filter
+
+        sd = (resolution_m ** 2 - gsd_m ** 2) ** 0.5 / 2.3548 / gsd_m
+        bands = np.stack([gaussian_filter(b, sd) for b in bands]).astype(np.float32)
+        meta["resolution_m"] = float(resolution_m)
     chip = Chip(bands=bands, roles=tuple(sc.roles), valid=np.any(bands != 0, axis=0), transform=sc.transform,
-                crs=sc.crs, gsd_m=float(sc.gsd_m), aoi=aoi, sensor="sar")
+                crs=sc.crs, gsd_m=float(sc.gsd_m), aoi=aoi, sensor="sar", meta=meta)
     return chip, [t.polygon for t in sc.truth if t.cls == "vessel"]
 
 
@@ -94,7 +105,8 @@ def shift_water(chip, metres):
     return chip
 
 
-def run(aois, gsds, seeds, via_vessels=False, verbose=False, water_shift_m=0.0, looks=4, **options):
+def run(aois, gsds, seeds, via_vessels=False, verbose=False, water_shift_m=0.0, looks=4, blur_to_m=None,
+        hide_resolution=False, **options):
     from monitor.detect.sar import detect_ships_sar
     from monitor.detect.vessels import detect_vessels
     from monitor.detect.water import water_mask
@@ -104,7 +116,9 @@ def run(aois, gsds, seeds, via_vessels=False, verbose=False, water_shift_m=0.0, 
         t_det, n_sc, lerr = 0.0, 0, []
         for aoi in aois:
             for seed in seeds:
-                chip, truth = scene(aoi, gsd, seed, looks)
+                chip, truth = scene(aoi, gsd, seed, looks, blur_to_m)
+                if hide_resolution:
+                    chip.meta.pop("resolution_m", None)
                 chip = shift_water(chip, water_shift_m)
                 t0 = time.perf_counter()
                 if via_vessels:
@@ -134,6 +148,10 @@ def run(aois, gsds, seeds, via_vessels=False, verbose=False, water_shift_m=0.0, 
         what = "detect_vessels" if via_vessels else "detect_ships_sar"
         shift = f", water polygons off by {water_shift_m:g} m" if water_shift_m else ""
         shift += f", {looks}-look speckle" if looks != 4 else ""
+        if blur_to_m:
+            shift += f", blurred to {blur_to_m:g} m resolution ({'not ' if hide_resolution else ''}given)"
+        if options:
+            shift += ", " + ", ".join(f"{k}={v}" for k, v in options.items())
         print(f"SAR {what}{shift} at {gsd:g} m ({', '.join(a.id for a in aois)}, {len(seeds)} seeds), ships >= 30 m, "
               f"IoU>=0.25: {tot.line()} | loose F1={loose.f1:.3f} | median |length error| {median(lerr):.1f} m | "
               f"detect {t_det / max(n_sc, 1) * 1000:.0f} ms/scene (chip {chip.shape[1]}x{chip.shape[0]} px)")
@@ -149,13 +167,18 @@ def main(argv=None):
     ap.add_argument("--aoi", default="najin,dunay")
     ap.add_argument("--water-shift", type=float, default=0.0,
                     help="move the AOI water polygons by this many metres (land-mask error)")
+    ap.add_argument("--blur", type=float, default=None,
+                    help="blur to this resolution in metres (Sentinel-1 IW GRDH: ~21 m in 10 m pixels)")
+    ap.add_argument("--hide-resolution", action="store_true", help="do not tell the detector the --blur resolution")
+    ap.add_argument("--beam-ratio", type=float, default=None, help="max_beam_ratio option of detect_ships_sar")
     ap.add_argument("--looks", type=int, default=4, help="speckle looks of the synthetic scenes")
     ap.add_argument("--first-seed", type=int, default=0, help="index of the first seed (a holdout: 10)")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     aois = [load_aoi(x) for x in a.aoi.split(",")]
     run(aois, [float(g) for g in a.gsd.split(",")], SEEDS[a.first_seed: a.first_seed + a.seeds], via_vessels=a.vessels,
-        verbose=a.verbose, water_shift_m=a.water_shift, looks=a.looks)
+        verbose=a.verbose, water_shift_m=a.water_shift, looks=a.looks, blur_to_m=a.blur,
+        hide_resolution=a.hide_resolution, **({"max_beam_ratio": a.beam_ratio} if a.beam_ratio else {}))
 
 
 if __name__ == "__main__":

@@ -296,3 +296,21 @@ def test_rafted_hulls_without_a_visible_seam_are_two():
     assert len(detect_ships_sar(chip)) == 1  # the default cuts only at a visible seam
     # a single hull of the same size stays one
     assert len(detect_ships_sar(sar_scene(hulls=hulls[:1], seed=17), max_beam_ratio=0.4)) == 1
+
+
+def test_resolution_is_measured_from_the_speckle_correlation():
+    from scipy.ndimage import gaussian_filter
+
+    from monitor.detect.sar import speckle_resolution
+
+    rng = np.random.default_rng(18)
+    x = rng.gamma(4.4, 1 / 4.4, (300, 300)).astype(np.float32)
+    mask = np.ones(x.shape, bool)
+    assert speckle_resolution(x, mask, 10.0) is None  # independent pixels: the pixel is the resolution
+    # Sentinel-1 IW GRDH-like: 10 m pixels, 21 m resolution
+    sd = math.sqrt(21.0 ** 2 - 10.0 ** 2) / 2.3548 / 10.0
+    xb = gaussian_filter(x, sd)
+    assert speckle_resolution(xb, mask, 10.0) == pytest.approx(21.0, rel=0.15)
+    # the ENL of correlated speckle is its marginal one, not inflated by the correlation
+    v = xb.ravel()
+    assert estimate_enl(xb, mask) == pytest.approx(v.mean() ** 2 / v.var(), rel=0.25)

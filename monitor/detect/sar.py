@@ -173,36 +173,81 @@ _ENL_GRID = np.geomspace(0.5, 100.0, 120)
 _IQR_GRID = None
 
 
-def estimate_enl(x: np.ndarray, mask: np.ndarray, window_px: int = 7, max_samples: int = 300_000) -> float:
+def estimate_enl(x: np.ndarray, mask: np.ndarray, window_px: int = 11, inner_px: int = 5,
+                 max_samples: int = 300_000) -> float:
     """Equivalent number of looks of the speckle of ``x`` over ``mask``.
 
-    ``ln x`` minus its local mean (``window_px`` box, mask-normalised) has
-    the spread of log-gamma speckle (texture coarser than the window
-    cancels); its interquartile range, corrected for the window mean, is
-    matched to that of ln Gamma(L, 1/L). Robust to the few bright targets
-    and dark pixels (quartiles). Returns L clipped to 0.5..100 (1.0 with
-    fewer than 500 pixels).
+    ``ln x`` minus its local mean has the spread of log-gamma speckle
+    (texture coarser than the window cancels); its interquartile range,
+    corrected for the spread of the mean, is matched to that of
+    ln Gamma(L, 1/L). The local mean is taken over a ``window_px`` box
+    without its central ``inner_px`` box, so speckle correlated between
+    neighbouring pixels (GRD products sample finer than their resolution)
+    does not cancel in the difference. Robust to the few bright targets and
+    dark pixels (quartiles). Returns L clipped to 0.5..100 (1.0 with fewer
+    than 500 pixels).
     """
     global _IQR_GRID
     m = mask & (x > 0)
     if m.sum() < 500:
         return 1.0
     lx = np.where(m, np.log(np.maximum(x, 1e-30)), 0).astype(np.float32)
-    k = max(3, int(window_px) | 1)
-    s = ndi.uniform_filter(lx, k, mode="constant")
-    n = ndi.uniform_filter(m.astype(np.float32), k, mode="constant")
-    ok = m & (n * k * k >= 0.75 * k * k)
+    ko = max(3, int(window_px) | 1)
+    ki = max(1, int(inner_px) | 1)
+    mf = m.astype(np.float32)
+    s = _box_sum(lx, ko // 2) - _box_sum(lx, ki // 2)
+    n = _box_sum(mf, ko // 2) - _box_sum(mf, ki // 2)
+    ring = ko * ko - ki * ki
+    ok = m & (n >= 0.75 * ring)
     if ok.sum() < 500:
-        ok = m & (n > 0)
+        ok = m & (n > 0.5)
     d = (lx - s / np.maximum(n, 1e-6))[ok]
     d = d[:: max(1, d.size // max_samples)]
     q25, q75 = np.percentile(d, [25, 75])
-    npx = 0.75 * k * k
-    iqr = float(q75 - q25) / math.sqrt(max(1.0 - 1.0 / npx, 0.5))
+    iqr = float(q75 - q25) / math.sqrt(1.0 + 1.0 / (0.75 * ring))
     if _IQR_GRID is None:
         _IQR_GRID = _log_gamma_iqr(_ENL_GRID)
     # _IQR_GRID decreases with L
     return float(np.clip(np.interp(-iqr, -_IQR_GRID, _ENL_GRID), 0.5, 100.0))
+
+
+def speckle_resolution(x: np.ndarray, mask: np.ndarray, gsd_m: float, window_px: int = 7,
+                       min_rho: float = 0.15) -> float | None:
+    """Resolution (metres) from the correlation of the speckle, or None.
+
+    Speckle decorrelates over one resolution cell: with pixels as large as
+    the resolution, neighbours are independent; a product sampled finer
+    (Sentinel-1 IW GRDH: 10 m pixels, ~21 m resolution, rho ~0.65) has
+    neighbours correlated by rho = exp(-1 / (4 s^2)) for a Gaussian impulse
+    response of s pixels (standard deviation, intensity). rho is measured on
+    the ratio of ``x`` to its local mean (a ``window_px`` box without its
+    central 3 x 3, so the water's texture does not count and the pair does
+    not share its own pixels) over ``mask`` pixels off bright targets,
+    along rows and columns. Returns g * sqrt(1 + 8 ln2 s^2), the FWHM that
+    :func:`measure_cluster` takes as ``resolution_m``; None when rho is under
+    ``min_rho`` (resolution under ~1.3 pixels: the pixel is the resolution)
+    or the mask has under 2000 pixels."""
+    m = mask & (x > 0)
+    if m.sum() < 2000:
+        return None
+    k = max(5, int(window_px) | 1)
+    mf = m.astype(np.float32)
+    xs = np.where(m, x, 0).astype(np.float32)
+    n = _box_sum(mf, k // 2) - _box_sum(mf, 1)
+    mean = (_box_sum(xs, k // 2) - _box_sum(xs, 1)) / np.maximum(n, 1e-6)
+    r = np.where(m & (n >= 0.75 * (k * k - 9)), x / np.maximum(mean, 1e-30), np.nan).astype(np.float32)
+    r[r > 6.0] = np.nan  # targets and their sidelobes
+    rho = []
+    for a, b in ((r[:, :-1], r[:, 1:]), (r[:-1, :], r[1:, :])):
+        ok = np.isfinite(a) & np.isfinite(b)
+        if ok.sum() < 1000:
+            return None
+        rho.append(float(np.corrcoef(a[ok].astype(np.float64), b[ok].astype(np.float64))[0, 1]))
+    p = float(np.mean(rho))
+    if not p >= min_rho:
+        return None
+    s2 = -1.0 / (4.0 * math.log(min(p, 0.95)))
+    return float(gsd_m) * math.sqrt(1.0 + 8.0 * math.log(2.0) * s2)
 
 
 def _enl_from_log_var(var: np.ndarray) -> np.ndarray:
@@ -677,7 +722,9 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         its spread beyond the pixel is removed from the measured sizes
         (Sentinel-1 IW GRDH: ~20 x 22 m in 10 m pixels). Default
         (:func:`sar_resolution`): STAC ``sar:resolution_range`` /
-        ``sar:resolution_azimuth`` of the scene, else the pixel size.
+        ``sar:resolution_azimuth`` of the scene, else measured from the
+        correlation of the water's speckle (:func:`speckle_resolution`),
+        else the pixel size.
     split: split clusters holding two hulls side by side or bow to stern.
     max_beam_ratio: a cluster whose measured width exceeds this share of
         its length (and 2.5 pixels) is two hulls side by side and is cut in
@@ -705,8 +752,6 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     if not gsd > 0:
         raise SceneError(_source(chip), f"bad pixel size {gsd!r}")
     x = sar_intensity(chip, units)
-    if resolution_m is None:
-        resolution_m = sar_resolution(chip)
     valid = np.asarray(chip.valid, bool) & (x > 0)
     if water is None:
         from monitor.detect.water import water_mask
@@ -717,6 +762,11 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         raise InputError("water", f"mask shape {water.shape} differs from the chip's {x.shape}")
     water = water & valid
     info = {} if info is None else info
+    if resolution_m is None:
+        resolution_m = sar_resolution(chip)
+        if resolution_m is None and water.sum() >= 2000:
+            # off the shore: the bright rim of quays is structure, not speckle
+            resolution_m = speckle_resolution(x, water & (_distance_to_land(water) > 2), gsd)
     if check_water and water.sum() >= 100:
         e0 = estimate_enl(x, water) if enl is None else enl
         land = clutter_land(x, water, gsd, e0, pfa)
@@ -725,7 +775,10 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     if water.sum() < 16:
         info.update(enl=None, clusters=0)
         return []
-    c = cfar(x, water, gsd, pfa=pfa, guard_m=guard_m, background_m=background_m, enl=enl, local_enl=local_enl)
+    # the shore rim is as wide as the blur of the quays into the water
+    shore_m = max(1.5 * resolution_m, 15.0) if resolution_m and resolution_m > gsd else None
+    c = cfar(x, water, gsd, pfa=pfa, guard_m=guard_m, background_m=background_m, enl=enl, local_enl=local_enl,
+             shore_m=shore_m)
     info.update(enl=round(c["enl"], 2), factor=round(c["factor"], 3), guard_px=c["guard_px"],
                 background_px=c["background_px"], resolution_m=resolution_m)
     det, ratio = c["detected"], c["ratio"]
