@@ -3,28 +3,32 @@
 A rail track seen from above at 0.25-1 m GSD is a pair of thin parallel
 lines (the rails, 1.435-1.52 m apart) on a ballast bed, or, where cars
 stand on it, a row of car bodies about 3 m wide whose long edges run
-parallel to the track. Both are *linear* and *long*. The tracer scores
-every pixel for "a track centreline runs through here in direction
-theta" for a bank of orientations:
+parallel to the track. Both are *linear* and *long*. The tracer:
 
-1. the gray image is rotated so that theta runs along the columns;
-2. the across-track second derivative (both polarities) marks rails, the
-   across-track gradient marks car edges; a *pair* response is the
-   geometric mean of the rail (edge) map half a gauge (half a car width)
-   above and below each pixel, so a single line or edge scores nothing;
-3. the pair response is averaged along the track direction over
-   ``along_m`` metres (long straight or gently curving structures keep
-   their score, texture loses it) and thinned by non-maximum suppression
-   across the track within half the track spacing;
-4. the maps are rotated back; the best orientation wins per pixel.
-
-Evidence from several scenes of one AOI is combined on the first chip's
-grid by a per-pixel maximum (a track hidden under cars in one scene is
-open in another). Ridge pixels above a threshold set from the evidence
-distribution are skeletonised, broken at junctions, fitted into smooth
-pieces, linked end to end when their directions agree (a curvature
-limit), cleaned of near-duplicates closer than the track spacing and kept
-when at least ``min_length_m`` long.
+1. evidence (:func:`track_evidence`), for a bank of orientations steered
+   from one Hessian and one gradient per band (no image rotation): the
+   *rail pair* is the signed product of the across-track second
+   derivative half a gauge either side of a pixel (two like rails a gauge
+   apart); the *car* channel is minus the product of the across-track
+   colour gradients half a car width either side (the two long edges of a
+   car body). In sunlit scenes the anti-sun side is read from the darkest
+   bars, and a shadow credits its car one car width towards the sun
+   instead of being taken for a car row itself. Both channels are in
+   units of the scene's median response, pooled to ~0.5 m and averaged
+   along their orientation over ``along_m``; several scenes combine by a
+   per-pixel maximum (a track under cars in one is open in another);
+2. following (:class:`_Follower`): from the strongest rail ridges first,
+   lines are followed both ways in 1 m steps, snapping across the track to
+   the rail-pair peak within a narrow window, turning no faster than the
+   curvature limit, keeping straight on through cars (car evidence under
+   the line) and through gaps up to ``max_gap_m`` (switches, couplings),
+   stopping on running into a line already traced (a converging track).
+   A second pass seeds on car rows whose rails are hidden everywhere;
+3. a lattice step adds tracks between two parallel traced neighbours
+   a whole multiple of the yard's own track spacing apart, where car
+   bodies mark the missing line; lines are smoothed, clipped to the AOI,
+   kept when at least ``min_length_m`` long, and never run closer than
+   0.65 x the track spacing to a stronger line (except at switches).
 
 :func:`trace_tracks` returns :class:`~monitor.aoi.Feature` lines in the
 **chip CRS** (metres); :func:`trace_aoi` writes them into a copy of the AOI
@@ -34,14 +38,13 @@ in the AOI's own CRS (WGS84 as loaded).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import shapely
 import shapely.ops
 from scipy import ndimage
 from shapely.geometry import LineString, MultiLineString
-from skimage.morphology import skeletonize
 
 from monitor.aoi import AOI, Feature, reproject_to
 from monitor.errors import InputError
@@ -142,9 +145,11 @@ def _pair_maps(g: np.ndarray, valid: np.ndarray, gsd: float, angles: np.ndarray,
     hcc = ndimage.gaussian_filter(g, s_rail, order=(0, 2))
     gr = [ndimage.gaussian_filter(b, s_edge, order=(1, 0)) for b in colour]
     gc = [ndimage.gaussian_filter(b, s_edge, order=(0, 1)) for b in colour]
+    grg = ndimage.gaussian_filter(g, s_edge, order=(1, 0))
+    gcg = ndimage.gaussian_filter(g, s_edge, order=(0, 1))
     inner = ndimage.binary_erosion(valid, iterations=int(np.ceil(half_car_m / gsd + 2 * s_edge)) or 1)
     hg, hc = half_gauge_m / gsd, half_car_m / gsd
-    rails, cars = [], []
+    rails, bright, dark = [], [], []
     for th in angles:
         nc, nr = -np.sin(th), np.cos(th)          # across-track unit vector (col, row)
         d2 = hcc * (nc * nc) + hrc * (2 * nc * nr) + hrr * (nr * nr)
@@ -160,9 +165,69 @@ def _pair_maps(g: np.ndarray, valid: np.ndarray, gsd: float, angles: np.ndarray,
         pc = np.sqrt(np.maximum(dot / len(gc), 0.0)) * s_edge
         pr[~inner] = 0.0
         pc[~inner] = 0.0
+        # polarity from brightness: a bright bar rises into it and falls out of it
+        gn = gcg * nc + grg * nr
+        is_bright = (ndimage.shift(gn, (hc * nr, hc * nc), order=1, prefilter=False)
+                     > ndimage.shift(gn, (-hc * nr, -hc * nc), order=1, prefilter=False))
         rails.append(_block_mean(pr, pool).astype(np.float32))
-        cars.append(_block_mean(pc, pool).astype(np.float32))
-    return np.stack(rails), np.stack(cars), _block_mean(inner.astype(np.float32), pool) > 0.5
+        bright.append(_block_mean(np.where(is_bright, pc, 0.0), pool).astype(np.float32))
+        dark.append(_block_mean(np.where(is_bright, 0.0, pc), pool).astype(np.float32))
+    return (np.stack(rails), np.stack(bright), np.stack(dark),
+            _block_mean(inner.astype(np.float32), pool) > 0.5)
+
+
+def _cars_with_shadows(bright: np.ndarray, dark: np.ndarray, angles: np.ndarray, width_px: float,
+                       valid: np.ndarray, gray: np.ndarray | None = None, min_agreement: float = 0.2) -> np.ndarray:
+    """Car evidence per orientation from bright and dark bars one car wide.
+
+    In sunlit scenes every car casts a shadow beside it, on the anti-sun
+    side: a dark bar of about a car's width that is *not* a track. The
+    anti-sun direction is read from the scene: each of the darkest dark
+    bars votes for the side (one car width across) on which a car-like bar
+    lies, and one direction must explain the votes of all orientations
+    (agreement >= ``min_agreement``). Then, where the sun is not along the
+    orientation, dark bars are taken as shadows and their car is credited
+    one width towards the sun (a dark car still counts, through its own
+    shadow). Without a clear direction both polarities count where they are.
+    """
+    out = np.maximum(bright, dark)
+    h, w = dark.shape[1:]
+    dark_px = valid.copy()
+    if gray is not None:
+        gv = gray[:h, :w]
+        dark_px &= gv <= np.quantile(gv[valid], 0.05)      # shadows are the darkest things in sunlight
+    votes = []
+    for k, th in enumerate(angles):
+        nr, nc = np.cos(th), -np.sin(th)
+        d = dark[k]
+        sel = dark_px & (d >= np.quantile(d[valid], 0.9)) & (d > bright[k])
+        plus = ndimage.shift(bright[k], (-width_px * nr, -width_px * nc), order=1, prefilter=False)   # B(p + w n)
+        minus = ndimage.shift(bright[k], (width_px * nr, width_px * nc), order=1, prefilter=False)   # B(p - w n)
+        lvl = float(np.median(bright[k][valid]))
+        votes.append((float(np.sum(sel & (plus > 2 * minus) & (plus > 2 * lvl))),
+                      float(np.sum(sel & (minus > 2 * plus) & (minus > 2 * lvl)))))
+    votes = np.asarray(votes)
+    total = float(votes.sum())
+    if total < 200:
+        return out
+    n = np.column_stack([np.cos(angles), -np.sin(angles)])          # (row, col) normals
+    best, u_best = 0.0, None
+    for al in np.arange(0, 2 * np.pi, np.pi / 36):
+        u = np.array([np.sin(al), np.cos(al)])                     # car lies at +u of its shadow
+        sgn = np.sign(n @ u)
+        sc = float(np.sum(sgn * (votes[:, 0] - votes[:, 1])))
+        if sc > best:
+            best, u_best = sc, u
+    if u_best is None or best < min_agreement * total:
+        return out
+    for k, th in enumerate(angles):
+        proj = float(n[k] @ u_best)
+        if abs(proj) < 0.3:
+            continue
+        nr, nc = n[k] * np.sign(proj)
+        car_of_shadow = ndimage.shift(dark[k], (width_px * nr, width_px * nc), order=1, prefilter=False)
+        out[k] = np.maximum(bright[k], car_of_shadow)
+    return out
 
 
 def _along_mean(bank: np.ndarray, valid: np.ndarray, angles: np.ndarray, half_px: int) -> np.ndarray:
@@ -181,14 +246,6 @@ def _along_mean(bank: np.ndarray, valid: np.ndarray, angles: np.ndarray, half_px
                 cnt += ndimage.shift(vf, sh, order=1, prefilter=False)
         out[k] = np.where(cnt > 0.5 * (2 * (half_px // stride) + 1), acc / np.maximum(cnt, 1e-6), 0.0)
     return out
-
-
-def _masked_smooth(a: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Gaussian mean of ``a`` over ``mask`` pixels only."""
-    m = mask.astype(np.float32)
-    num = ndimage.gaussian_filter(np.where(mask, a, 0.0).astype(np.float32), sigma_px)
-    den = ndimage.gaussian_filter(m, sigma_px)
-    return num / np.maximum(den, 1e-6)
 
 
 def _ridge(best: np.ndarray, kbest: np.ndarray, angles: np.ndarray, reach_px: int) -> np.ndarray:
@@ -278,22 +335,17 @@ def track_evidence(chips_or_arrays, *, gauge_m: Sequence[float] | float = (1.435
         if pre > 1:
             g = np.stack([_block_mean(b, pre) for b in g])
             valid = _block_mean(valid.astype(np.float32), pre) > 0.99
-        rails, cars, inner = _pair_maps(g, valid, fine, angles, half_gauge, car_width_m / 2, pool)
-        ev = []
-        for local, ch in ((True, rails), (False, cars)):
-            m = ch.max(axis=0)
-            # units of the local background: the ~20 m neighbourhood's mean of
-            # the best response (floored at the scene's median), so faint rails
-            # on dark ballast count like bright ones on concrete
-            mv = m[inner]
-            med = float(np.median(mv[mv > 0])) if (mv > 0).any() else 1.0
-            if local:
-                loc = _masked_smooth(m, inner, 10.0 / cg)
-                ev.append(ch / np.maximum(loc, med)[None])
-            else:
-                ev.append(ch / med)
-        r = _along_mean(ev[0], inner, angles, half_px)
-        cb = _along_mean(ev[1], inner, angles, half_px)
+        rails, bright, dark, inner = _pair_maps(g, valid, fine, angles, half_gauge, car_width_m / 2, pool)
+        # each channel in units of its scene background (median of the best response)
+        meds = []
+        for ch in (rails, np.maximum(bright, dark)):
+            mv = ch.max(axis=0)[inner]
+            meds.append(float(np.median(mv[mv > 0])) if (mv > 0).any() else 1.0)
+        r = _along_mean(rails / meds[0], inner, angles, half_px)
+        cb = _cars_with_shadows(_along_mean(bright / meds[1], inner, angles, half_px),
+                                _along_mean(dark / meds[1], inner, angles, half_px),
+                                angles, car_width_m / cg, inner,
+                                _block_mean(ndimage.gaussian_filter(g[0], 0.5 / fine), pool))
         bank = r if bank is None else np.maximum(bank, r)
         cars_b = cb if cars_b is None else np.maximum(cars_b, cb)
         seen = inner if seen is None else (seen | inner)
@@ -451,7 +503,7 @@ class _Follower:
                     phi += max(-self.turn, min(self.turn, dphi))
             elif self.cars is not None and self._car_here(k, r, c, nr, nc):
                 # a car stands here: it marks the line, keep straight on
-                ok = True
+                ok = 2
             else:
                 gap += self.step
                 if gap > self.max_gap:
@@ -476,7 +528,7 @@ class _Follower:
 def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1.0, max_gap_m: float = 40.0,
                 min_radius_m: float = 80.0, min_length_m: float = 50.0, min_support: float = 0.5,
                 max_dev_deg: float = 30.0, max_seeds: int = 3000, car_low: float = 2.0,
-                excl_m: float = 2.9):
+                excl_m: float = 2.9, stats: dict | None = None):
     """Greedy tracking from the strongest seeds: (points (n, 2) row/col, mean evidence, support) per line."""
     cg = ev.gsd_m
     sc = ev.score
@@ -501,7 +553,7 @@ def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1
         cfol.bank = cars
         cfol.cars = None
         passes.append((cfol, cs, cseeds, ctheta))
-    for f, sc, sd, th in passes:
+    for npass, (f, sc, sd, th) in enumerate(passes):
         rr, cc = np.nonzero(sd)
         order = np.argsort(-sc[rr, cc], kind="stable")
         tries = 0
@@ -516,16 +568,19 @@ def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1
             bwd = f.run(float(r0), float(c0), phi + np.pi)
             pts = bwd[::-1] + [(float(r0), float(c0), True, float(sc[r0, c0]))] + fwd
             rc = np.array([(p[0], p[1]) for p in pts])
-            okm = np.array([p[2] for p in pts])
+            okm = np.array([bool(p[2]) for p in pts])
+            own = np.array([p[2] is True for p in pts])     # on the pass's own evidence
             length = len(pts) * step_m
             support = float(okm.mean())
+            if stats is not None:
+                stats.setdefault(npass, []).append((length, support))
             if length >= min_length_m and support >= min_support:
                 mean_e = float(np.mean([p[3] for p in pts if p[2]]))
                 lines.append((rc, mean_e, support))
                 _stamp(owner, rc, near_d, len(lines))
                 _stamp(excl, rc, excl_d, True)
             else:
-                _stamp(excl, rc[okm], tried_d, True)
+                _stamp(excl, rc[own], tried_d, True)
     return lines
 
 
@@ -588,7 +643,6 @@ def _complete_lattice(lines: list, spacing_m: Sequence[float], min_length_m: flo
             qp = shapely.get_coordinates(shapely.line_interpolate_point(geoms[j], q))
             v = qp - p
             d = np.hypot(v[:, 0], v[:, 1])
-            side = np.sign(np.sum(v * n, axis=1))
             perp = np.abs(np.sum(v * n, axis=1)) / np.maximum(d, 1e-9)   # 1 when straight across
             k = np.rint(d / pitch).astype(int) - 1
             ok = (k >= 1) & (k <= max_missing) & (np.abs(d - (k + 1) * pitch) <= 0.12 * (k + 1) * pitch) & (perp > 0.995)
