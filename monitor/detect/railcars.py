@@ -598,7 +598,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     local_reference: bool = True, min_run_m: float = 6.0,
                     cloud_screen: bool = True, min_spread: float = 0.05,
                     surround_model: bool = True, local_shadow: bool = True, clear_m: float = 3.0,
-                    flat_gate: bool = True, hysteresis: float = 1.5,
+                    flat_gate: bool = True, hysteresis: float = 1.5, coarse_flat: bool = True,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -626,10 +626,13 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     min_spread: floor of the empty-track spread (robust z units of the scene).
     surround_model: at fine GSD, also accept as empty a station that
         matches the empty look predicted from the ground beside the track.
-    flat_gate: at fine GSD, a station whose cross-section looks like the
-        ground beside the track (both halves against the flank level of the
-        side it differs from most) is not occupied: tracks through bare
-        ground of the ballast's colour, thick cloud, deep shade.
+    flat_gate: a station whose cross-section looks like the ground beside
+        the track (both halves against the flank level of the side it
+        differs from most; flanks from ``1.4 m + GSD`` off, clear of the
+        blurred car body) is not occupied: tracks through bare ground of the
+        ballast's colour, thick or thin cloud, cloud shadow.
+    coarse_flat: apply ``flat_gate`` also coarser than ``fine_gsd_m``
+        (a broad patch of haze or cloud shadow over a yard).
     hysteresis: at fine GSD an occupied run must somewhere reach this
         multiple of the threshold (over 1 m); runs that only hover at the
         threshold are ballast texture.
@@ -746,7 +749,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                 dl = np.minimum(dl, np.sqrt(np.mean(((left - X @ coef) / cscale) ** 2, axis=1)))
                 dr = np.minimum(dr, np.sqrt(np.mean(((right - X @ coef) / cscale) ** 2, axis=1)))
             d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
-            if flat_gate and fine:
+            if flat_gate and (fine or coarse_flat):
                 # a car stands out from the ground beside it: a station that
                 # looks like its surroundings is not occupied, whatever the
                 # empty-track models say (snow melting into bare ground,
