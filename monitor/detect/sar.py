@@ -674,19 +674,42 @@ def _split_too_wide(x, bg, m, sl, gsd, resolution_m, level_q, water, max_ratio, 
     return parts
 
 
-def _assign_to_seeds(mask: np.ndarray, seeds: np.ndarray, join_px: int = 0) -> np.ndarray:
+def _assign_to_seeds(mask: np.ndarray, seeds: np.ndarray, join_px: int = 0, strength: np.ndarray | None = None,
+                     merge_db: float | None = 15.0) -> np.ndarray:
     """Labels of ``mask`` pixels by their nearest seed group.
 
     Seed groups are the 8-connected components of the seeds, those closer
     than ``join_px`` joined; every other ``mask`` pixel takes the label of the nearest
     seed pixel of its own connected region of ``mask`` (pixels whose
-    nearest seed lies in another region are dropped)."""
+    nearest seed lies in another region are dropped). With ``strength``
+    (the CFAR ratio), a group whose peak is more than ``merge_db`` dB under
+    the brightest group of its region joins that group."""
     seeds = seeds & mask
     sc = (ndi.binary_closing(seeds, structure=_EIGHT, iterations=join_px) & mask) | seeds if join_px else seeds
     slab, ns = ndi.label(sc, structure=_EIGHT)
     if ns == 0:
         return np.zeros(mask.shape, np.int32)
     region, _ = ndi.label(mask, structure=_EIGHT)
+    if strength is not None and merge_db is not None and ns > 1:
+        # a seed group far dimmer than the brightest one of its grown region
+        # is a piece of that hull (a dim stretch of deck, a sidelobe), not a
+        # ship of its own
+        rr, cc = np.nonzero(slab)
+        g = slab[rr, cc]
+        pk = np.zeros(ns + 1)
+        np.maximum.at(pk, g, strength[rr, cc].astype(np.float64))
+        reg = np.zeros(ns + 1, np.int64)
+        reg[g] = region[rr, cc]
+        best = {}
+        for i in range(1, ns + 1):
+            if reg[i] not in best or pk[i] > pk[best[reg[i]]]:
+                best[reg[i]] = i
+        to = np.arange(ns + 1)
+        for i in range(1, ns + 1):
+            j = best[reg[i]]
+            if j != i and pk[i] * 10 ** (merge_db / 10.0) < pk[j]:
+                to[i] = j
+        slab = to[slab]
     _, (iy, ix) = ndi.distance_transform_edt(slab == 0, return_indices=True)
     near = slab[iy, ix]
     same = region[iy, ix] == region
@@ -717,7 +740,9 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     enl: speckle looks (default: estimated from the water).
     min_length_m, max_length_m: accepted ship length (metres).
     min_pixels: a cluster needs this many pixels above the seed threshold
-        or a seed with twice the threshold (a lone speckle spike is 1 px).
+        (times resolution / pixel size where the product is sampled finer
+        than its resolution) or a seed with twice the threshold (a lone
+        speckle spike is one resolution cell).
     resolution_m: the image's resolution (impulse response FWHM, metres);
         its spread beyond the pixel is removed from the measured sizes
         (Sentinel-1 IW GRDH: ~20 x 22 m in 10 m pixels). Default
@@ -788,7 +813,7 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     # one cluster per group of seeds: the grown pixels go to the nearest
     # seed group of their own grown region, so two hulls bridged by weak
     # pixels (wakes, sidelobes, speckle) stay two
-    lab = _assign_to_seeds(mask, det) if split else ndi.label(mask, structure=_EIGHT)[0]
+    lab = _assign_to_seeds(mask, det, strength=ratio) if split else ndi.label(mask, structure=_EIGHT)[0]
     n = int(lab.max())
     info["clusters"] = int(n)
     if n == 0:
@@ -798,6 +823,8 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     # the water's own level: land strips inside the mask are a minority
     water_level = float(np.median(bg[water][:: max(1, int(water.sum() // 200_000))]))
     clutter = np.inf if max_clutter_db is None else water_level * 10 ** (max_clutter_db / 10.0)
+    cell_px = (resolution_m / gsd) ** 2 if resolution_m and resolution_m > gsd else 1.0
+    need_seeds = min_pixels * math.sqrt(cell_px)
     ships = []
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         if sl is None:
@@ -809,10 +836,12 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         pk = float(ratio[sl][m].max())
         dl = d_land[sl][m]
         shore = bool((dl <= 1).any())
-        # a lone bright pixel is a ship only in open water and only when
-        # twice over the threshold; along the shore it is the quay's own
-        # double bounce (corners, bollards, cranes)
-        if nseed < min_pixels and (shore or pk < 2.0 * c["factor"]):
+        # a lone bright pixel (a lone resolution cell, where the product is
+        # sampled finer than its resolution and speckle comes in clumps) is
+        # a ship only in open water and only when twice over the threshold;
+        # along the shore it is the quay's own double bounce (corners,
+        # bollards, cranes)
+        if nseed < need_seeds and (shore or pk < 2.0 * c["factor"]):
             continue
         if shore and _land_spill(x, m, sl, valid & ~water, c["factor"]):
             continue
