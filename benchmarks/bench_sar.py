@@ -1,6 +1,7 @@
 """SAR ship detector benchmark on synthetic radar port scenes.
 
-Run: ``python benchmarks/bench_sar.py [--vessels] [--seeds N] [--gsd 5,10,20] [--aoi najin,dunay]``.
+Run: ``python benchmarks/bench_sar.py [--vessels] [--seeds N] [--first-seed I] [--gsd 5,10,20]
+[--aoi najin,dunay] [--looks N] [--blur R [--hide-resolution]] [--water-shift M] [--beam-ratio Q]``.
 
 Renders SAR port scenes (monitor.synth: linear sigma0, 4-look gamma
 speckle, bright land clutter and quays, ships as clusters of scatterers
@@ -11,6 +12,13 @@ branch does) and prints, per GSD, precision / recall / F1 for ships >= 30 m
 with the one-to-one IoU >= 0.25 match of benchmarks/common.py, the F1 with
 a loose match (IoU >= 0.1 or centroid <= 20 m), the median length error of
 matched ships, and the detect time.
+
+Variants: ``--blur 21 --looks 5`` at 10 m is a Sentinel-1 IW GRDH-like
+product (speckle-free sigma0 through a 21 m impulse response, times
+correlated 5-look speckle; ``--hide-resolution`` keeps the 21 m from the
+detector, which then measures it from the speckle); ``--water-shift 100``
+moves the AOI's water polygons by 100 m (a GSHHG-like land mask);
+``--first-seed 10 --seeds 20`` is a holdout set of seeds.
 
 Scoring: every true ship >= 30 m must be found; a detection matched to a
 smaller true ship is neither hit nor false alarm; an unmatched detection
@@ -62,24 +70,43 @@ def _loose(det, tru, min_iou=0.1, max_dist_m=20.0):
     return out
 
 
+def grd_speckle(rng, shape, looks=5, resolution_px=2.1):
+    """Multi-look speckle of a GRD product sampled finer than its resolution:
+    ``looks`` complex Gaussian looks through a Gaussian impulse response
+    (intensity FWHM ``resolution_px`` pixels), averaged; mean 1, marginal
+    ENL ~ ``looks``, neighbours correlated as in Sentinel-1 IW GRDH."""
+    from scipy.ndimage import gaussian_filter
+
+    s_a = resolution_px / 2.3548 * 2 ** 0.5
+    acc = np.zeros(shape)
+    for _ in range(int(looks)):
+        f = gaussian_filter(rng.standard_normal(shape), s_a) + 1j * gaussian_filter(rng.standard_normal(shape), s_a)
+        acc += np.abs(f) ** 2
+    return (acc / acc.mean()).astype(np.float32)
+
+
 def scene(aoi, gsd_m, seed, looks=4, resolution_m=None):
     """(chip, truth polygons) of one synthetic SAR port scene (``looks``-look
-    speckle). ``resolution_m``: blur the intensity to this resolution (a
-    Gaussian impulse response of that FWHM including the pixel; speckle then
-    correlates over neighbouring pixels as in a GRD product) and record it
+    speckle). ``resolution_m``: a GRD-like product of that resolution
+    instead: the speckle-free sigma0 blurred by a Gaussian impulse response
+    (FWHM ``resolution_m`` including the pixel), times correlated
+    ``looks``-look speckle (:func:`grd_speckle`); the resolution is recorded
     in ``chip.meta["resolution_m"]``."""
     from monitor.imagery import Chip
     from monitor.synth import render_port_scene
 
+    grd = bool(resolution_m and resolution_m > gsd_m)
     sc = render_port_scene(aoi, gsd_m=gsd_m, when=datetime(2024, 6, 1, tzinfo=timezone.utc), seed=seed, sensor="sar",
-                           looks=looks)
+                           looks=100_000 if grd else looks)
     bands = np.asarray(sc.bands, dtype=np.float32)
     meta = {}
-    if resolution_m and resolution_m > gsd_m:
+    if grd:
         from scipy.ndimage import gaussian_filter
 
         sd = (resolution_m ** 2 - gsd_m ** 2) ** 0.5 / 2.3548 / gsd_m
-        bands = np.stack([gaussian_filter(b, sd) for b in bands]).astype(np.float32)
+        rng = np.random.default_rng(seed)
+        bands = np.stack([gaussian_filter(b, sd) * grd_speckle(rng, b.shape, looks, resolution_m / gsd_m)
+                          for b in bands]).astype(np.float32)
         meta["resolution_m"] = float(resolution_m)
     chip = Chip(bands=bands, roles=tuple(sc.roles), valid=np.any(bands != 0, axis=0), transform=sc.transform,
                 crs=sc.crs, gsd_m=float(sc.gsd_m), aoi=aoi, sensor="sar", meta=meta)
@@ -147,9 +174,10 @@ def run(aois, gsds, seeds, via_vessels=False, verbose=False, water_shift_m=0.0, 
                         loose = loose + s
         what = "detect_vessels" if via_vessels else "detect_ships_sar"
         shift = f", water polygons off by {water_shift_m:g} m" if water_shift_m else ""
-        shift += f", {looks}-look speckle" if looks != 4 else ""
+        shift += f", {looks}-look speckle" if looks != 4 and not blur_to_m else ""
         if blur_to_m:
-            shift += f", blurred to {blur_to_m:g} m resolution ({'not ' if hide_resolution else ''}given)"
+            shift += (f", GRD-like: {blur_to_m:g} m resolution ({'not ' if hide_resolution else ''}given), "
+                      f"correlated {looks}-look speckle")
         if options:
             shift += ", " + ", ".join(f"{k}={v}" for k, v in options.items())
         print(f"SAR {what}{shift} at {gsd:g} m ({', '.join(a.id for a in aois)}, {len(seeds)} seeds), ships >= 30 m, "
@@ -168,7 +196,8 @@ def main(argv=None):
     ap.add_argument("--water-shift", type=float, default=0.0,
                     help="move the AOI water polygons by this many metres (land-mask error)")
     ap.add_argument("--blur", type=float, default=None,
-                    help="blur to this resolution in metres (Sentinel-1 IW GRDH: ~21 m in 10 m pixels)")
+                    help="GRD-like product of this resolution in metres, correlated speckle (Sentinel-1 IW GRDH: "
+                         "--blur 21 --looks 5 at 10 m)")
     ap.add_argument("--hide-resolution", action="store_true", help="do not tell the detector the --blur resolution")
     ap.add_argument("--beam-ratio", type=float, default=None, help="max_beam_ratio option of detect_ships_sar")
     ap.add_argument("--looks", type=int, default=4, help="speckle looks of the synthetic scenes")
