@@ -324,3 +324,14 @@ def test_breakwater_in_dashes_is_not_ships():
     assert res.counts["vessel"] == 1
     c = res.detections[0].geometry.centroid
     assert abs(c.x - (X0 + 1500)) < 30 and abs(c.y - (Y0 + 700)) < 30
+
+
+def test_short_hull_moored_alongside_a_long_one_is_split_off():
+    """A 40 m boat touching the side of a 120 m ship near its stern: the
+    pair is one long object with a wider step; it counts as two."""
+    ship = hull(X0 + 300, Y0 + 300, 120, 20, 90)
+    boat = hull(X0 + 330, Y0 + 316, 40, 12, 90)
+    res = detect_vessels(make_chip(hulls=[ship, boat], seed=24))
+    assert res.counts["vessel"] == 2
+    got = sorted(res.detections, key=lambda d: d.length_m)
+    assert got[0].length_m == pytest.approx(40, abs=8) and got[1].length_m == pytest.approx(120, abs=8)

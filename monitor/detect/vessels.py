@@ -25,9 +25,12 @@ Optical pipeline (:func:`detect_vessels` with ``chip.sensor == "optical"``):
    h-maxima markers (bow-to-stern contact), and across the long axis where
    the contrast profile dips (side-by-side contact).
 5. Objects shorter than ``min_length_m`` (metres, so the pixel limit
-   follows the GSD) or longer than ``max_length_m`` are dropped.
+   follows the GSD) or than :data:`OPTICAL_MIN_LENGTH_PX` pixels (an
+   unresolved blob), or longer than ``max_length_m``, are dropped.
 6. Real-imagery false alarms are tested away: long thin line structures
    (breakwaters, moles, even when broken into dashes) before splitting;
+   dashes whose bright signal runs on beyond both ends (a piece of a
+   breakwater or pier; a hull ends at bow and stern);
    objects whose brightness above the water stays under ``min_rel_contrast``
    of the scene's land-minus-water gap (wave crests, glint, slicks); and
    objects touching land that are no brighter than the land beside them
@@ -276,6 +279,7 @@ def _split_objects(lab: np.ndarray, n: int, z: np.ndarray, gsd_m: float, min_len
             if ev[0] <= 0 or math.sqrt(ev[1] / max(ev[0], 1e-9)) >= 8.0:
                 parts = _split_neck(m, min_len_px, h_maxima, watershed)
             parts = [q for p in parts for q in _split_side(p, z[sl], min_len_px)]
+            parts = [q for p in parts for q in _split_stepped(p, z[sl], min_len_px)]
         for p in parts:
             nxt += 1
             out[sl][p] = nxt
@@ -348,6 +352,85 @@ def _extent(p) -> float:
     _, vec = np.linalg.eigh(np.cov(pts.T))
     proj = pts @ vec[:, -1]
     return float(np.ptp(proj) + 1)
+
+
+def _split_stepped(m, z, min_len_px):
+    """Split off a shorter hull moored alongside a longer one.
+
+    The pair is a long object with a wider step where the short hull lies
+    beside the long one; :func:`_split_side` does not see it because the
+    whole object is narrow for its length. Along the long axis, the section
+    at least 1.3 times wider than the object's median width is tested for a
+    contrast dip across the axis (as in :func:`_split_side`); the pixels of
+    that section beyond the dip, on the side away from the narrow part,
+    are the short hull. Without a dip (hulls touching), the step is cut at
+    the long hull's side line when the section reaches out on one side
+    only. Both parts must be at least ``min_len_px`` long.
+    """
+    r, c = np.nonzero(m)
+    if r.size < 30:
+        return [m]
+    pts = np.column_stack([r, c]).astype(float)
+    ctr = pts.mean(axis=0)
+    _, vec = np.linalg.eigh(np.cov((pts - ctr).T))
+    along = (pts - ctr) @ vec[:, -1]
+    across = (pts - ctr) @ vec[:, 0]
+    ab = np.floor(along - along.min()).astype(int)
+    na = ab.max() + 1
+    if na < 2 * min_len_px:
+        return [m]
+    lo_x = np.full(na, np.inf)
+    hi_x = np.full(na, -np.inf)
+    np.minimum.at(lo_x, ab, across)
+    np.maximum.at(hi_x, ab, across)
+    wid = np.where(np.isfinite(lo_x), hi_x - lo_x + 1, 0)
+    medw = float(np.median(wid[wid > 0]))
+    wide_bins = ndi.uniform_filter1d(wid, 3, mode="nearest") >= 1.3 * medw
+    if medw < 2 or wide_bins.sum() < min_len_px or (~wide_bins).sum() < min_len_px:
+        return [m]
+    in_wide = wide_bins[ab]
+    xb = np.floor(across - across.min()).astype(int)
+    nb = xb.max() + 1
+    zz = z[r, c]
+    w_x = xb[in_wide]
+    prof = np.bincount(w_x, weights=zz[in_wide], minlength=nb) / np.maximum(np.bincount(w_x, minlength=nb), 1)
+    prof = ndi.uniform_filter1d(prof, 3 if nb >= 7 else 1, mode="nearest")
+    lo, hi = int(nb * 0.25), int(math.ceil(nb * 0.75))
+    if hi <= lo:
+        return [m]
+    k = lo + int(np.argmin(prof[lo:hi]))
+    left, right = prof[:k].max(initial=-np.inf), prof[k + 1:].max(initial=-np.inf)
+    if prof[k] < 0.7 * min(left, right):
+        # a seam: the short hull lies on the side of it away from the narrow part
+        narrow_side = float(np.mean(xb[~in_wide])) < k
+        sel = in_wide & ((xb > k) if narrow_side else (xb < k))
+    else:
+        # no seam (hulls touching): the step itself; the wide section
+        # reaches out on one side only, beyond the long hull's side line
+        # side lines of the long hull: straight-line fits over the narrow
+        # part (the principal axis of the pair is tilted by the short hull)
+        nw = (~wide_bins) & (wid > 0)
+        ia = np.arange(na, dtype=float)
+        if nw.sum() < 3:
+            return [m]
+        f_hi = np.polyval(np.polyfit(ia[nw], hi_x[nw], 1), ia)
+        f_lo = np.polyval(np.polyfit(ia[nw], lo_x[nw], 1), ia)
+        out_hi = float(np.median((hi_x - f_hi)[wide_bins]))
+        out_lo = float(np.median((f_lo - lo_x)[wide_bins]))
+        if max(out_hi, out_lo) < max(0.25 * medw, 2.0) or min(out_hi, out_lo) > 0.15 * medw:
+            return [m]
+        sel = in_wide & ((across > f_hi[ab] + 0.5) if out_hi > out_lo else (across < f_lo[ab] - 0.5))
+    if sel.sum() < 4 or _extent_1d(along[sel]) < min_len_px:
+        return [m]
+    a = np.zeros_like(m)
+    b = np.zeros_like(m)
+    a[r[~sel], c[~sel]] = True
+    b[r[sel], c[sel]] = True
+    return [a, b]
+
+
+def _extent_1d(v: np.ndarray) -> float:
+    return float(np.ptp(v) + 1) if v.size else 0.0
 
 
 def _split_side(m, z, min_len_px):
