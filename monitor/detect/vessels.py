@@ -127,10 +127,25 @@ def local_background(x: np.ndarray, mask: np.ndarray, block_px: int,
         sig = sig[iy, ix]
     floor = max(float(np.median(sig[good])) * 0.2, 1e-6)
     sig = np.maximum(sig, floor)
-    ry, rx = _interp_matrix(h, nby, b), _interp_matrix(w, nbx, b)
-    bg = ry @ (med.astype(np.float32) @ rx.T)
-    sg = ry @ (sig.astype(np.float32) @ rx.T)
-    return bg, np.maximum(sg, floor)
+    rx = _interp_matrix(w, nbx, b)
+    bg = _interp_rows(med.astype(np.float32) @ rx.T, h, b)
+    sg = _interp_rows(sig.astype(np.float32) @ rx.T, h, b)
+    np.maximum(sg, floor, out=sg)
+    return bg, sg
+
+
+def _interp_rows(g: np.ndarray, n: int, b: int) -> np.ndarray:
+    """(n, w) float32: rows of ``g`` (block rows of ``b`` pixels) linearly
+    interpolated from block centres to pixel centres, constant beyond the
+    ends (the row half of :func:`_interp_matrix`, by two gathers)."""
+    nb = g.shape[0]
+    pos = np.clip((np.arange(n, dtype=np.float64) + 0.5) / b - 0.5, 0, nb - 1)
+    i0 = np.floor(pos).astype(np.intp)
+    i1 = np.minimum(i0 + 1, nb - 1)
+    f = (pos - i0).astype(np.float32)[:, None]
+    out = g[i0] * (1 - f)
+    out += g[i1] * f
+    return out
 
 
 def _sorted_quantile(srt: np.ndarray, count: np.ndarray, q: float) -> np.ndarray:
