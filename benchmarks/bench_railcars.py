@@ -157,7 +157,8 @@ SYNTH_CASES = [
 def _synth_chip(scene, aoi):
     return Chip(bands=scene.bands.astype(np.float32), roles=scene.roles,
                 valid=np.ones(scene.shape, bool), transform=scene.transform, crs=scene.crs,
-                gsd_m=scene.gsd_m, aoi=aoi, meta={"scene": f"synth seed {scene.meta.get('seed')}"})
+                gsd_m=scene.gsd_m, aoi=aoi, meta={"scene": f"synth seed {scene.meta.get('seed')}",
+                                                  "acquired": scene.acquired})
 
 
 def hidden_by_cloud(sc, clear, min_added: float = 0.15) -> list[bool]:

@@ -189,3 +189,46 @@ def test_empty_track_through_snow_and_bare_ground_is_empty():
     res = detect_railcars(chip_of(bands, valid, [hline(30.0, x1=395.0)], gsd=1.0))
     assert res.counts["railcar"] == 0
 
+
+
+@pytest.mark.parametrize("gsd", [0.5, 1.0])
+def test_thin_cloud_and_cloud_shadow_over_an_empty_track_count_nothing(gsd):
+    # a train on the left; a patch of thin unmasked cloud (additive
+    # brightening) and a cloud shadow (darkening) over empty track
+    cars = [14.0] * 4
+    bands, valid, _ = yard(width_m=500.0, gsd=gsd, trains={0: [(20.0, cars)]})
+    h, w = valid.shape
+    u = (np.arange(w) + 0.5) * gsd
+    ramp = lambda a, b: np.clip((u - a) / 15.0, 0, 1) * np.clip((b - u) / 15.0, 0, 1)  # noqa: E731
+    bands = bands + 0.35 * ramp(150.0, 290.0)[None, None, :]
+    bands = bands * (1.0 - 0.55 * ramp(320.0, 460.0))[None, None, :]
+    res = detect_railcars(chip_of(bands.astype(np.float32), valid, [hline(30.0, x1=495.0)], gsd=gsd))
+    assert res.counts["railcar"] == len(cars)
+    assert all(d.geometry.bounds[2] - X0 < 100.0 for d in res.detections)
+
+
+def test_solar_azimuth_follows_the_clock():
+    from datetime import datetime, timezone
+
+    from monitor.detect.railcars import _solar_azimuth
+
+    # mid-morning in June at Tumangang: sun in the south-east; local noon: south
+    assert 100 < _solar_azimuth(datetime(2024, 6, 17, 1, 30, tzinfo=timezone.utc), 42.3, 130.6) < 140
+    noon = datetime(2024, 3, 20, 12, 0, tzinfo=timezone.utc)
+    assert _solar_azimuth(noon, 45.0, 0.0) == pytest.approx(180.0, abs=5.0)
+
+
+def test_shifted_strip_equals_sampling_the_moved_line():
+    from monitor.detect.tracks import sample, shifted, stations
+
+    bands, valid, _ = yard(trains={0: [(60.0, [14.0] * 3)]})
+    chip = chip_of(bands, valid, [hline(30.0)])
+    s, xy, nrm = stations(hline(30.0, dy=1.0), 0.25)
+    o = 0.25 * np.arange(-40, 41)
+    wide = sample(bands, valid, chip.transform, xy, nrm, o, s)
+    shift = np.full(len(s), 1.0)  # one metre to the left (north): onto the track
+    moved = shifted(wide, shift, o[8:-8])
+    direct = sample(bands, valid, chip.transform, xy + shift[:, None] * nrm, nrm, o[8:-8], s)
+    assert np.allclose(moved.values, direct.values, atol=1e-5)
+    assert np.array_equal(moved.valid, direct.valid)
+    assert np.allclose(moved.xy, direct.xy)

@@ -198,6 +198,54 @@ def _cloud_screen(co: _Coarse, gray_idx, scale_m: float = 40.0, k: float = 5.0) 
     return cloud & co.valid
 
 
+def _solar_azimuth(when, lat: float, lon: float) -> float:
+    """Solar azimuth, degrees clockwise from north, at UTC time ``when``
+    (NOAA low-precision formulas, ~0.5 degree)."""
+    from datetime import timezone
+
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+    doy = when.timetuple().tm_yday
+    hour = when.hour + when.minute / 60 + when.second / 3600
+    g = 2 * math.pi / 365 * (doy - 1 + (hour - 12) / 24)
+    eqt = 229.18 * (0.000075 + 0.001868 * math.cos(g) - 0.032077 * math.sin(g)
+                    - 0.014615 * math.cos(2 * g) - 0.040849 * math.sin(2 * g))
+    decl = (0.006918 - 0.399912 * math.cos(g) + 0.070257 * math.sin(g) - 0.006758 * math.cos(2 * g)
+            + 0.000907 * math.sin(2 * g) - 0.002697 * math.cos(3 * g) + 0.00148 * math.sin(3 * g))
+    ha = math.radians((hour * 60 + eqt + 4 * lon) / 4 - 180)
+    la = math.radians(lat)
+    az = math.degrees(math.atan2(math.sin(ha), math.cos(ha) * math.sin(la) - math.tan(decl) * math.cos(la))) + 180
+    return az % 360
+
+
+def _sun_azimuth(chip) -> float | None:
+    """The sun's azimuth (degrees from north) for the chip: the scene's
+    ``view:sun_azimuth`` (STAC), else computed from its acquisition time
+    and the AOI's position; ``None`` when neither is known (the shadow
+    side is then found from the data)."""
+    sc = chip.scene
+    props = dict(getattr(sc, "properties", None) or {})
+    for key in ("view:sun_azimuth", "sun_azimuth"):
+        v = props.get(key, chip.meta.get(key))
+        if v is not None:
+            try:
+                return float(v) % 360
+            except (TypeError, ValueError):
+                pass
+    when = getattr(sc, "acquired", None) or chip.meta.get("acquired")
+    if when is None:
+        return None
+    try:
+        if isinstance(when, str):
+            from datetime import datetime
+
+            when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        c = chip.aoi.to_crs("EPSG:4326").boundary.centroid
+        return _solar_azimuth(when, float(c.y), float(c.x))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
 def _offsets(half_m: float, step_m: float) -> np.ndarray:
     """Offsets across a strip, symmetric about the centreline (0 included),
     every ``step_m`` to at least ``half_m`` either side."""
@@ -599,6 +647,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     cloud_screen: bool = True, min_spread: float = 0.05,
                     surround_model: bool = True, local_shadow: bool = True, clear_m: float = 3.0,
                     flat_gate: bool = True, hysteresis: float = 1.5, coarse_flat: bool = True,
+                    sun_azimuth_deg: float | None = None,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -631,6 +680,10 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         differs from most; flanks from ``1.4 m + GSD`` off, clear of the
         blurred car body) is not occupied: tracks through bare ground of the
         ballast's colour, thick or thin cloud, cloud shadow.
+    sun_azimuth_deg: the sun's azimuth (degrees from north); by default the
+        scene's ``view:sun_azimuth`` or computed from its acquisition time.
+        Shadows are then looked for on the side away from the sun only;
+        without either, the shadow side is found from the data.
     coarse_flat: apply ``flat_gate`` also coarser than ``fine_gsd_m``
         (a broad patch of haze or cloud shadow over a yard).
     hysteresis: at fine GSD an occupied run must somewhere reach this
@@ -662,6 +715,10 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     if not (gsd > 0):
         raise SceneError(name, f"invalid pixel size {chip.gsd_m!r}")
     fine = gsd <= fine_gsd_m
+    anti_sun = None
+    if use_shadows and fine:
+        az = sun_azimuth_deg if sun_azimuth_deg is not None else _sun_azimuth(chip)
+        anti_sun = None if az is None else (float(az) + 180.0) % 360.0
     # scene statistics, cloud backstop and ground levels on a ~4 m sub-grid
     co = _Coarse(chip, chip.valid)
     cloud = None
@@ -766,8 +823,8 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         if fine and use_shadows and level is not None:
             levels = [co.lookup(level, xy + sh[:, None] * nrm)
                       for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts)]
-        shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr,
-                             levels=levels) if (fine and use_shadows) else None
+        shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr, levels=levels,
+                             anti_sun_deg=anti_sun) if (fine and use_shadows) else None
         if shadow is not None:
             # a car casts a shadow beside it on the scene's anti-sun side: the
             # stronger of the two cues (in units of their thresholds) decides
@@ -949,7 +1006,7 @@ def _near_other(lines_xy: list[np.ndarray], k: int, dist_m: float, ds: float) ->
 
 def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarray], threshold: float,
                 near: tuple[float, float] = (1.6, 2.9), min_contrast: float = 1.5,
-                levels: list[np.ndarray] | None = None) -> dict | None:
+                levels: list[np.ndarray] | None = None, anti_sun_deg: float | None = None) -> dict | None:
     """Cars are 3.5-4.5 m tall: in sunlit imagery a dark band lies beside
     each car on the side away from the sun. Find that side (one map
     direction for the whole scene, tried every 22.5 deg) using the
@@ -977,7 +1034,12 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
     if hi.sum() < 20 or lo.sum() < 20:
         return None
     best = None
-    for az in np.arange(0, 360, 22.5):
+    azimuths = np.arange(0, 360, 22.5)
+    if anti_sun_deg is not None:
+        # the sun's position is known: shadows fall away from it (the
+        # search stays within a step either side for terrain and timing)
+        azimuths = (anti_sun_deg + np.array([-22.5, -11.25, 0.0, 11.25, 22.5])) % 360
+    for az in azimuths:
         u = np.array([np.sin(np.radians(az)), np.cos(np.radians(az))])
         gs, gsun = [], []
         for st, (gl, gr), ok in zip(strips, sides, oks):
