@@ -528,7 +528,7 @@ class _Follower:
 def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1.0, max_gap_m: float = 40.0,
                 min_radius_m: float = 80.0, min_length_m: float = 50.0, min_support: float = 0.5,
                 max_dev_deg: float = 30.0, max_seeds: int = 3000, car_low: float = 2.0,
-                excl_m: float = 2.9, stats: dict | None = None):
+                excl_m: float = 2.9, stats: dict | None = None, min_own: float = 0.5):
     """Greedy tracking from the strongest seeds: (points (n, 2) row/col, mean evidence, support) per line."""
     cg = ev.gsd_m
     sc = ev.score
@@ -574,7 +574,9 @@ def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1
             support = float(okm.mean())
             if stats is not None:
                 stats.setdefault(npass, []).append((length, support))
-            if length >= min_length_m and support >= min_support:
+            # most of a line's support must come from its own channel
+            # (cars only carry a line between stretches of visible rails)
+            if length >= min_length_m and support >= min_support and own.mean() >= min_own * support:
                 mean_e = float(np.mean([p[3] for p in pts if p[2]]))
                 lines.append((rc, mean_e, support))
                 _stamp(owner, rc, near_d, len(lines))
@@ -694,7 +696,7 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
                  spacing_m: Sequence[float] = (4.5, 5.5), min_length_m: float = 50.0, threshold: float | None = None,
                  along_m: float = 6.0, max_gap_m: float = 40.0, min_radius_m: float = 80.0,
                  car_width_m: float = 2.9, n_angles: int = 16, inside: bool = True,
-                 evidence: TraceEvidence | None = None, complete: bool = True, car_support: float = 1.5,
+                 evidence: TraceEvidence | None = None, complete: bool = True, car_support: float = 2.5,
                  **_ignored) -> list[Feature]:
     """Trace rail track centrelines in one or more chips of one AOI.
 
