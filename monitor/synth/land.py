@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 import shapely.affinity
 from rasterio import features
-from shapely.geometry import LineString, Polygon, box
+from shapely.geometry import Polygon
 
 from monitor.synth.texture import (Grid, atmosphere, block_mean, blur, cells_for, fractal_noise, local_coords, observe,
                                    oriented_rect, psf_radius, shadow_vector, smooth_noise, white)

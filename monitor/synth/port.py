@@ -13,15 +13,14 @@ import numpy as np
 import shapely
 import shapely.affinity
 from scipy import ndimage
-from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry import Polygon
 
 from monitor.aoi import AOI, load_aoi
 from monitor.errors import InputError
 from monitor.synth import land
 from monitor.synth.rail import scene_time
 from monitor.synth.scene import SynthScene, TruthObject
-from monitor.synth.texture import (Grid, block_mean, fractal_noise,
-                                   local_coords, oriented_rect, periodic_coverage, rng_for, shadow_vector,
+from monitor.synth.texture import (Grid, block_mean, local_coords, periodic_coverage, rng_for, shadow_vector,
                                    smooth_noise, sun_position, white)
 
 #: size class -> (length range m, beam/length ratio range)
@@ -345,7 +344,6 @@ def draw_ships(refl, grid, rng, ships, sun_az, sun_el):
     # hatches for cargo / bulk ships
     cargo = np.isin(kind, ["general_cargo", "bulk"]) & (un > A["super_pos"][k] + A["super_len"][k] + 0.03) & (un < 0.84) & (np.abs(v) < B * 0.36)
     hatch_len = np.maximum(L * 0.09, 8)
-    hp = periodic_coverage(u, 1.0, 0.0, grid.gsd)  # placeholder for shape
     seam = (np.mod(u, hatch_len) < np.maximum(1.2, 0.12 * hatch_len))
     col[cargo] = np.array((0.20, 0.11, 0.07, 0.22), np.float32) * 1.0
     f[cargo & seam] *= 0.55

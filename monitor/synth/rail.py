@@ -135,7 +135,6 @@ def place_trains(aoi_u: AOI, trains, rng, *, end_margin=8.0):
     shapely.prepare(inside)
     occupied = {tid: [] for tid, _ in lines}
     lengths = np.array([ln.length for _, ln in lines])
-    placed_polys: list[Polygon] = []
     tree_polys: list[Polygon] = []
     cars, dropped = [], 0
     queue = [list(t) for t in trains]
@@ -269,7 +268,6 @@ def draw_cars(refl, grid, rng, cars, sun_az, sun_el):
     if not cars:
         return
     land.draw_shadows(refl, grid, [(c["polygon"], c["height"]) for c in cars], sun_az, sun_el, strength=0.6)
-    n = len(cars)
     ids = land.rasterize(grid, [(c["polygon"], i + 1) for i, c in enumerate(cars)], dtype="int32")
     r, cc = np.nonzero(ids)
     if r.size == 0:

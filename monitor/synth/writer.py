@@ -2,8 +2,8 @@
 
 Files written for ``name`` in ``out_dir``:
 
-- ``name.tif``: Cloud-Optimised GeoTIFF (tiled 512 x 512, DEFLATE,
-  internal overviews), in the scene's UTM CRS; band descriptions are the
+- ``name.tif``: Cloud-Optimised GeoTIFF (tiled 512 x 512, DEFLATE or ZSTD level 1,
+  averaged internal overviews), in the scene's UTM CRS; band descriptions are the
   band roles (``red``, ``green``, ``blue``, ``nir`` / ``vv``); tags
   ``TIFFTAG_DATETIME`` (``YYYY:MM:DD HH:MM:SS``, UTC) and
   ``ACQUISITIONDATETIME`` (ISO 8601 UTC), ``SENSOR``, ``GSD_M``.
