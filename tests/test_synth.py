@@ -152,6 +152,33 @@ def test_vessels_on_water(port_aoi):
     assert s.roles == ("vv",) and s.bands.dtype == np.float32 and (s.bands > 0).all()
 
 
+def test_ships_are_visible_in_pixels(port_aoi):
+    """Ships (drawn on windows of the cached scenery) stand out of the water around them."""
+    from rasterio.features import rasterize
+    s = render_port_scene(port_aoi, gsd_m=1.0, when="2023-10-19", seed=2, ships={"medium": 4, "large": 2},
+                          static_seed=1)
+    hull = rasterize([(t.polygon.buffer(-1.0), 1) for t in s.truth], out_shape=s.shape,
+                     transform=s.transform).astype(bool)
+    u = port_aoi.to_crs()
+    water = rasterize([(f.geometry.buffer(-8), 1) for f in u.water], out_shape=s.shape,
+                      transform=s.transform).astype(bool)
+    near = rasterize([(t.polygon.buffer(40), 1) for t in s.truth], out_shape=s.shape,
+                     transform=s.transform).astype(bool)
+    ring = water & near & ~rasterize([(t.polygon.buffer(12), 1) for t in s.truth], out_shape=s.shape,
+                                     transform=s.transform).astype(bool)
+    red = s.band("red").astype(float)
+    assert hull.sum() > 500 and ring.sum() > 500
+    assert np.abs(red[hull] - np.median(red[ring])).mean() > 300
+
+
+def test_visual_uint8_product(rail_aoi):
+    a = render_rail_scene(rail_aoi, gsd_m=2.0, when="2024-06-17", seed=5, cars=10, dtype="uint8", haze=0.1)
+    b = render_rail_scene(rail_aoi, gsd_m=2.0, when="2024-06-17", seed=5, cars=10, dtype="float32", haze=0.1)
+    assert a.bands.dtype == np.uint8 and a.bands.min() >= 1
+    want = np.clip(np.clip(b.bands, 0, None) / 0.45, 0, 1) ** (1 / 1.6) * 254 + 1  # gamma 1/1.6, 0.45 -> 255
+    assert np.abs(a.bands.astype(float) - want).max() <= 1.5
+
+
 def test_sar_ships_brighter_than_water(port_aoi):
     s = render_port_scene(port_aoi, gsd_m=5.0, when="2023-10-19", seed=5, ships={"large": 2}, sensor="sar", looks=4)
     from rasterio.features import rasterize
