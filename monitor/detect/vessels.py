@@ -380,7 +380,8 @@ def _split_stepped(m, z, min_len_px):
     that section beyond the dip, on the side away from the narrow part,
     are the short hull. Without a dip (hulls touching), the step is cut at
     the long hull's side line when the section reaches out on one side
-    only. Both parts must be at least ``min_len_px`` long.
+    only. Both parts must be at least ``min_len_px`` long, the long hull
+    at least 3 px wide and the step 2 px (finer, a wake or blur is no hull).
     """
     r, c = np.nonzero(m)
     if r.size < 30:
@@ -401,7 +402,7 @@ def _split_stepped(m, z, min_len_px):
     wid = np.where(np.isfinite(lo_x), hi_x - lo_x + 1, 0)
     medw = float(np.median(wid[wid > 0]))
     wide_bins = ndi.uniform_filter1d(wid, 3, mode="nearest") >= 1.3 * medw
-    if medw < 2 or wide_bins.sum() < min_len_px or (~wide_bins).sum() < min_len_px:
+    if medw < 3 or wide_bins.sum() < min_len_px or (~wide_bins).sum() < min_len_px:
         return [m]
     in_wide = wide_bins[ab]
     xb = np.floor(across - across.min()).astype(int)
