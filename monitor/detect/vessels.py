@@ -59,6 +59,9 @@ from monitor.errors import InputError
 
 SIZE_CLASSES = (("small_lt30m", 0.0, 30.0), ("medium_30_100m", 30.0, 100.0), ("large_gt100m", 100.0, math.inf))
 _EIGHT = np.ones((3, 3), bool)
+#: NDVI (nir - red) / (nir + red) above which a pixel is vegetation, not a
+#: deck (moderate vegetation starts near 0.3).
+VEGETATION_NDVI = 0.3
 #: An optical hull must span this many pixels: shorter, its measured length
 #: is the sensor's blur, not the hull (a 2-3 px blob at 10 m is a buoy, a
 #: boat, a wave crest as much as a ship). On the sen2ships ports every
@@ -619,7 +622,8 @@ def moored_hulls(chip, bands: dict[str, np.ndarray], water: np.ndarray, min_leng
     >= 0.4 of its
     rectangle) and lies along the water (touching it over >= 0.4 of its
     length, as a hull alongside does and a building behind the apron
-    does not). Needs green and NIR; returns (rectangles in the chip CRS,
+    does not). Pixels greener than :data:`VEGETATION_NDVI` (trees and lawns
+    on the shore) are never hull. Needs green and NIR; returns (rectangles in the chip CRS,
     properties) or empty lists.
     """
     g, n = bands.get("green"), bands.get("nir")
@@ -635,6 +639,11 @@ def moored_hulls(chip, bands: dict[str, np.ndarray], water: np.ndarray, min_leng
         return [], []
     ref, sg = local_background(ndwi, edge_band, max(16, int(round(300.0 / gsd))), tail=False)
     cand = edge_band & (ndwi < ref - np.maximum(k * sg, 0.05))
+    red = bands.get("red")
+    if red is not None:
+        # vegetation on the shore is as low in NDWI as a deck, but green:
+        # no hull has NDVI above that of sparse vegetation
+        cand &= (n - red) < VEGETATION_NDVI * np.maximum(n + red, 1e-6)
     lab, nl = ndi.label(cand, structure=_EIGHT)
     if nl == 0:
         return [], []
