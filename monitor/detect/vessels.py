@@ -925,6 +925,11 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     max_shore_share: objects whose pixels touch land for more than this
         share are shoreline artefacts, not hulls (a moored hull touches the
         quay along one side only).
+    moored, moored_k: with water from the image (a box-only AOI) and a NIR
+        band, also look for hulls moored alongside quays on the land side
+        of the water's edge (:func:`moored_hulls`, NDWI ``moored_k``
+        robust sigmas below the quay); such detections carry
+        ``properties["moored"] = True``.
     water: optional bool water mask on the chip grid (overrides the AOI
         polygons / image classification).
 
