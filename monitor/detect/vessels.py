@@ -57,6 +57,10 @@ from monitor.detect import Detection, DetectionResult, register
 from monitor.detect.water import water_mask
 from monitor.errors import InputError
 
+#: Detector version recorded with each observation (a store re-runs scenes
+#: seen by an older one). 1.1: moored hulls from the image, line dashes,
+#: pixel floor and vegetation tests for Sentinel-2-class imagery.
+VERSION = "1.1"
 SIZE_CLASSES = (("small_lt30m", 0.0, 30.0), ("medium_30_100m", 30.0, 100.0), ("large_gt100m", 100.0, math.inf))
 _EIGHT = np.ones((3, 3), bool)
 #: NDVI (nir - red) / (nir + red) above which a pixel is vegetation, not a
@@ -851,7 +855,7 @@ def _result(chip, rects, props, water_cov, extras, name="vessels") -> DetectionR
     extras = {"count_by_size": by_size, **extras}
     return DetectionResult(counts={"vessel": n}, intervals={"vessel": (float(n), float(n))},
                            coverage=float(water_cov), detections=dets, crs=chip.crs,
-                           detector=name, version="1.0", extras=extras)
+                           detector=name, version=VERSION, extras=extras)
 
 
 def _water_coverage(chip, water: np.ndarray, source: str) -> float:
@@ -875,7 +879,7 @@ def _water_coverage(chip, water: np.ndarray, source: str) -> float:
     return w_valid / (w_valid + missing) if w_valid + missing > 0 else 0.0
 
 
-@register("vessel", name="vessels", version="1.0", kinds=("port",))
+@register("vessel", name="vessels", version=VERSION, kinds=("port",))
 def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 500.0, pfa: float = 1e-6,
                    k_high: float = 6.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0, work_gsd_m: float = 2.0,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
