@@ -1,0 +1,286 @@
+"""Train the optical vessel classifier (monitor.detect.vessel_classifier) on sen2ships.
+
+Run: ``python tools/train_vessel_classifier.py [--data DIR] [--out PATH] [--loso-only]``.
+
+Reads the real Sentinel-2 port scenes of ``../shared/data/sen2ships`` (or
+``--data`` / ``$SEN2SHIPS``; never copied into the repository), generates
+candidates and features with the module's own functions, labels a candidate
+a vessel when it matches a labelled vessel (IoU >= 0.1 or centroid within
+20 m, the data set's rule), and
+
+1. reports leave-one-scene-out (LOSO) figures: for each scene, a model is
+   trained on the other 8; its probability threshold is chosen inside those
+   8 (an inner LOSO gives out-of-fold probabilities, the threshold that
+   maximises their F1 after overlap selection and one-to-one matching is
+   taken); the held-out scene is scored with that model and threshold;
+2. trains the shipped model on all 9 scenes (threshold from a LOSO over
+   all 9) and writes it as JSON (``monitor/detect/models/vessel_gbt_s2.json``).
+
+Needs scikit-learn for TRAINING only (``pip install scikit-learn``); the
+run-time model is evaluated in numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import shapely
+from shapely.geometry import box, shape
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from monitor.detect import vessel_classifier as vc  # noqa: E402
+
+DATA = Path(os.environ.get("SEN2SHIPS", ROOT.parent / "shared" / "data" / "sen2ships"))
+PARAMS = dict(n_estimators=120, max_depth=3, learning_rate=0.08, subsample=0.8, min_samples_leaf=15,
+              random_state=0)
+THRESHOLDS = np.round(np.arange(0.20, 0.86, 0.025), 3)
+
+
+def match_pairs(det, tru, min_iou: float = 0.1, max_dist_m: float = 20.0) -> list[tuple[int, int]]:
+    """One-to-one greedy matches (i_det, j_truth), best IoU first:
+    IoU >= ``min_iou`` or centroid distance <= ``max_dist_m``."""
+    if not det or not tru:
+        return []
+    dc = shapely.centroid(np.asarray(det, dtype=object))
+    tc = shapely.centroid(np.asarray(tru, dtype=object))
+    pairs = []
+    for j, t in enumerate(tru):
+        d = shapely.distance(dc, tc[j])
+        for i in np.nonzero(d <= 500)[0]:
+            g = det[i]
+            u = g.union(t).area
+            v = g.intersection(t).area / u if u > 0 else 0.0
+            if v >= min_iou or d[i] <= max_dist_m:
+                pairs.append((-v, float(d[i]), int(i), j))
+    pairs.sort()
+    ud, ut, out = set(), set(), []
+    for _, _, i, j in pairs:
+        if i in ud or j in ut:
+            continue
+        ud.add(i)
+        ut.add(j)
+        out.append((i, j))
+    return out
+
+
+def load_scenes(data: Path = DATA):
+    """[(name, chip, truth polygons in the chip CRS)] for every scene folder with an item.json."""
+    from pyproj import Transformer
+
+    from monitor.aoi import AOI
+    from monitor.imagery import read_chip
+    from monitor.scenes import open_scene
+
+    out = []
+    for folder in sorted((data / "scenes").iterdir()):
+        item = folder / "item.json"
+        if not item.exists():
+            continue
+        scene = open_scene(item)
+        aoi = AOI(id=folder.name, name=folder.name, country="", kind="port", boundary=box(*scene.footprint.bounds))
+        chip = read_chip(scene, aoi, margin_m=0)
+        tr = Transformer.from_crs("EPSG:4326", chip.crs, always_xy=True)
+        doc = json.loads((folder / "truth.geojson").read_text())
+        truth = [shapely.transform(shape(f["geometry"]), lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+                 for f in doc["features"]]
+        out.append((folder.name, chip, truth))
+    return out
+
+
+class SceneData:
+    """Candidates, features, rectangles and labels of one scene."""
+
+    def __init__(self, name, chip, truth):
+        self.name, self.truth = name, truth
+        self.layers = vc.Layers(chip)
+        self.cands = vc.vessel_candidates(self.layers)
+        self.X = vc.candidate_features(self.layers, self.cands)
+        self.rects = [vc._rect(c, chip.transform) for c in self.cands]
+        self.shape = self.layers.B.shape
+        self.y = self._labels()
+
+    def _labels(self) -> np.ndarray:
+        y = np.zeros(len(self.cands), np.int64)
+        if not self.truth or not self.rects:
+            return y
+        rc = shapely.centroid(np.asarray(self.rects, dtype=object))
+        for t in self.truth:
+            d = shapely.distance(rc, t.centroid)
+            for i in np.nonzero(d <= 300)[0]:
+                if y[i]:
+                    continue
+                u = self.rects[i].union(t).area
+                if d[i] <= 20.0 or (u > 0 and self.rects[i].intersection(t).area / u >= 0.1):
+                    y[i] = 1
+        return y
+
+    def score(self, p: np.ndarray, thr: float) -> tuple[int, int, int]:
+        """(tp, fp, fn) of the candidates kept at threshold ``thr``."""
+        keep = vc.select(self.cands, p, thr, self.shape)
+        det = [self.rects[i] for i in keep]
+        m = len(match_pairs(det, self.truth))
+        return m, len(det) - m, len(self.truth) - m
+
+
+def fit(X, y):
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    return GradientBoostingClassifier(**PARAMS).fit(X, y)
+
+
+def export(clf, threshold: float, meta: dict) -> dict:
+    """The fitted sklearn GradientBoostingClassifier as the module's JSON model."""
+    trees = []
+    for est in clf.estimators_[:, 0]:
+        t = est.tree_
+        trees.append({"feature": t.feature.tolist(), "threshold": np.round(t.threshold, 6).tolist(),
+                      "left": t.children_left.tolist(), "right": t.children_right.tolist(),
+                      "value": np.round(t.value[:, 0, 0], 6).tolist()})
+    doc = {"kind": "gbt-binary", "features": list(vc.FEATURES), "learning_rate": clf.learning_rate,
+           "init": 0.0, "threshold": float(threshold), "trees": trees, "meta": meta}
+    # the initial raw score (log-odds of the class prior): decision minus the trees
+    x0 = np.zeros((1, len(vc.FEATURES)))
+    doc["init"] = float(clf.decision_function(x0)[0] - vc.TreeModel(doc).raw(x0)[0])
+    return doc
+
+
+def best_threshold(scenes: list[SceneData], probs: list[np.ndarray]) -> tuple[float, float]:
+    """Threshold with the best pooled F1 over ``scenes`` (ties: the middle one)."""
+    f1s = []
+    for t in THRESHOLDS:
+        tp = fp = fn = 0
+        for s, p in zip(scenes, probs):
+            a, b, c = s.score(p, t)
+            tp, fp, fn = tp + a, fp + b, fn + c
+        f1s.append(2 * tp / max(2 * tp + fp + fn, 1))
+    f1s = np.array(f1s)
+    best = np.nonzero(f1s >= f1s.max() - 1e-9)[0]
+    i = int(best[len(best) // 2])
+    return float(THRESHOLDS[i]), float(f1s[i])
+
+
+def oof_probs(scenes: list[SceneData]) -> list[np.ndarray]:
+    """Out-of-fold probabilities: each scene scored by a model fit on the others."""
+    out = []
+    for k, s in enumerate(scenes):
+        tr = [o for j, o in enumerate(scenes) if j != k]
+        clf = fit(np.vstack([o.X for o in tr]), np.concatenate([o.y for o in tr]))
+        out.append(clf.predict_proba(s.X)[:, 1] if len(s.X) else np.zeros(0))
+    return out
+
+
+def loso(scenes: list[SceneData], verbose: bool = True) -> dict:
+    """Leave-one-scene-out figures; thresholds chosen inside the training folds."""
+    rows = []
+    for k, s in enumerate(scenes):
+        tr = [o for j, o in enumerate(scenes) if j != k]
+        thr, _ = best_threshold(tr, oof_probs(tr))
+        clf = fit(np.vstack([o.X for o in tr]), np.concatenate([o.y for o in tr]))
+        p = clf.predict_proba(s.X)[:, 1] if len(s.X) else np.zeros(0)
+        tp, fp, fn = s.score(p, thr)
+        n_det = tp + fp
+        rows.append({"scene": s.name, "tp": tp, "fp": fp, "fn": fn, "truth": len(s.truth), "detected": n_det,
+                     "threshold": thr})
+        if verbose:
+            f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+            print(f"  LOSO {s.name:14s} truth={len(s.truth):3d} detected={n_det:3d} tp={tp:3d} fp={fp:3d} fn={fn:3d} "
+                  f"P={tp / max(n_det, 1):.3f} R={tp / max(len(s.truth), 1):.3f} F1={f1:.3f} thr={thr:.3f}", flush=True)
+    tp = sum(r["tp"] for r in rows)
+    fp = sum(r["fp"] for r in rows)
+    fn = sum(r["fn"] for r in rows)
+    errs = sorted(abs(r["detected"] - r["truth"]) for r in rows)
+    f1s = [2 * r["tp"] / max(2 * r["tp"] + r["fp"] + r["fn"], 1) for r in rows]
+    summary = {"tp": tp, "fp": fp, "fn": fn, "precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1),
+               "f1": 2 * tp / max(2 * tp + fp + fn, 1), "median_count_error": float(np.median(errs)),
+               "f1_min": min(f1s), "f1_median": float(np.median(f1s)), "rows": rows}
+    return summary
+
+
+def candidate_recall(scenes: list[SceneData]) -> tuple[int, int, int]:
+    """(truth vessels matched by some candidate, truth vessels, candidates)."""
+    hit = n = c = 0
+    for s in scenes:
+        rc = shapely.centroid(np.asarray(s.rects, dtype=object)) if s.rects else None
+        for t in s.truth:
+            n += 1
+            if rc is None:
+                continue
+            d = shapely.distance(rc, t.centroid)
+            for i in np.nonzero(d <= 300)[0]:
+                u = s.rects[i].union(t).area
+                if d[i] <= 20.0 or (u > 0 and s.rects[i].intersection(t).area / u >= 0.1):
+                    hit += 1
+                    break
+        c += len(s.cands)
+    return hit, n, c
+
+
+def prepare(data: Path = DATA, verbose: bool = True) -> list[SceneData]:
+    out = []
+    for name, chip, truth in load_scenes(data):
+        t0 = time.perf_counter()
+        s = SceneData(name, chip, truth)
+        if verbose:
+            print(f"  {name:14s} candidates={len(s.cands):5d} positive={int(s.y.sum()):4d} truth={len(truth):3d} "
+                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        out.append(s)
+    return out
+
+
+def print_summary(res: dict) -> None:
+    print(f"LOSO (9 scenes, train on 8, thresholds chosen inside the training folds): "
+          f"tp={res['tp']} fp={res['fp']} fn={res['fn']} P={res['precision']:.3f} R={res['recall']:.3f} "
+          f"F1={res['f1']:.3f} median |count error|={res['median_count_error']:.1f} vessels/scene; "
+          f"per-scene F1 min {res['f1_min']:.2f} median {res['f1_median']:.2f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--out", type=Path, default=vc.MODEL_PATH)
+    ap.add_argument("--loso-only", action="store_true", help="report LOSO figures, write no model")
+    ap.add_argument("--no-loso", action="store_true", help="only train and write the model")
+    a = ap.parse_args(argv)
+    if not (a.data / "scenes").is_dir():
+        print(f"train_vessel_classifier: {a.data} has no scenes/ folder", file=sys.stderr)
+        return 2
+    scenes = prepare(a.data)
+    hit, n, c = candidate_recall(scenes)
+    print(f"candidate recall {hit}/{n} = {hit / max(n, 1):.3f} ({c} candidates)")
+    res = None
+    if not a.no_loso:
+        res = loso(scenes)
+        print_summary(res)
+    if a.loso_only:
+        return 0
+    thr, f1_in = best_threshold(scenes, oof_probs(scenes))
+    clf = fit(np.vstack([s.X for s in scenes]), np.concatenate([s.y for s in scenes]))
+    meta = {"trained_on": "sen2ships (9 Sentinel-2 port scenes, 183 labelled vessels)",
+            "scenes": [s.name for s in scenes], "params": PARAMS, "threshold_oof_f1": round(f1_in, 4),
+            "candidate_recall": round(hit / max(n, 1), 4)}
+    if res is not None:
+        meta["loso"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items() if k != "rows"}
+    doc = export(clf, thr, meta)
+    X = np.vstack([s.X for s in scenes])
+    diff = float(np.abs(vc.TreeModel(doc).predict_proba(X) - clf.predict_proba(X)[:, 1]).max())
+    if diff > 1e-4:
+        print(f"export check failed: numpy and sklearn probabilities differ by {diff:.2e}", file=sys.stderr)
+        return 1
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(doc, separators=(",", ":")))
+    nodes = sum(len(t["feature"]) for t in doc["trees"])
+    print(f"wrote {a.out} ({len(doc['trees'])} trees, {nodes} nodes, threshold {thr:.3f}, "
+          f"numpy/sklearn max diff {diff:.1e})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
