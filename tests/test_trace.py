@@ -115,3 +115,16 @@ def test_traced_lines_keep_the_track_spacing_and_cover_the_yard():
     for y in YS:
         t = LineString([(X0 + 5, Y0 + y), (X0 + 125, Y0 + y)])
         assert t.intersection(traced).length > 0.6 * t.length, f"track at {y} m not traced"
+
+
+def test_two_scenes_combine_into_one_set_of_tracks():
+    """Evidence of two scenes of one yard (a train on a different track in
+    each) is combined: each true track traced once, the AOI validates."""
+    a, b = _yard(seed=1, train_on=1), _yard(seed=2, train_on=2)
+    out = trace_aoi([a, b], a.aoi, merge="replace", min_length_m=30)
+    back = parse_aoi(out.to_geojson(), "two-scenes.geojson")
+    local = back.to_crs(CRS)
+    for y in YS:
+        t = LineString([(X0 + 10, Y0 + y), (X0 + 120, Y0 + y)])
+        near = [f for f in local.tracks if f.geometry.distance(t.interpolate(0.5, normalized=True)) < 1.5]
+        assert len(near) == 1, f"track at {y} m traced {len(near)} times"
