@@ -512,25 +512,6 @@ def _optical_bands(chip) -> dict[str, np.ndarray]:
     return {k: np.where(valid, v / scale, 0).astype(np.float32) for k, v in out.items()}
 
 
-def _sar_band(chip) -> np.ndarray:
-    x = None
-    for role in ("vv", "hh", "vh", "hv"):
-        x = chip.band(role)
-        if x is not None:
-            break
-    if x is None:
-        x = chip.bands[0]
-    x = x.astype(np.float32, copy=False)
-    v = x[chip.valid]
-    if v.size and np.median(v) < 0:  # decibels
-        x = np.power(10.0, x / 10.0).astype(np.float32)
-    return np.where(chip.valid & np.isfinite(x), np.maximum(x, 0), 0).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------
-# the detectors
-# ---------------------------------------------------------------------------
-
 def _optical_contrast(bands: dict[str, np.ndarray], water: np.ndarray, gsd: float, block_m: float,
                       smooth_m: float = 3.0, d_land: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Robust contrast z of the water (smoothed for detection, raw for the
@@ -807,40 +788,6 @@ def _distance_to_land(water: np.ndarray) -> np.ndarray:
     return d.astype(np.float32)
 
 
-def _cfar(x: np.ndarray, water: np.ndarray, gsd: float, pfa: float, guard_m: float, background_m: float,
-          exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Cell-averaging CFAR: (detected bool, threshold array, enl)."""
-    from scipy.stats import gamma
-
-    g = max(1, int(math.ceil(guard_m / gsd)))
-    b = g + max(2, int(math.ceil(background_m / gsd)))
-    use = water if exclude is None else (water & ~exclude)
-    wx = np.where(use, x, 0).astype(np.float64)
-    wm = use.astype(np.float64)
-    so = ndi.uniform_filter(wx, 2 * b + 1, mode="constant") * (2 * b + 1) ** 2
-    no = ndi.uniform_filter(wm, 2 * b + 1, mode="constant") * (2 * b + 1) ** 2
-    si = ndi.uniform_filter(wx, 2 * g + 1, mode="constant") * (2 * g + 1) ** 2
-    ni = ndi.uniform_filter(wm, 2 * g + 1, mode="constant") * (2 * g + 1) ** 2
-    n = no - ni
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (so - si) / n
-    ok = n > 0.25 * ((2 * b + 1) ** 2 - (2 * g + 1) ** 2)
-    v = x[use]
-    if v.size > 1000:
-        q = np.quantile(v, 0.99)
-        v = v[v <= q]
-        enl = float(np.clip(v.mean() ** 2 / max(v.var(), 1e-12), 1.0, 50.0))
-        # the clipping biases var low: correct for gamma tail loss roughly
-        enl = max(1.0, enl * 0.85)
-    else:
-        enl = 1.0
-    factor = float(gamma.isf(pfa, a=enl, scale=1.0 / enl))
-    glob = float(np.median(x[use])) * gamma.mean(a=enl, scale=1.0 / enl) / max(gamma.median(a=enl, scale=1.0 / enl), 1e-9) if use.any() else 0.0
-    mean = np.where(ok & np.isfinite(mean), mean, glob)
-    thr = mean * factor
-    return (x > thr) & water, thr.astype(np.float32), enl
-
-
 def _result(chip, rects, props, water_cov, extras, name="vessels") -> DetectionResult:
     dets = []
     for rect, p in zip(rects, props):
@@ -989,46 +936,30 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         extras.update({"enl": info.get("enl"), "pfa": pfa})
         return _result(chip, [s.polygon for s in ships], [{"score": s.score, "peak": s.peak_db, "area_m2": round(
             s.area_px * gsd * gsd, 1), **s.properties} for s in ships], cov, extras)
-    if sar:
-        x = _sar_band(chip)
-        det, thr, enl = _cfar(x, water, gsd, pfa, guard_m, background_m)
-        grow = ndi.binary_dilation(det, structure=_EIGHT, iterations=max(1, int(round(20.0 / gsd))))
-        det2, thr, enl = _cfar(x, water, gsd, pfa, guard_m, background_m, exclude=grow)
-        # clustering: detected pixels plus their weaker neighbours above half threshold
-
-        ratio = np.where(thr > 0, x / np.maximum(thr, 1e-12), 0)
-        mask = _grow(water_ext & (ratio >= 0.5), inner & (ratio >= 1.0))
-        r = max(0, int(round(10.0 / gsd)))
-        if r:
-            mask = ndi.binary_closing(mask, structure=_EIGHT, iterations=r) & water_ext | mask
-        z = ratio
-        extras.update({"enl": round(enl, 2), "pfa": pfa})
-    else:
-        zs, z = _optical_contrast(bands, water, gsd, block_m, smooth_m, d_land)
-        mask = _grow(water_ext & (zs >= k_low), inner & (zs >= k_high))
-        # an object is where its contrast is at least ``extent_frac`` of its
-        # peak: blur and halo do not make it longer, and a seam between two
-        # hulls can part them
-        lab0, n0 = ndi.label(mask, structure=_EIGHT)
-        if n0:
-            pk = np.full(n0 + 1, np.inf)
-            pk[1:] = -np.inf
-            np.maximum.at(pk, lab0[mask], z[mask])
-            mask &= z >= np.maximum(extent_frac * pk[lab0], k_low)
-        mask = _fill_holes(mask)
-        rel, bright = _relative_contrast(bands, water, chip.valid, gsd, block_m)
+    zs, z = _optical_contrast(bands, water, gsd, block_m, smooth_m, d_land)
+    mask = _grow(water_ext & (zs >= k_low), inner & (zs >= k_high))
+    # an object is where its contrast is at least ``extent_frac`` of its
+    # peak: blur and halo do not make it longer, and a seam between two
+    # hulls can part them
+    lab0, n0 = ndi.label(mask, structure=_EIGHT)
+    if n0:
+        pk = np.full(n0 + 1, np.inf)
+        pk[1:] = -np.inf
+        np.maximum.at(pk, lab0[mask], z[mask])
+        mask &= z >= np.maximum(extent_frac * pk[lab0], k_low)
+    mask = _fill_holes(mask)
+    rel, bright = _relative_contrast(bands, water, chip.valid, gsd, block_m)
 
     def finish(rects, props):
         # optical chips with water from the image: hulls moored alongside a
         # quay are land to NDWI; they are found along the water's edge
-        if not sar and source == "image" and moored:
+        if source == "image" and moored:
             rects, props = _add_moored(chip, bands, water, rects, props, min_length_m, max_length_m, moored_k)
         return _result(chip, rects, props, cov, extras)
 
     lab, n = ndi.label(mask, structure=_EIGHT)
     if n == 0:
         return finish([], [])
-    idx = np.arange(1, n + 1)
     # objects mostly on land are land, not ships
     nz = lab > 0
     lv = lab[nz]
@@ -1044,12 +975,10 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     lab, n = ndi.label(lab > 0, structure=_EIGHT)
     if n == 0:
         return finish([], [])
-    if not sar:
-        lab, n = _drop_long_lines(lab, n, chip.transform, gsd, max_length_m, line_width_m)
-        if n == 0:
-            return finish([], [])
-        lab, n = _split_objects(lab, n, z, gsd, min_len_px)
-    idx = np.arange(1, n + 1)
+    lab, n = _drop_long_lines(lab, n, chip.transform, gsd, max_length_m, line_width_m)
+    if n == 0:
+        return finish([], [])
+    lab, n = _split_objects(lab, n, z, gsd, min_len_px)
     nz = lab > 0
     lv, zv = lab[nz], z[nz].astype(np.float64)
     area = np.bincount(lv, minlength=n + 1)[1:].astype(np.float64)
@@ -1060,7 +989,7 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     near = np.full(n + 1, np.inf)
     np.minimum.at(near, lv, d_land[nz].astype(np.float64))
     rel_pk = np.full(n + 1, np.inf)
-    if not sar and rel is not None:
+    if rel is not None:
         rel_pk[1:] = -np.inf
         np.maximum.at(rel_pk, lv, rel[nz].astype(np.float64))
     rel_pk = rel_pk[1:]
@@ -1068,39 +997,35 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     land_px = chip.valid & ~water
     at_shore = near[1:] <= max(1.0, rim_m / gsd)
     rects = _rectangles(lab, n, chip.transform)
-    if not sar:
-        # for the line test: the brightest pixel within a pixel of each
-        # sample, so a ray a little off a thin line still follows it
-        z_near = ndi.maximum_filter(z, size=3)
+    # for the line test: the brightest pixel within a pixel of each
+    # sample, so a ray a little off a thin line still follows it
+    z_near = ndi.maximum_filter(z, size=3)
     sel_r, props = [], []
-    thr_hi = 1.0 if sar else k_high
+    thr_hi = k_high
     for j, rect in enumerate(rects):
         L, W, _ = _measure(rect)
         if L < min_length_m - 1e-6 or L > max_length_m:
             continue
         if peak[j] < thr_hi:
             continue
-        if not sar and rel_pk[j] < min_rel_contrast:
+        if rel_pk[j] < min_rel_contrast:
             continue
-        if not sar and bright is not None and near[j + 1] <= 1.0 and shore_ramp > 0 and \
+        if bright is not None and near[j + 1] <= 1.0 and shore_ramp > 0 and \
                 _is_shore_ramp(lab, j + 1, obj_sl[j], bright, land_px, shore_ramp):
             continue
-        if not sar and _continues_as_line(rect, z_near, water, chip.transform, gsd, k_low):
+        if _continues_as_line(rect, z_near, water, chip.transform, gsd, k_low):
             continue
         if L > 15.0 * W or (W < 1.5 * gsd and L >= 8.0 * gsd):
             # lines, not hulls: bridges, breakwater edges, wakes
             continue
-        if not sar and at_shore[j] and mean_z[j] < k_high:
+        if at_shore[j] and mean_z[j] < k_high:
             # along the shore, the rim of blur and surf is bright: a hull
             # there must be bright over its whole body, not only at a peak
             continue
         fill = area[j] * gsd * gsd / max(rect.area, 1e-9)
         if fill < 0.25:
             continue
-        if sar:
-            s = 1.0 - math.exp(-max(math.log(max(peak[j], 1e-9)), 0.0) / math.log(3.0))
-        else:
-            s = 1.0 - math.exp(-max(peak[j] - k_low, 0.0) / k_high)
+        s = 1.0 - math.exp(-max(peak[j] - k_low, 0.0) / k_high)
         sel_r.append(rect)
         props.append({"score": round(s, 4), "peak": round(float(peak[j]), 2),
                       "contrast": round(float(mean_z[j]), 2), "area_m2": round(float(area[j]) * gsd * gsd, 1)})
