@@ -106,8 +106,9 @@ def shifted(strip: Strip, shift: np.ndarray, o: np.ndarray) -> Strip:
         j = (np.asarray(o) - o0) / step
         ji = np.rint(j).astype(np.intp)
         if np.allclose(j, ji, atol=1e-6) and ji.min() >= 0 and ji.max() < len(strip.o):
+            cols = slice(int(ji[0]), int(ji[-1]) + 1) if np.all(np.diff(ji) == 1) else ji  # a view if it can
             return Strip(s=strip.s, o=np.asarray(o, dtype=float), xy=strip.xy, normal=strip.normal,
-                         values=strip.values[:, :, ji], valid=strip.valid[:, ji])
+                         values=strip.values[:, :, cols], valid=strip.valid[:, cols])
     pos = (np.asarray(o)[None, :] + shift[:, None] - o0) / step
     n = len(strip.o)
     inside = (pos >= 0) & (pos <= n - 1)
