@@ -540,7 +540,7 @@ def _surround_model(feats: np.ndarray, flank: np.ndarray, keep: float = 0.35, it
     brightness (a track bed through snow, fields, cloud shadow or haze
     looks different, its surroundings tell how): robust fit on the best
     fitting ``keep`` share. Returns (coef (2, k), scale (k,))."""
-    keep_rows = _rows(np.arange(len(flank)))
+    keep_rows = _rows(np.arange(len(flank)), 20_000)
     X = np.stack([np.ones(len(keep_rows)), flank[keep_rows]], axis=1).astype(np.float64)
     Y = feats[keep_rows].astype(np.float64)
     sel = np.ones(len(Y), dtype=bool)
