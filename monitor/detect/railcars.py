@@ -1029,7 +1029,13 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
     d_all = np.concatenate([d[ok] for d, ok in zip(dists, oks)])
     if d_all.size < 50:
         return None
-    hi = d_all > threshold
+    # weak labels: the stations clearly occupied (twice the threshold)
+    # when there are enough; a bare threshold also admits ballast texture
+    # and clutter on empty tracks (many traced or drawn empty tracks would
+    # dilute the cars' contrast)
+    hi = d_all > 2.0 * threshold
+    if hi.sum() < 50:
+        hi = d_all > threshold
     lo = d_all < np.quantile(d_all, 0.3)
     if hi.sum() < 20 or lo.sum() < 20:
         return None
