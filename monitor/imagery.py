@@ -169,8 +169,66 @@ def _mask_valid(arr: np.ndarray, name: str | None) -> np.ndarray:
     return arr == 0
 
 
+#: Visible bands checked for saturation (clipped at the product's maximum).
+_VISIBLE = ("red", "green", "blue", "gray", "pan")
+
+
+def saturated_mask(bands: np.ndarray, roles: Sequence[str], valid: np.ndarray, gsd_m: float, *,
+                   min_width_m: float = 20.0, min_share: float = 0.002) -> np.ndarray:
+    """Wide areas clipped at the product's maximum in every visible band.
+
+    ``bands`` (n, h, w) with their ``roles``; ``valid`` the pixels that hold
+    data; ``gsd_m`` the pixel size in metres. A band is *clipped* when at
+    least ``min_share`` of its valid pixels sit exactly at its maximum and
+    that maximum is a bit-depth ceiling (within 1% of 255, 1023, 4095,
+    65535, ...): the spike an 8-bit visual product shows under thick cloud
+    or snow. The
+    pixels clipped in every visible band, in patches wider than
+    ``min_width_m`` metres (an opening, so white roofs and car bodies stay),
+    plus one pixel of blur around them, carry no information: they are
+    returned True. An all-False mask when no visible band is clipped.
+    """
+    from scipy import ndimage as ndi
+
+    idx = [i for i, r in enumerate(roles) if r in _VISIBLE]
+    h, w = valid.shape
+    none = np.zeros((h, w), bool)
+    n_valid = int(valid.sum())
+    if not idx or n_valid == 0:
+        return none
+    sat = valid.copy()
+    for i in idx:
+        b = bands[i]
+        top = float(b[valid].max())
+        ceiling = 2.0 ** max(1, math.ceil(math.log2(top + 1.0))) - 1.0 if top > 0 else 0.0
+        if top < 0.99 * ceiling or top < 255 * 0.99:
+            return none  # not at a bit-depth ceiling (255, 1023, 4095, 65535 ...): not clipped
+        at_top = b >= top
+        if int((at_top & valid).sum()) < max(min_share * n_valid, 50):
+            return none
+        sat &= at_top
+    r = int(math.ceil(min_width_m / gsd_m / 2.0))
+    if r >= 1:
+        small = max(1, int(math.ceil(r / 4.0)))  # open on a coarser grid: cheap for large chips
+        if small > 1:
+            hc, wc = -(-h // small), -(-w // small)
+            pad = np.zeros((hc * small, wc * small), bool)
+            pad[:h, :w] = sat
+            coarse = pad.reshape(hc, small, wc, small).all(axis=(1, 3))
+            rc = max(1, int(round(r / small)))
+            coarse = ndi.binary_opening(coarse, structure=np.ones((3, 3), bool), iterations=rc)
+            big = np.repeat(np.repeat(coarse, small, axis=0), small, axis=1)[:h, :w]
+            big = ndi.binary_dilation(big, iterations=small) & sat | big
+        else:
+            big = ndi.binary_opening(sat, structure=np.ones((3, 3), bool), iterations=r)
+    else:
+        big = sat
+    return ndi.binary_dilation(big, iterations=1) & valid
+
+
 def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0, crs=None,
-              bands: Sequence[str] | None = None, resampling: str = "bilinear") -> Chip:
+              bands: Sequence[str] | None = None, resampling: str = "bilinear",
+              mask_saturated: bool = True) -> Chip:
     """Read the AOI's window of a scene as a :class:`Chip`.
 
     Parameters
@@ -185,6 +243,10 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
     bands: roles to read (default every data band of the scene).
     resampling: rasterio resampling name for the data bands (masks are
         always read nearest-neighbour).
+    mask_saturated: optical chips: wide areas clipped at the product's
+        maximum in every visible band (thick cloud or snow in an 8-bit
+        visual product) are not valid, since nothing can be seen there
+        (:func:`saturated_mask`); ``meta["saturated_share"]`` says how much.
 
     The chip holds float32 bands (scene units), their roles, the valid
     mask (False for nodata, alpha 0, internal/dataset masks, the scene's
@@ -301,6 +363,11 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
                                        f"{' '.join(str(e).split())}") from None
     if not covered_any:
         raise SceneError(src_name, f"scene does not cover AOI {aoi.id}")
+    roles = tuple(b.role for b in data_refs)
+    if mask_saturated and scene.sensor != "sar":
+        sat = saturated_mask(out, roles, valid, res_m)
+        meta["saturated_share"] = round(float(sat.sum()) / max(int(valid.sum()), 1), 4)
+        valid &= ~sat
     aoi_px = geometry_mask([local_boundary], out_shape=(height, width), transform=transform, invert=True)
     if not aoi_px.any():
         aoi_px = geometry_mask([local_boundary], out_shape=(height, width), transform=transform,
@@ -308,12 +375,12 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
     n_aoi = int(aoi_px.sum())
     n_ok = int((valid & aoi_px).sum())
     if n_ok == 0:
-        raise SceneError(src_name, f"no valid pixel in AOI {aoi.id} (all nodata, masked or cloud)")
+        raise SceneError(src_name, f"no valid pixel in AOI {aoi.id} (all nodata, masked, cloud or saturated)")
     meta.update({"aoi_pixels": n_aoi, "valid_pixels": n_ok, "margin_m": margin_m,
                  "resampling": rs.name})
     return Chip(
         bands=out,
-        roles=tuple(b.role for b in data_refs),
+        roles=roles,
         valid=valid,
         transform=transform,
         crs=dst_crs,

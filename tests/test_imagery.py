@@ -489,3 +489,33 @@ def test_landsat_qa_pixel_mask(tmp_path):
     assert chip.roles == ("red",)
     assert chip.coverage == pytest.approx(0.5, abs=0.02)
     assert not chip.valid[:10].any() and chip.valid[-10:].all()
+
+
+def test_wide_clipped_areas_are_not_valid_but_white_roofs_are(tmp_path):
+    """An 8-bit RGB scene: a 200 m cloud clipped at 255, a 4 m x 14 m white car roof at 255."""
+    tr, w, h = _grid(UTM)
+    rng = np.random.default_rng(0)
+    a = (90 + 10 * rng.standard_normal((3, h, w))).clip(0, 254)
+    a[:, 100:200, 100:200] = 255                       # cloud: 100 x 100 px at 2 m
+    a[:, 400:402, 400:407] = 255                       # a white roof, 4 m x 14 m
+    path = write_tif(tmp_path / "clouded.tif", a.astype("uint8"), UTM, tr,
+                     descriptions=["red", "green", "blue"])
+    chip = read_chip(open_scene(path), _aoi(half_m=590))
+    cloud_centre = ~chip.transform * (tr * (150, 150))
+    roof = ~chip.transform * (tr * (403.5, 401))
+    assert not chip.valid[int(cloud_centre[1]), int(cloud_centre[0])]
+    assert chip.valid[int(roof[1]), int(roof[0])]
+    assert 0.02 < chip.meta["saturated_share"] < 0.05   # 200 m x 200 m of 1180 m x 1180 m
+    assert chip.coverage < 0.99
+    kept = read_chip(open_scene(path), _aoi(half_m=590), mask_saturated=False)
+    assert kept.coverage == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_bright_scene_below_the_bit_depth_ceiling_is_not_clipped():
+    from monitor.imagery import saturated_mask
+
+    bands = np.full((3, 50, 50), 400.0, np.float32)     # uniform, at its maximum, but 400 is no ceiling
+    assert not saturated_mask(bands, ("red", "green", "blue"), np.ones((50, 50), bool), 1.0).any()
+    bands[:] = 4095.0                                  # 12-bit ceiling, everywhere
+    assert saturated_mask(bands, ("red", "green", "blue"), np.ones((50, 50), bool), 1.0).all()
+    assert not saturated_mask(bands, ("nir",), np.ones((50, 50), bool), 1.0).any()
