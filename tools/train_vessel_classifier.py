@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 from monitor.detect import vessel_classifier as vc  # noqa: E402
 
 DATA = Path(os.environ.get("SEN2SHIPS", ROOT.parent / "shared" / "data" / "sen2ships"))
-PARAMS = dict(n_estimators=120, max_depth=3, learning_rate=0.08, subsample=0.8, min_samples_leaf=15,
-              random_state=0)
+PARAMS = dict(n_estimators=200, max_depth=4, learning_rate=0.05, subsample=0.8, min_samples_leaf=30,
+              max_features=0.5, random_state=0)
 THRESHOLDS = np.round(np.arange(0.20, 0.86, 0.025), 3)
 
 
@@ -141,7 +141,7 @@ def export(clf, threshold: float, meta: dict) -> dict:
     trees = []
     for est in clf.estimators_[:, 0]:
         t = est.tree_
-        trees.append({"feature": t.feature.tolist(), "threshold": np.round(t.threshold, 6).tolist(),
+        trees.append({"feature": t.feature.tolist(), "threshold": t.threshold.tolist(),
                       "left": t.children_left.tolist(), "right": t.children_right.tolist(),
                       "value": np.round(t.value[:, 0, 0], 6).tolist()})
     doc = {"kind": "gbt-binary", "features": list(vc.FEATURES), "learning_rate": clf.learning_rate,

@@ -1,0 +1,129 @@
+"""Learned second stage for optical vessels (monitor.detect.vessel_classifier).
+
+Chips are built in the tests on a UTM grid at Sentinel-2-like 10 m pixels:
+dark water with noise, land (ground with buildings), hulls drawn as
+oriented rectangles brighter than water in every band.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from affine import Affine
+from pyproj import CRS
+from rasterio.features import rasterize
+from shapely.geometry import Polygon, box
+
+from monitor.aoi import AOI
+from monitor.detect import vessel_classifier as vc
+from monitor.errors import InputError
+from monitor.imagery import Chip
+
+UTM = CRS.from_epsg(32652)
+X0, Y0 = 600_000.0, 4_680_000.0
+
+
+def hull(cx, cy, length, width, heading_deg):
+    t = math.radians(heading_deg)
+    ux, uy, vx, vy = math.sin(t), math.cos(t), math.cos(t), -math.sin(t)
+    hl, hw = length / 2, width / 2
+    return Polygon([(cx + ux * hl + vx * hw, cy + uy * hl + vy * hw), (cx + ux * hl - vx * hw, cy + uy * hl - vy * hw),
+                    (cx - ux * hl - vx * hw, cy - uy * hl - vy * hw), (cx - ux * hl + vx * hw, cy - uy * hl + vy * hw)])
+
+
+def make_chip(size_m=3000.0, gsd=10.0, land=(), hulls=(), seed=0):
+    rng = np.random.default_rng(seed)
+    n = int(size_m / gsd)
+    tr = Affine(gsd, 0, X0, 0, -gsd, Y0 + size_m)
+    water = {"red": 0.03, "green": 0.06, "blue": 0.07, "nir": 0.015}
+    ground = {"red": 0.16, "green": 0.15, "blue": 0.13, "nir": 0.25}
+    deck = {"red": 0.30, "green": 0.30, "blue": 0.30, "nir": 0.32}
+    roles = ("red", "green", "blue", "nir")
+    land_m = rasterize([(g, 1) for g in land], out_shape=(n, n), transform=tr).astype(bool) if land else np.zeros((n, n), bool)
+    hull_m = rasterize([(h, 1) for h in hulls], out_shape=(n, n), transform=tr).astype(bool) if hulls else np.zeros((n, n), bool)
+    tex = rng.normal(0, 1, (n, n)).astype(np.float32)
+    bands = []
+    for r in roles:
+        b = np.where(land_m, ground[r] * (1 + 0.25 * tex), water[r]).astype(np.float32)
+        b += rng.normal(0, 0.003, b.shape).astype(np.float32)
+        b[hull_m] = deck[r]
+        bands.append(np.clip(b, 0, 1) * 10000)
+    aoi = AOI(id="s2port", name="S2 port", country="", kind="port", boundary=box(X0, Y0, X0 + size_m, Y0 + size_m),
+              crs=UTM)
+    return Chip(bands=np.stack(bands), roles=roles, valid=np.ones((n, n), bool), transform=tr, crs=UTM, gsd_m=gsd,
+                aoi=aoi, sensor="optical")
+
+
+LAND = box(X0, Y0, X0 + 3000, Y0 + 800)  # the south shore
+
+
+def test_bundled_model_loads():
+    m = vc.load_model()
+    assert m.features == vc.FEATURES
+    assert 0 < m.threshold < 1
+    assert 1 <= len(m.trees) and sum(len(t[0]) for t in m.trees) < 10_000
+    p = m.predict_proba(np.zeros((3, len(vc.FEATURES))))
+    assert p.shape == (3,) and np.all((p > 0) & (p < 1))
+
+
+def test_features_are_finite():
+    chip = make_chip(land=(LAND,), hulls=(hull(X0 + 1500, Y0 + 2000, 150, 24, 70), hull(X0 + 800, Y0 + 830, 120, 20, 90)))
+    layers = vc.Layers(chip)
+    cands = vc.vessel_candidates(layers)
+    X = vc.candidate_features(layers, cands)
+    assert len(cands) >= 2
+    assert X.shape == (len(cands), len(vc.FEATURES))
+    assert np.isfinite(X).all()
+
+
+def test_clear_hull_on_water_is_kept():
+    h = hull(X0 + 1500, Y0 + 2000, 160, 26, 60)
+    res = vc.classify_vessels(make_chip(land=(LAND,), hulls=(h,)))
+    assert res.counts["vessel"] == len(res.detections)
+    hits = [d for d in res.detections if d.geometry.intersects(h)]
+    assert len(hits) == 1
+    d = hits[0]
+    assert d.score == pytest.approx(d.properties["p_vessel"], abs=1e-4) and d.score >= res.extras["threshold"]
+    assert 100 <= d.length_m <= 220 and d.width_m <= 60
+    assert d.geometry.centroid.distance(h.centroid) < 20
+
+
+def test_bare_quay_and_open_water_give_nothing():
+    # a straight shore with a pier (300 x 60 m) reaching into the water
+    pier = box(X0 + 1400, Y0 + 800, X0 + 1460, Y0 + 1100)
+    res = vc.classify_vessels(make_chip(land=(LAND, pier)))
+    assert res.counts["vessel"] == 0
+    assert vc.classify_vessels(make_chip()).counts["vessel"] == 0
+
+
+def test_sar_result_passes_through():
+    chip = make_chip()
+    chip.sensor = "sar"
+    from monitor.detect import DetectionResult
+
+    r = DetectionResult(counts={"vessel": 0}, intervals={"vessel": (0.0, 0.0)}, coverage=1.0, detections=[],
+                        crs=chip.crs, detector="vessels", version="1.0")
+    assert vc.classify_vessels(chip, r) is r
+
+
+@pytest.mark.parametrize("content", ["not json {", json.dumps([1, 2]), json.dumps({"kind": "gbt-binary"}),
+                                     json.dumps({"kind": "svm"})])
+def test_bad_model_file_is_one_line_input_error(tmp_path, content):
+    p = tmp_path / "model.json"
+    p.write_text(content)
+    with pytest.raises(InputError) as e:
+        vc.load_model(p)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(str(p))
+    with pytest.raises(InputError):
+        vc.load_model(tmp_path / "missing.json")
+
+
+def test_model_with_other_features_is_refused(tmp_path):
+    doc = json.loads(vc.MODEL_PATH.read_text())
+    doc["features"] = doc["features"][:-1] + ["something_else"]
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="features"):
+        vc.load_model(p)
