@@ -561,6 +561,42 @@ def _distance(f: np.ndarray, models) -> np.ndarray:
     return np.min([np.sqrt(np.mean(((f - r) / s) ** 2, axis=1)) for r, s in models], axis=0)
 
 
+def _hides_rails(left: np.ndarray, right: np.ndarray, ok: np.ndarray, mine, rails: np.ndarray,
+                 rail_ref: float, within: float = 1.0, min_n: int = 20) -> bool:
+    """Is a track's own densest look (``mine``) a car's? Its stations
+    (within ``within`` spreads) hide the rails: their rail evidence is under
+    half the scene's empty-track level ``rail_ref`` and under half of what
+    the track's other stations show (a train standing over most of the
+    track; a track whose rails are faint all along keeps its look)."""
+    dm = np.minimum(_distance(left, mine), _distance(right, mine))
+    member = ok & (dm < within)
+    rest = ok & ~member
+    if member.sum() < min_n:
+        return False
+    r_mode = float(np.median(rails[member]))
+    if r_mode >= 0.5 * rail_ref:
+        return False
+    if rest.sum() < min_n:
+        return False  # nothing to compare with: the whole track looks alike
+    return r_mode < 0.5 * float(np.quantile(rails[rest], 0.8))
+
+
+def _rail_pair(strip: Strip, rail_sep: float, gsd: float, along_m: float = 2.0, tol_m: float = 0.5) -> np.ndarray:
+    """Evidence (ns,) of the two rails on the strip's centreline: the
+    geometric mean of the thin-line (second derivative) response at
+    ``+-rail_sep / 2``, averaged along the track over ``along_m``. A car
+    covers the rails: high on empty track, near zero under a car."""
+    do = float(strip.o[1] - strip.o[0])
+    g, _ = _nanmean_along(_gray(strip.values), strip.valid, along_m / strip.ds)
+    lr = ndimage.gaussian_filter1d(g, max(0.12, 0.45 * gsd) / do, axis=1, order=2)
+    sh = int(round(rail_sep / 2 / do))
+    # the pair centred within ``tol_m`` of the line (a snapped or traced
+    # line is right to a few decimetres; the rails are thinner than that)
+    cs = np.flatnonzero(np.abs(strip.o) <= tol_m + 1e-9)
+    a, b = np.clip(cs + sh, 0, len(strip.o) - 1), np.clip(cs - sh, 0, len(strip.o) - 1)
+    return np.sqrt(np.maximum(lr[:, a] * lr[:, b], 0.0)).max(axis=1)
+
+
 # ---------------------------------------------------------------------------
 # 3. cars
 # ---------------------------------------------------------------------------
@@ -647,7 +683,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     cloud_screen: bool = True, min_spread: float = 0.05,
                     surround_model: bool = True, local_shadow: bool = True, clear_m: float = 3.0,
                     flat_gate: bool = True, hysteresis: float = 1.5, coarse_flat: bool = True,
-                    sun_azimuth_deg: float | None = None,
+                    sun_azimuth_deg: float | None = None, rails_gsd_m: float | None = None,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -673,6 +709,11 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         than this (m): switches and converging tracks, inside the fouling
         point where cars are not parked and the cross-section mixes tracks.
     min_spread: floor of the empty-track spread (robust z units of the scene).
+    rails_gsd_m: at or below this GSD (default: a quarter of the rail pair
+        spacing, gauge + 70 mm, ~0.38 m) the rails are resolved, and a
+        track's own densest look is refused as "empty" where it hides the
+        rails that the scene's empty track and the track's other stations
+        show (a train standing over most of the track).
     surround_model: at fine GSD, also accept as empty a station that
         matches the empty look predicted from the ground beside the track.
     flat_gate: a station whose cross-section looks like the ground beside
@@ -714,6 +755,8 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     gsd = float(chip.gsd_m)
     if not (gsd > 0):
         raise SceneError(name, f"invalid pixel size {chip.gsd_m!r}")
+    # the rail pair is resolved (its spacing spans four pixels or more)
+    rails_gsd = rails_gsd_m if rails_gsd_m is not None else min(g for _, _, g in lines) / 1000.0 / 4.0 + 0.0175
     fine = gsd <= fine_gsd_m
     anti_sun = None
     if use_shadows and fine:
@@ -789,6 +832,19 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
             flanks = [_flank_level(st, inner_m=max(2.0, flank_in), outer_m=max(3.2, flank_in + 0.9)) for st in strips]
             fx = np.concatenate([np.concatenate([fl[ok], fl[ok]]) for fl, (_, _, ok) in zip(flanks, feats)])
             coef, cscale = _surround_model(allf, fx, min_scale=min_spread)
+        rails, rail_ref = None, None
+        if local_reference and gsd <= rails_gsd:
+            # where rails are resolved, an empty look shows them: the
+            # scene's empty stations set the level a track's own look
+            # must reach (a train covering most of its track would
+            # otherwise be learnt as that track's "empty" look)
+            rails = [_rail_pair(st, g[2] / 1000.0 + 0.07, gsd) for st, g in zip(strips, geo)]
+            near = np.concatenate([
+                np.minimum(_distance(l[ok], models), _distance(r[ok], models)) < 1.0
+                for l, r, ok in feats])
+            r_all = np.concatenate([rv[ok] for rv, (_, _, ok) in zip(rails, feats)])
+            if near.sum() >= 50:
+                rail_ref = float(np.median(r_all[near]))
         for k_t, (left, right, ok) in enumerate(feats):
             own = models
             if local_reference and ok.sum() * ds >= 150.0:
@@ -797,6 +853,8 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                 # than about two thirds of the visible track)
                 mine = _empty_reference(np.concatenate([left[ok], right[ok]]), None,
                                         keep_scale=0.35 if fine else 0.5, min_scale=min_spread)
+                if rail_ref is not None and _hides_rails(left, right, ok, mine, rails[k_t], rail_ref):
+                    mine = []
                 own = models + mine
             dl = _distance(left, own)
             dr = _distance(right, own)
