@@ -18,13 +18,15 @@ CRS_UTM = CRS.from_epsg(32652)
 X0, Y0 = 500_000.0, 4_700_000.0  # upper-left corner of the chips
 
 
-def yard(width_m=300.0, height_m=60.0, gsd=0.5, tracks_y=(30.0,), trains=None, seed=1, cloud_x=None):
+def yard(width_m=300.0, height_m=60.0, gsd=0.5, tracks_y=(30.0,), trains=None, seed=1, cloud_x=None,
+         car_colour=None):
     """A yard chip: ballast texture, two dark rails per track, cars as
     coloured rectangles 3 m wide with 1.2 m coupler gaps.
 
     tracks_y: track centre lines, metres below the top edge (horizontal).
     trains: per track, a list of (start_m, [car lengths]).
     cloud_x: pixels with x (m from left) below this are invalid (cloud).
+    car_colour: one colour for every car (a block train), else random.
     """
     rng = np.random.default_rng(seed)
     w, h = int(width_m / gsd), int(height_m / gsd)
@@ -42,7 +44,8 @@ def yard(width_m=300.0, height_m=60.0, gsd=0.5, tracks_y=(30.0,), trains=None, s
         for start, lengths in (trains or {}).get(k, []):
             a = start
             for L in lengths:
-                col = rng.choice([0.15, 0.25, 0.7, 0.8]) + 0.03 * rng.standard_normal()
+                col = rng.choice([0.15, 0.25, 0.7, 0.8]) if car_colour is None else car_colour
+                col += 0.03 * rng.standard_normal()
                 car = (np.abs(dv) < 1.5) & (U >= a) & (U < a + L)
                 img = np.where(car, col + 0.02 * rng.standard_normal((h, w)), img)
                 truth.append((k, a, a + L))
@@ -232,3 +235,34 @@ def test_shifted_strip_equals_sampling_the_moved_line():
     assert np.allclose(moved.values, direct.values, atol=1e-5)
     assert np.array_equal(moved.valid, direct.valid)
     assert np.allclose(moved.xy, direct.xy)
+
+
+
+@pytest.mark.parametrize("gsd", [0.3, 0.5])
+def test_empty_tracks_beside_an_occupied_one_do_not_change_its_count(gsd):
+    # a train of 8 cars on one track, eight empty tracks 5 m apart around
+    # it: given alone or with the empty tracks (as a tracer gives them),
+    # the train's track counts the same and the empty ones nothing
+    ys = (10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0)
+    busy = ys.index(30.0)
+    bands, valid, truth = yard(gsd=gsd, tracks_y=ys, trains={busy: [(60.0, [15.0, 13.0, 17.0, 15.0] * 2)]}, seed=5)
+    alone = detect_railcars(chip_of(bands, valid, [hline(30.0)], gsd=gsd))
+    many = detect_railcars(chip_of(bands, valid, [hline(y) for y in ys], gsd=gsd))
+    n_alone = alone.extras["per_track"]["T0"]["count"]
+    n_many = many.extras["per_track"][f"T{busy}"]["count"]
+    assert abs(n_alone - len(truth)) <= 1
+    assert n_many == n_alone
+    assert many.counts["railcar"] == n_many  # nothing on the empty tracks
+
+
+def test_train_over_most_of_its_track_is_not_learnt_as_its_empty_look():
+    # 0.3 m (rails resolved): a block train (one colour) over ~75% of one
+    # track among empty tracks; the track's own densest look is the
+    # train's, and hides the rails its empty stretch and the other tracks show
+    ys = (15.0, 20.0, 25.0, 30.0, 35.0)
+    busy = ys.index(25.0)
+    bands, valid, truth = yard(gsd=0.3, tracks_y=ys, trains={busy: [(40.0, [15.0, 13.0, 17.0, 15.0] * 3 + [15.0, 14.0])]},
+                               seed=6, car_colour=0.25)
+    res = detect_railcars(chip_of(bands, valid, [hline(y) for y in ys], gsd=0.3))
+    assert abs(res.extras["per_track"][f"T{busy}"]["count"] - len(truth)) <= 1
+    assert abs(res.counts["railcar"] - len(truth)) <= 1
