@@ -14,7 +14,9 @@ Method (per chip, all geometry in the chip's metric CRS):
 2. **Occupancy.** The strip is resampled on the snapped centreline. Every
    station's cross-section (all bands, 1.35 m either side) is compared with
    the *empty track* look: the densest mode of all stations of the scene,
-   and of the track itself. A car covers both halves of the track, so the
+   and of the track itself (where the rails are resolved, not when that
+   look hides the rails the scene's empty track shows: a train standing
+   over most of its track). A car covers both halves of the track, so the
    distance of the *less* different half decides; this keeps a car or its
    shadow on a neighbouring track from occupying this one. At fine GSD
    the empty look is also modelled as a function of the ground beside the
@@ -22,8 +24,9 @@ Method (per chip, all geometry in the chip's metric CRS):
    or a cloud shadow looks different, and a station that matches the empty
    look *for its surroundings* is empty. Where the scene
    shows car shadows (a dark band beside the track on one map side, found
-   from the data: darker than the sun-side flank beside occupied stations,
-   not beside empty ones), the shadow contrast is a second cue. A car
+   from the data: darker than the sun-side flank beside clearly occupied
+   stations, not beside empty ones; clutter on many empty tracks does not
+   dilute it), the shadow contrast is a second cue. A car
    stands out from the ground beside it: a station that looks like its
    flanks is never occupied (bare ground, thick cloud), and a run must
    somewhere stand clearly above the threshold.
