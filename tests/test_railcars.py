@@ -10,7 +10,7 @@ from shapely.geometry import LineString, box
 
 from monitor.aoi import AOI, Feature
 from monitor.detect import detectors
-from monitor.detect.railcars import detect_railcars
+from monitor.detect.railcars import VERSION, detect_railcars
 from monitor.errors import InputError, SceneError
 from monitor.imagery import Chip
 
@@ -76,7 +76,7 @@ def hline(y_m, x0=5.0, x1=295.0, dy=0.0):
 
 def test_registered_for_rail_yards():
     spec = detectors()["railcar"]
-    assert spec.fn is detect_railcars and spec.version == "1.0" and "rail_yard" in spec.kinds
+    assert spec.fn is detect_railcars and spec.version == VERSION == "1.1" and "rail_yard" in spec.kinds
 
 
 def test_empty_yard_gives_zero():

@@ -56,7 +56,7 @@ from monitor.detect import Detection, DetectionResult, register
 from monitor.detect.tracks import Strip, sample, shifted, stations
 from monitor.errors import InputError, SceneError
 
-VERSION = "1.0"
+VERSION = "1.1"
 
 #: Car lengths over couplers, metres: shortest two-axle wagons, typical
 #: freight car (gondola 13.9 m, boxcar ~15 m), longest common (flat ~19.6 m,
