@@ -17,6 +17,7 @@ from shapely.geometry import Polygon, box
 
 from monitor.aoi import AOI
 from monitor.detect import vessel_classifier as vc
+from monitor.detect.vessels import detect_vessels
 from monitor.errors import InputError
 from monitor.imagery import Chip
 
@@ -79,7 +80,8 @@ def test_features_are_finite():
 
 def test_clear_hull_on_water_is_kept():
     h = hull(X0 + 1500, Y0 + 2000, 160, 26, 60)
-    res = vc.classify_vessels(make_chip(land=(LAND,), hulls=(h,)))
+    chip = make_chip(land=(LAND,), hulls=(h,))
+    res = vc.classify_vessels(chip, detect_vessels(chip))  # the integration call sequence
     assert res.counts["vessel"] == len(res.detections)
     hits = [d for d in res.detections if d.geometry.intersects(h)]
     assert len(hits) == 1
@@ -92,7 +94,8 @@ def test_clear_hull_on_water_is_kept():
 def test_bare_quay_and_open_water_give_nothing():
     # a straight shore with a pier (300 x 60 m) reaching into the water
     pier = box(X0 + 1400, Y0 + 800, X0 + 1460, Y0 + 1100)
-    res = vc.classify_vessels(make_chip(land=(LAND, pier)))
+    chip = make_chip(land=(LAND, pier))
+    res = vc.classify_vessels(chip, detect_vessels(chip))
     assert res.counts["vessel"] == 0
     assert vc.classify_vessels(make_chip()).counts["vessel"] == 0
 

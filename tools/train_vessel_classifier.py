@@ -100,10 +100,14 @@ class SceneData:
 
     def __init__(self, name, chip, truth):
         self.name, self.truth = name, truth
+        from monitor.detect.vessels import detect_vessels
+
         self.layers = vc.Layers(chip)
         self.cands = vc.vessel_candidates(self.layers)
-        self.X = vc.candidate_features(self.layers, self.cands)
         self.rects = [vc._rect(c, chip.transform) for c in self.cands]
+        # the rule-based detector at its defaults, as classify_vessels gets it
+        self.rule = [d.geometry for d in detect_vessels(chip).detections]
+        self.X = vc.candidate_features(self.layers, self.cands, self.rects, self.rule)
         self.shape = self.layers.B.shape
         self.y = self._labels()
 

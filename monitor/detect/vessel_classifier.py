@@ -40,9 +40,15 @@ Integration after the rule-based detector::
     res = detect_vessels(chip)              # defaults; gives water source, coverage, extras
     res = classify_vessels(chip, res)       # replaces the detections by the model's
 
-``classify_vessels`` does not use ``res``'s detections as candidates (its own
-candidate pass has far higher recall); it keeps ``res.coverage`` and
-``res.extras`` and reuses the water mask when it is passed as ``water=``.
+``detect_vessels`` runs with its DEFAULT options (the model was trained on
+them). ``classify_vessels`` does not use ``res``'s detections as candidates
+(its own candidate pass has far higher recall) but as one feature,
+``rule_iou`` (each candidate's best IoU with a rule-based detection); it
+keeps ``res.coverage`` and ``res.extras``. Without ``res`` that feature is
+0 everywhere and fewer vessels are kept. When ``detect_vessels`` changes,
+retrain (``python tools/train_vessel_classifier.py``) so the feature means
+what the model learnt. A water mask passed to one should be passed to both
+(``water=``).
 It applies only to optical chips (a SAR result is returned unchanged).
 Detections are minimum rotated rectangles in the chip CRS; ``score`` is the
 model probability; ``properties`` carry ``size_class``, ``p_vessel`` and
@@ -52,11 +58,11 @@ Figures (sen2ships, 9 real Sentinel-2 ports, 183 labelled vessels; matched
 one-to-one, IoU >= 0.1 or centroid within 20 m), from
 ``benchmarks/bench_vessel_classifier.py``: candidate recall 0.907 (166/183,
 8427 candidates); leave-one-scene-out (train on 8 scenes, threshold chosen
-inside those 8, test on the 9th) P 0.370 R 0.404 F1 0.386, median |count
-error| 6 vessels/scene, per-scene F1 0.14..0.60 (the rule-based detector
+inside those 8, test on the 9th) P 0.397 R 0.475 F1 0.433, median |count
+error| 7 vessels/scene, per-scene F1 0.17..0.58 (the rule-based detector
 alone: F1 0.373, median |count error| 8). Busy-port moored hulls and quay
 buildings remain hard to tell apart at 10 m: far from the issue's 0.85.
-The model (200 trees of depth <= 4, ~4.6k nodes) is retrained by
+The model (200 trees of depth <= 4, 4.6k nodes) is retrained by
 ``tools/train_vessel_classifier.py`` (scikit-learn, training only).
 """
 
@@ -84,6 +90,7 @@ FEATURES = (
     "ndwi_in", "ndwi_ring", "ring_water", "ring_rel_mean", "ring_land_rel", "edge_c", "land_edge_c",
     "outline_land", "max_d_water_m", "min_d_land_m", "nbhd_land", "level_stable", "has_nir",
     "in_water", "log_parent_ratio", "red_blue", "nir_red", "rel_vs_local_land", "min_d_water_m", "mean_d_water_m",
+    "rule_iou",
 )
 
 _EIGHT = np.ones((3, 3), bool)
@@ -370,15 +377,38 @@ def _features_one(L: Layers, c: Candidate) -> list[float]:
     ]
 
 
-def candidate_features(layers: Layers, candidates: list[Candidate]) -> np.ndarray:
+def rule_overlap(rects: list, rule_geoms: list) -> np.ndarray:
+    """Per candidate rectangle, the largest IoU with any rule-based detection
+    (0 where none overlaps)."""
+    import shapely
+
+    out = np.zeros(len(rects))
+    if not rects or not rule_geoms:
+        return out
+    tree = shapely.STRtree(rule_geoms)
+    for i, r in enumerate(rects):
+        for j in tree.query(r):
+            g = rule_geoms[j]
+            u = r.union(g).area
+            if u > 0:
+                out[i] = max(out[i], r.intersection(g).area / u)
+    return out
+
+
+def candidate_features(layers: Layers, candidates: list[Candidate], rects: list | None = None,
+                       rule_geoms: list | None = None) -> np.ndarray:
     """(n, len(FEATURES)) float64 feature matrix, all finite (see :data:`FEATURES`).
 
     Brightness contrasts are in units of the scene's land-minus-water gap
     (per band for ``vis_w`` / ``nir_w``), distances in metres, sizes as
-    natural logs of metres or pixels."""
+    natural logs of metres or pixels. ``rule_iou`` is the overlap of each
+    candidate's rectangle (``rects``, chip CRS) with the rule-based
+    detections ``rule_geoms`` (0 without them)."""
     if not candidates:
         return np.zeros((0, len(FEATURES)))
     X = np.array([_features_one(layers, c) for c in candidates], dtype=np.float64)
+    ov = rule_overlap(rects, rule_geoms) if rects is not None and rule_geoms else np.zeros(len(candidates))
+    X = np.column_stack([X, ov])
     return np.nan_to_num(X, nan=0.0, posinf=1e4, neginf=-1e4)
 
 
@@ -502,14 +532,15 @@ def select(candidates: list[Candidate], prob: np.ndarray, threshold: float, shap
 
 
 def score_candidates(chip, *, water: np.ndarray | None = None, model: TreeModel | None = None,
-                     **candidate_options):
-    """(layers, candidates, features, probabilities) for an optical chip."""
+                     rule_geoms: list | None = None, **candidate_options):
+    """(layers, candidates, rectangles, features, probabilities) for an optical chip."""
     model = model or load_model()
     layers = Layers(chip, water)
     cands = vessel_candidates(layers, **candidate_options)
-    X = candidate_features(layers, cands)
+    rects = [_rect(c, chip.transform) for c in cands]
+    X = candidate_features(layers, cands, rects, rule_geoms)
     p = model.predict_proba(X) if len(X) else np.zeros(0)
-    return layers, cands, X, p
+    return layers, cands, rects, X, p
 
 
 def classify_vessels(chip, result: DetectionResult | None = None, model: TreeModel | str | Path | None = None, *,
@@ -532,14 +563,15 @@ def classify_vessels(chip, result: DetectionResult | None = None, model: TreeMod
     if not isinstance(model, TreeModel):
         model = load_model(model)
     thr = model.threshold if threshold is None else float(threshold)
-    layers, cands, X, p = score_candidates(chip, water=water, model=model)
+    rule = [d.geometry for d in result.detections] if result is not None else None
+    layers, cands, rects, X, p = score_candidates(chip, water=water, model=model, rule_geoms=rule)
     keep = select(cands, p, thr, layers.B.shape)
     from monitor.detect.vessels import size_class
 
     dets = []
     for i in keep:
         c = cands[i]
-        rect = _rect(c, chip.transform)
+        rect = rects[i]
         xy = np.asarray(rect.exterior.coords)[:4]
         e1, e2 = np.hypot(*(xy[1] - xy[0])), np.hypot(*(xy[2] - xy[1]))
         L, W = max(e1, e2), min(e1, e2)
