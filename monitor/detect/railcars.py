@@ -1143,8 +1143,18 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
         r = ref if levels is None else ref + (levels[k] - lev_med)
         cs.append(np.nan_to_num((r - gsd_side) / spread, nan=0.0))
     c_all = np.concatenate([c[ok] for c, ok in zip(cs, oks)])
-    thr = float(np.clip(_auto_threshold(np.clip(c_all, 1e-3, None), lo=1.5, hi=8.0), 1.5, 0.6 * contrast + 1.0))
+    # a car's shadow is at least ``SHADOW_SHARE`` as dark as the scene's
+    # typical car shadow (``contrast``, occupied against empty stations):
+    # fainter dark bands beside a track (dark fields, ditches) are not cars
+    floor = max(1.5, SHADOW_SHARE * contrast)
+    thr = float(np.clip(_auto_threshold(np.clip(c_all, 1e-3, None), lo=floor, hi=8.0), floor,
+                        max(floor, 0.6 * contrast + 1.0)))
     return {"c": cs, "thr": thr, "azimuth_deg": float(az), "contrast": float(contrast)}
+
+
+#: A station's shadow must be at least this share as dark as the scene's
+#: typical car shadow to count as a car (see ``_shadow_cue``).
+SHADOW_SHARE = 0.7
 
 
 def _auto_threshold(d: np.ndarray, lo: float = 2.0, hi: float = 8.0) -> float:
