@@ -295,8 +295,9 @@ def test_hulls_moored_alongside_a_box_only_quay_are_counted():
     # to NDWI the hulls are land ...
     c, r = ~chip.transform * (X0 + 375, Y0 + 1515)
     assert not water[int(r), int(c)]
-    # ... found along the water's edge, one by one, measured
-    res = detect_vessels(chip)
+    # ... found along the water's edge, one by one, measured (the rule
+    # stage: the learned classifier knows real Sentinel-2 quays, not this one)
+    res = detect_vessels(chip, classifier=False)
     assert res.counts["vessel"] == len(hulls)
     for h in hulls:
         near = [d for d in res.detections if d.geometry.centroid.distance(h.centroid) < 20]
@@ -305,7 +306,8 @@ def test_hulls_moored_alongside_a_box_only_quay_are_counted():
     # the same quay without ships: nothing
     empty, _ = moored_quay_chip(n_hulls=0)
     assert detect_vessels(empty).counts["vessel"] == 0
-    assert detect_vessels(chip, moored=False).counts["vessel"] == 0
+    assert detect_vessels(empty, classifier=False).counts["vessel"] == 0
+    assert detect_vessels(chip, moored=False, classifier=False).counts["vessel"] == 0
 
 
 def test_breakwater_in_dashes_is_not_ships():
@@ -335,3 +337,13 @@ def test_short_hull_moored_alongside_a_long_one_is_split_off():
     assert res.counts["vessel"] == 2
     got = sorted(res.detections, key=lambda d: d.length_m)
     assert got[0].length_m == pytest.approx(40, abs=8) and got[1].length_m == pytest.approx(120, abs=8)
+
+
+def test_the_learned_stage_runs_where_it_was_trained_sentinel2_like_pixels():
+    coarse, _ = moored_quay_chip()                      # 10 m pixels
+    assert detect_vessels(coarse).extras.get("classifier") == "vessel_gbt_s2"
+    assert "classifier" not in detect_vessels(coarse, classifier=False).extras
+    fine = make_chip(size_m=600, gsd=2.0, hulls=[], seed=5)
+    assert "classifier" not in detect_vessels(fine).extras
+    res = detect_vessels(coarse)
+    assert res.detector == "vessels" and res.version == detectors()["vessel"].version

@@ -60,7 +60,7 @@ from monitor.errors import InputError
 #: Detector version recorded with each observation (a store re-runs scenes
 #: seen by an older one). 1.1: moored hulls from the image, line dashes,
 #: pixel floor and vegetation tests for Sentinel-2-class imagery.
-VERSION = "1.1"
+VERSION = "1.2"
 SIZE_CLASSES = (("small_lt30m", 0.0, 30.0), ("medium_30_100m", 30.0, 100.0), ("large_gt100m", 100.0, math.inf))
 _EIGHT = np.ones((3, 3), bool)
 #: NDVI (nir - red) / (nir + red) above which a pixel is vegetation, not a
@@ -826,12 +826,34 @@ def _water_coverage(chip, water: np.ndarray, source: str) -> float:
     return w_valid / (w_valid + missing) if w_valid + missing > 0 else 0.0
 
 
+#: The learned second stage was trained on Sentinel-2 (10 m pixels): used by
+#: default from this pixel size up.
+CLASSIFIER_MIN_GSD_M = 5.0
+
+
+def _classified(chip, res: DetectionResult, water, min_length_m: float, max_length_m: float) -> DetectionResult:
+    """``res`` re-decided by the learned classifier, under this detector's
+    name and version, keeping hulls within the length limits (metres)."""
+    from monitor.detect.vessel_classifier import classify_vessels
+
+    out = classify_vessels(chip, res, water=water)
+    dets = [d for d in out.detections if min_length_m - 1e-6 <= d.length_m <= max_length_m]
+    by_size = {k: 0 for k in res.extras.get("count_by_size", {})}
+    for d in dets:
+        by_size[size_class(d.length_m)] = by_size.get(size_class(d.length_m), 0) + 1
+    extras = dict(out.extras, count_by_size=by_size, rule_count=res.counts.get("vessel", 0))
+    n = len(dets)
+    return DetectionResult(counts={"vessel": n}, intervals={"vessel": (float(n), float(n))}, coverage=res.coverage,
+                           detections=dets, crs=res.crs, detector=res.detector, version=res.version, extras=extras)
+
+
 @register("vessel", name="vessels", version=VERSION, kinds=("port",))
 def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 500.0, pfa: float = 1e-6,
                    k_high: float = 6.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0, work_gsd_m: float = 2.0,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
                    min_length_px: float | None = None, line_width_m: float = 25.0, min_rel_contrast: float = 0.5, shore_ramp: float = 1.0, moored: bool = True, moored_k: float = 1.5,
-                   water: np.ndarray | None = None, **_ignored) -> DetectionResult:
+                   water: np.ndarray | None = None, classifier: "bool | str" = "auto",
+                   **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
 
     Parameters
@@ -884,10 +906,18 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     water: optional bool water mask on the chip grid (overrides the AOI
         polygons / image classification).
 
+    classifier: the learned second stage
+        (:func:`monitor.detect.vessel_classifier.classify_vessels`, boosted
+        trees trained on real Sentinel-2 port scenes) re-decides the hulls.
+        ``"auto"`` (default) uses it where it was trained: optical chips of
+        5 m pixels or coarser (Sentinel-2-like); ``True`` always on optical,
+        ``False`` never. ``extras["classifier"]`` names it when used.
+
     Returns a :class:`DetectionResult` with ``counts["vessel"]``, oriented
     rectangles in the chip CRS, ``coverage`` = valid water / water, and
     ``extras["count_by_size"]`` (<30 m, 30-100 m, >100 m).
     """
+    chip_in, water_in = chip, water
     if chip.bands.ndim != 3 or chip.bands.shape[0] == 0:
         raise InputError(getattr(chip.scene, "path", "chip"), "vessel detector needs a (bands, h, w) array")
     gsd = float(chip.gsd_m)
@@ -955,7 +985,10 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         # quay are land to NDWI; they are found along the water's edge
         if source == "image" and moored:
             rects, props = _add_moored(chip, bands, water, rects, props, min_length_m, max_length_m, moored_k)
-        return _result(chip, rects, props, cov, extras)
+        res = _result(chip, rects, props, cov, extras)
+        if classifier is True or (classifier == "auto" and float(chip_in.gsd_m) >= CLASSIFIER_MIN_GSD_M):
+            res = _classified(chip_in, res, water_in, min_length_m, max_length_m)
+        return res
 
     lab, n = ndi.label(mask, structure=_EIGHT)
     if n == 0:
