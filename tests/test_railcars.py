@@ -213,12 +213,14 @@ def test_thin_cloud_and_cloud_shadow_over_an_empty_track_count_nothing(gsd):
 def test_solar_azimuth_follows_the_clock():
     from datetime import datetime, timezone
 
-    from monitor.detect.railcars import _solar_azimuth
+    from monitor.sun import sun_position
 
-    # mid-morning in June at Tumangang: sun in the south-east; local noon: south
-    assert 100 < _solar_azimuth(datetime(2024, 6, 17, 1, 30, tzinfo=timezone.utc), 42.3, 130.6) < 140
+    # mid-morning in June at Tumangang: sun in the south-east, high; local noon: south
+    az, el = sun_position(datetime(2024, 6, 17, 1, 30, tzinfo=timezone.utc), 42.3, 130.6)
+    assert 100 < az < 140 and 40 < el < 70
     noon = datetime(2024, 3, 20, 12, 0, tzinfo=timezone.utc)
-    assert _solar_azimuth(noon, 45.0, 0.0) == pytest.approx(180.0, abs=5.0)
+    az, el = sun_position(noon, 45.0, 0.0)
+    assert az == pytest.approx(180.0, abs=5.0) and el == pytest.approx(45.0, abs=2.0)
 
 
 def test_shifted_strip_equals_sampling_the_moved_line():

@@ -55,6 +55,7 @@ from shapely.strtree import STRtree
 from monitor.detect import Detection, DetectionResult, register
 from monitor.detect.tracks import Strip, sample, shifted, stations
 from monitor.errors import InputError, SceneError
+from monitor.sun import sun_position
 
 VERSION = "1.1"
 
@@ -201,26 +202,6 @@ def _cloud_screen(co: _Coarse, gray_idx, scale_m: float = 40.0, k: float = 5.0) 
     return cloud & co.valid
 
 
-def _solar_azimuth(when, lat: float, lon: float) -> float:
-    """Solar azimuth, degrees clockwise from north, at UTC time ``when``
-    (NOAA low-precision formulas, ~0.5 degree)."""
-    from datetime import timezone
-
-    if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc).replace(tzinfo=None)
-    doy = when.timetuple().tm_yday
-    hour = when.hour + when.minute / 60 + when.second / 3600
-    g = 2 * math.pi / 365 * (doy - 1 + (hour - 12) / 24)
-    eqt = 229.18 * (0.000075 + 0.001868 * math.cos(g) - 0.032077 * math.sin(g)
-                    - 0.014615 * math.cos(2 * g) - 0.040849 * math.sin(2 * g))
-    decl = (0.006918 - 0.399912 * math.cos(g) + 0.070257 * math.sin(g) - 0.006758 * math.cos(2 * g)
-            + 0.000907 * math.sin(2 * g) - 0.002697 * math.cos(3 * g) + 0.00148 * math.sin(3 * g))
-    ha = math.radians((hour * 60 + eqt + 4 * lon) / 4 - 180)
-    la = math.radians(lat)
-    az = math.degrees(math.atan2(math.sin(ha), math.cos(ha) * math.sin(la) - math.tan(decl) * math.cos(la))) + 180
-    return az % 360
-
-
 def _sun_azimuth(chip) -> float | None:
     """The sun's azimuth (degrees from north) for the chip: the scene's
     ``view:sun_azimuth`` (STAC), else computed from its acquisition time
@@ -244,7 +225,7 @@ def _sun_azimuth(chip) -> float | None:
 
             when = datetime.fromisoformat(when.replace("Z", "+00:00"))
         c = chip.aoi.to_crs("EPSG:4326").boundary.centroid
-        return _solar_azimuth(when, float(c.y), float(c.x))
+        return sun_position(when, float(c.y), float(c.x))[0]
     except (ValueError, TypeError, AttributeError):
         return None
 

@@ -15,6 +15,8 @@ import numpy as np
 from affine import Affine
 from scipy import ndimage
 
+from monitor.sun import sun_position  # noqa: F401  (re-exported: part of monitor.synth.texture's API)
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -198,33 +200,8 @@ def local_coords(grid: Grid, rows, cols, cx, cy, heading):
 
 
 # ---------------------------------------------------------------------------
-# sun
+# sun (the position itself: monitor.sun.sun_position, re-exported here)
 # ---------------------------------------------------------------------------
-
-def sun_position(when: datetime, lat: float, lon: float) -> tuple[float, float]:
-    """Solar azimuth (degrees clockwise from north) and elevation (degrees).
-
-    NOAA low-precision formulas (good to ~0.5 degree); ``when`` is UTC (a
-    naive datetime is taken as UTC).
-    """
-    if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc).replace(tzinfo=None)
-    doy = when.timetuple().tm_yday
-    hour = when.hour + when.minute / 60 + when.second / 3600
-    g = 2 * math.pi / 365 * (doy - 1 + (hour - 12) / 24)
-    eqt = 229.18 * (0.000075 + 0.001868 * math.cos(g) - 0.032077 * math.sin(g)
-                    - 0.014615 * math.cos(2 * g) - 0.040849 * math.sin(2 * g))
-    decl = (0.006918 - 0.399912 * math.cos(g) + 0.070257 * math.sin(g) - 0.006758 * math.cos(2 * g)
-            + 0.000907 * math.sin(2 * g) - 0.002697 * math.cos(3 * g) + 0.00148 * math.sin(3 * g))
-    tst = hour * 60 + eqt + 4 * lon
-    ha = math.radians(tst / 4 - 180)
-    la = math.radians(lat)
-    cosz = math.sin(la) * math.sin(decl) + math.cos(la) * math.cos(decl) * math.cos(ha)
-    zen = math.acos(max(-1.0, min(1.0, cosz)))
-    elev = 90 - math.degrees(zen)
-    az = math.degrees(math.atan2(math.sin(ha), math.cos(ha) * math.sin(la) - math.tan(decl) * math.cos(la))) + 180
-    return az % 360, elev
-
 
 def shadow_vector(azimuth_deg: float, elevation_deg: float, height_m: float) -> tuple[float, float]:
     """Ground offset (dx east, dy north; m) of the shadow of a point ``height_m`` above ground."""
