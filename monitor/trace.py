@@ -663,6 +663,142 @@ def _complete_lattice(lines: list, spacing_m: Sequence[float], min_length_m: flo
     return out
 
 
+def _yard_pitch(geoms: list, spacing_m: Sequence[float], step_m: float = 2.0) -> float | None:
+    """The yard's own track spacing (m): the median distance from points of
+    the traced lines to their nearest parallel neighbour within
+    ``spacing_m``; None when fewer than 20 such distances are found."""
+    lo, hi = float(min(spacing_m)), float(max(spacing_m))
+    if len(geoms) < 2:
+        return None
+    tree = shapely.STRtree(geoms)
+    near = []
+    for i, ln in enumerate(geoms):
+        pts = shapely.line_interpolate_point(ln, np.arange(0.0, ln.length, step_m))
+        for j in tree.query(ln.buffer(hi + 0.5)):
+            if j != i:
+                d = shapely.distance(pts, geoms[j])
+                near.append(d[(d >= lo) & (d <= hi)])
+    near = np.concatenate(near) if near else np.array([])
+    return float(np.median(near)) if near.size >= 20 else None
+
+
+def _apply(a, x, y):
+    """An affine transform applied to coordinate arrays: (x', y')."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    return a.a * x + a.b * y + a.c, a.d * x + a.e * y + a.f
+
+
+def _extend_lattice(lines: list, ev, spacing_m: Sequence[float], min_length_m: float, car_support: float,
+                    step_m: float = 2.0, snap: float = 0.32, min_cover: float = 0.6, rounds: int = 4,
+                    bridge_m: float = 12.0, lattice: bool = True) -> list:
+    """Tracks beside traced ones, seen only through the cars on them.
+
+    Yards are lattices: a row of cars one track spacing beside a traced
+    line stands on a track even where no rail of it is visible and no
+    traced line lies beyond it (which :func:`_complete_lattice` needs).
+    Each traced line is offset by the yard's own spacing (measured from
+    the traced neighbours) to either side; every 2 m the offset point is
+    snapped across to the car-body peak of the line's own orientation
+    within ``snap`` x the spacing (yards are not exact lattices); the stretches away from any line (> 0.5 spacing)
+    where car bodies (>= ``car_support``) cover at least ``min_cover`` of
+    the length (gaps up to ``bridge_m`` between cars bridged) and that are
+    at least ``min_length_m`` long become lines (``car_support`` is met by
+    the evidence of the line's own orientation only, stricter than the
+    best-orientation check of :func:`_complete_lattice`). Repeated ``rounds`` times,
+    so a block of car rows is filled in from one traced edge. ``lines``
+    and the result: (LineString, (evidence, support)) in metres."""
+    cars = getattr(ev, "cars", None)
+    if cars is None or not lines:
+        return []
+    pitch = _yard_pitch([ln for ln, _ in lines], spacing_m)
+    if pitch is None:
+        return []
+    inv = ~ev.transform
+    K = len(ev.angles)
+    h, w = cars.shape[1:]
+    offs = np.arange(-snap * pitch, snap * pitch + 1e-9, 0.25)
+    added: list = []
+    frontier = list(lines)
+    geoms = [ln for ln, _ in lines]
+    for _ in range(rounds):
+        union = shapely.union_all(geoms)
+        new = []
+        for ln, _sc in frontier:
+            if ln.length < min_length_m:
+                continue
+            s = np.arange(0.0, ln.length, step_m)
+            p = shapely.get_coordinates(shapely.line_interpolate_point(ln, s))
+            a = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.clip(s - 3, 0, ln.length)))
+            b = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.clip(s + 3, 0, ln.length)))
+            t = b - a
+            t /= np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-9)[:, None]
+            n = np.column_stack([-t[:, 1], t[:, 0]])
+            # the line's orientation in pixel space, per point
+            c0, r0 = _apply(inv, p[:, 0], p[:, 1])
+            c1, r1 = _apply(inv, p[:, 0] + t[:, 0], p[:, 1] + t[:, 1])
+            th = np.arctan2(np.asarray(r1) - r0, np.asarray(c1) - c0) % np.pi
+            k = np.rint(th / np.pi * K).astype(int) % K
+            for side in (1.0, -1.0):
+                q = p + side * pitch * n
+                vals = []
+                for o in offs:
+                    qq = q + o * n
+                    cc, rr = _apply(inv, qq[:, 0], qq[:, 1])
+                    ii, jj = np.asarray(rr).astype(int), np.asarray(cc).astype(int)
+                    inb = (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)
+                    v = np.where(inb, cars[k, np.clip(ii, 0, h - 1), np.clip(jj, 0, w - 1)], 0.0)
+                    vals.append(np.where(inb & ev.valid[np.clip(ii, 0, h - 1), np.clip(jj, 0, w - 1)], v, -1.0))
+                vals = np.asarray(vals)                       # (n_offs, n_points)
+                best = vals.max(axis=0)
+                # the middle of the offsets near the peak (a car body is a plateau across)
+                top = vals >= 0.9 * best[None]
+                bo = (offs[:, None] * top).sum(axis=0) / np.maximum(top.sum(axis=0), 1)
+                has = best >= car_support
+                if has.sum() * step_m < min_cover * min_length_m:
+                    continue
+                # the offset follows the car peaks where there are cars, smoothly
+                o_s = np.where(has, bo, np.nan)
+                idx = np.arange(len(o_s))
+                if has.sum() >= 2:
+                    o_s = np.interp(idx, idx[has], o_s[has])
+                else:
+                    o_s = np.zeros(len(o_s))
+                o_s = ndimage.median_filter(o_s, size=5, mode="nearest")
+                o_s = ndimage.uniform_filter1d(o_s, 5, mode="nearest")
+                xy = q + o_s[:, None] * n
+                inside = best >= 0
+                free = inside & (shapely.distance(shapely.points(xy), union) > 0.5 * pitch)
+                if lattice:
+                    # continue a lattice outwards: a parallel neighbour one spacing on the other side
+                    others = shapely.union_all([g for g in geoms if g is not ln]) if len(geoms) > 1 else None
+                    if others is None or others.is_empty:
+                        continue
+                    back = shapely.distance(shapely.points(p - side * pitch * n), others) < 0.25 * pitch
+                    back = ndimage.binary_closing(np.r_[False, back, False], structure=np.ones(5))[1:-1] | back
+                    free &= back
+                gap = max(1, int(round(bridge_m / step_m)))
+                bridged = ndimage.binary_closing(np.r_[False, has, False], structure=np.ones(gap))[1:-1] | has
+                for a0, b0 in _true_runs(free & bridged):
+                    # trim to the first and last car
+                    sub = np.flatnonzero(has[a0:b0])
+                    if sub.size == 0:
+                        continue
+                    a1, b1 = a0 + sub[0], a0 + sub[-1] + 1
+                    L = (b1 - a1) * step_m
+                    cover = float(has[a1:b1].mean())
+                    if L >= min_length_m and cover >= min_cover:
+                        g = LineString(xy[a1:b1]).simplify(0.1)
+                        new.append((g, (float(np.mean(best[a1:b1][has[a1:b1]])), cover)))
+        if not new:
+            break
+        # one line per row: the longest first, no two within 0.65 spacing
+        new = _dedupe(new, 0.65 * pitch, min_length_m)
+        geoms = geoms + [g for g, _ in new]
+        added += new
+        frontier = new
+    return added
+
+
 def _true_runs(mask: np.ndarray):
     """(start, stop) index pairs of the runs of True in ``mask``."""
     m = np.r_[False, np.asarray(mask, bool), False]
@@ -697,6 +833,7 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
                  along_m: float = 6.0, max_gap_m: float = 40.0, min_radius_m: float = 80.0,
                  car_width_m: float = 2.9, n_angles: int = 16, inside: bool = True,
                  evidence: TraceEvidence | None = None, complete: bool = True, car_support: float = 2.5,
+                 extend: bool = True,
                  **_ignored) -> list[Feature]:
     """Trace rail track centrelines in one or more chips of one AOI.
 
@@ -720,6 +857,10 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     min_radius_m: the curvature limit of a followed line, metres.
     complete: add the tracks a lattice of parallel traced tracks implies
         between two neighbours too far apart (rows of cars hide rails).
+    extend: with ``complete``, also add tracks one spacing beside traced
+        ones where a row of car bodies stands (:func:`_extend_lattice`).
+    car_support: car-body evidence (units of the scene's median) that
+        marks a hidden track for the lattice steps.
 
     Returns
     -------
@@ -770,6 +911,9 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
             else:
                 sc_ = (0.0, 0.5)
             lines.append((ln, sc_))
+        lines = _dedupe(lines, 0.65 * min(spacing_m), min_length_m)
+    if complete and extend:
+        lines += _extend_lattice(lines, ev, spacing_m, min_length_m, 0.8 * car_support)
         lines = _dedupe(lines, 0.65 * min(spacing_m), min_length_m)
     lines.sort(key=lambda t: (-t[0].centroid.y, t[0].centroid.x))
     gauges = np.atleast_1d(np.asarray(gauge_m, float))

@@ -128,3 +128,37 @@ def test_two_scenes_combine_into_one_set_of_tracks():
         t = LineString([(X0 + 10, Y0 + y), (X0 + 120, Y0 + y)])
         near = [f for f in local.tracks if f.geometry.distance(t.interpolate(0.5, normalized=True)) < 1.5]
         assert len(near) == 1, f"track at {y} m traced {len(near)} times"
+
+
+def _evidence_with_car_row(row_y: float, n_lines_y=(0.0, 5.0, 10.0, 15.0)):
+    """A hand-made evidence grid (0.5 m, 16 orientations): car bodies (a bar
+    broken every 15 m by couplings) along ``row_y``; the traced lines given."""
+    from types import SimpleNamespace
+
+    g, h, w = 0.5, 80, 320                       # 40 m x 160 m, origin at (0, 40)
+    angles = np.arange(16) * np.pi / 16
+    cars = np.zeros((16, h, w), np.float32)
+    y = 40 - (np.arange(h) + 0.5) * g
+    x = (np.arange(w) + 0.5) * g
+    Y, X = np.meshgrid(y, x, indexing="ij")
+    cars[0] = np.where((np.abs(Y - row_y) < 1.0) & (X > 20) & (X < 140) & ((X - 20) % 15 < 14), 5.0, 0.3)
+    ev = SimpleNamespace(cars=cars, angles=angles, valid=np.ones((h, w), bool),
+                         transform=from_origin(0, 40, g, g), gsd_m=g)
+    lines = [(LineString([(0, yy + 10), (160, yy + 10)]), (3.0, 0.9)) for yy in n_lines_y]
+    return ev, lines
+
+
+def test_lattice_extends_over_a_car_row_beside_traced_tracks():
+    """Cars one track spacing beyond the last of several parallel traced
+    tracks mark a hidden track; a car row beside a lone line (no lattice)
+    does not."""
+    from monitor.trace import _extend_lattice
+
+    ev, lines = _evidence_with_car_row(30.0, (0.0, 5.0, 10.0, 15.0))    # lines at y 10..25, cars at 30
+    add = _extend_lattice(lines, ev, (4.5, 5.5), 50.0, 2.0)
+    assert len(add) == 1
+    ln = add[0][0]
+    assert ln.length > 100 and abs(ln.centroid.y - 30.0) < 0.6
+    ev, lines = _evidence_with_car_row(30.0, (15.0,))                   # one line at 25
+    lone = lines + [(LineString([(0, 5), (160, 5)]), (3.0, 0.9))]        # and one far away
+    assert _extend_lattice(lone, ev, (4.5, 5.5), 50.0, 2.0) == []
