@@ -773,7 +773,9 @@ def _extend_lattice(lines: list, ev, spacing_m: Sequence[float], min_length_m: f
                     others = shapely.union_all([g for g in geoms if g is not ln]) if len(geoms) > 1 else None
                     if others is None or others.is_empty:
                         continue
-                    back = shapely.distance(shapely.points(p - side * pitch * n), others) < 0.25 * pitch
+                    # (or the row lies between two lines: one more spacing on beyond it)
+                    back = ((shapely.distance(shapely.points(p - side * pitch * n), others) < 0.25 * pitch)
+                            | (shapely.distance(shapely.points(xy + side * pitch * n), others) < 0.25 * pitch))
                     back = ndimage.binary_closing(np.r_[False, back, False], structure=np.ones(5))[1:-1] | back
                     free &= back
                 gap = max(1, int(round(bridge_m / step_m)))
