@@ -270,19 +270,20 @@ def test_train_over_most_of_its_track_is_not_learnt_as_its_empty_look():
     assert abs(res.counts["railcar"] - len(truth)) <= 1
 
 
-def test_deshade_undoes_a_multiplicative_shadow():
-    from monitor.detect.railcars import _Coarse, _deshade, _shade_gain, _shade_only
+def test_shade_gain_needs_both_flanks_darkened_alike():
+    from monitor.detect.railcars import _deshade, _shade_gain
 
-    bands, valid, _ = yard(width_m=400.0, gsd=1.0)
-    u = (np.arange(valid.shape[1]) + 0.5) * 1.0
-    dark = np.where((u > 200.0) & (u < 320.0), 0.5, 1.0).astype(np.float32)
-    chip = chip_of(bands * dark[None, None, :], valid, [hline(30.0, x1=395.0)], gsd=1.0)
-    co = _Coarse(chip, chip.valid)
-    g = _shade_gain(co, [0, 1, 2], co.valid)
-    cols = (np.arange(g.shape[1]) + 0.5) * co.cell_m
-    assert np.median(g[:, (cols > 230) & (cols < 290)]) == pytest.approx(0.5, abs=0.08)
-    assert np.median(g[:, cols < 150]) == pytest.approx(1.0, abs=0.05)
-    assert np.all(_shade_only(np.array([0.5, 0.95, 1.3])) == [0.5, 1.0, 1.0])
+    n = 400
+    ok = np.ones(n, bool)
+    left, right = np.full(n, 120.0), np.full(n, 90.0)
+    cloud = slice(100, 200)   # a cloud shadow: both flanks at 0.55
+    left[cloud] *= 0.55
+    right[cloud] *= 0.55
+    car = slice(250, 280)     # a car's own shadow: one flank only
+    right[car] *= 0.5
+    g = _shade_gain(left, right, ok)
+    assert np.allclose(g[cloud], 0.55)
+    assert np.all(g[car] == 1.0) and np.all(g[:100] == 1.0)
     # z-scores of a raw value darkened by 0.5 come back to the unshaded ones
     med, mad = np.array([0.4, 0.5]), np.array([0.1, 0.2])
     raw = np.array([[0.6, 0.3]])
@@ -297,6 +298,7 @@ def test_deshade_keeps_a_train_and_empties_a_shaded_track():
     u = (np.arange(valid.shape[1]) + 0.5) * 1.0
     ramp = np.clip((u - 300.0) / 15.0, 0, 1) * np.clip((460.0 - u) / 15.0, 0, 1)
     bands = (bands * (1.0 - 0.55 * ramp)[None, None, :]).astype(np.float32)
-    res = detect_railcars(chip_of(bands, valid, [hline(30.0, x1=495.0)], gsd=1.0), deshade=True)
+    chip = chip_of(bands, valid, [hline(30.0, x1=495.0)], gsd=1.0)
+    res = detect_railcars(chip)
     assert res.counts["railcar"] == len(cars)
     assert all(d.geometry.bounds[2] - X0 < 100.0 for d in res.detections)

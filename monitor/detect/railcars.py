@@ -545,39 +545,34 @@ def _distance(f: np.ndarray, models) -> np.ndarray:
     return np.min([np.sqrt(np.mean(((f - r) / s) ** 2, axis=1)) for r, s in models], axis=0)
 
 
-def _shade_gain(co: _Coarse, gray_idx, clear: np.ndarray, window_m: float = 24.0,
-                smooth_m: float = 8.0) -> np.ndarray | None:
-    """Local illumination of the ground (hc, wc) relative to the scene's
-    usual level: the grey level on the ~4 m sub-grid, a median over
-    ``window_m`` (robust to the cars and tracks inside it) smoothed over
-    ``smooth_m`` (Gaussian sigma), over its median on the clear cells. A
-    cloud shadow or haze darkens ground, ballast and cars together,
-    multiplicatively and smoothly over tens of metres: dividing a station
-    by the gain where it stands undoes that. ``None`` when the grid is too
-    small or the scene level is not positive."""
-    g = co.bands[gray_idx].mean(axis=0)
-    if not clear.any() or g.shape[0] < 3 or g.shape[1] < 3:
-        return None
-    size = max(3, int(round(window_m / co.cell_m)) | 1)
-    fill = float(np.median(g[clear]))
-    med = ndimage.median_filter(np.where(clear, g, fill), size=size, mode="nearest")
-    lev = co.smooth(med, clear, smooth_m)
-    ref = float(np.median(lev[clear]))
-    if not ref > 0:
-        return None
-    return np.clip(lev / ref, 0.05, 20.0).astype(np.float32)
+#: A change of the ground's illumination counts as shade (or its end)
+#: from this factor on: a cloud shadow takes a third or more of the light;
+#: ballast and ground texture vary by less.
+SHADE_MAX_GAIN = 0.9
+#: A cloud shadow darkens both flanks of a track alike: the smaller of the
+#: two flanks' darkenings is at least this share of the larger (a car's
+#: own shadow, or a neighbouring train's, darkens one side only).
+FLANK_AGREE = 0.8
 
 
-#: Ground at most this share of the scene's usual level is in a shadow
-#: (cloud shadows take a third or more of the light; cars and clutter
-#: vary the wide ground level by less).
-SHADE_MAX_GAIN = 0.8
-
-
-def _shade_only(g: np.ndarray) -> np.ndarray:
-    """Illumination gains kept where the ground is clearly in shade
-    (<= ``SHADE_MAX_GAIN``), 1 elsewhere."""
-    return np.where(g <= SHADE_MAX_GAIN, np.clip(g, 0.05, 1.0), 1.0)
+def _shade_gain(left: np.ndarray, right: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Illumination of a track's stations relative to the track's usual
+    level (ns,), from the raw grey level of the ground on either flank
+    (``left``, ``right``, (ns,), e.g. 2-3.2 m off the centre): each flank
+    over its own median on the visible stations ``ok``; where both flanks
+    changed alike (within ``FLANK_AGREE``) and by ``SHADE_MAX_GAIN`` or
+    more, the brighter flank's factor (a car's shadow darkens one side,
+    the other shows the light), else 1 (no change of illumination)."""
+    ones = np.ones(len(left))
+    if ok.sum() < 2:
+        return ones
+    rl, rr = float(np.median(left[ok])), float(np.median(right[ok]))
+    if not (rl > 0 and rr > 0):
+        return ones
+    a, b = left / rl, right / rr
+    hi, lo = np.maximum(a, b), np.minimum(a, b)
+    use = ok & (lo >= FLANK_AGREE * hi) & ((hi <= SHADE_MAX_GAIN) | (hi >= 1.0 / SHADE_MAX_GAIN))
+    return np.where(use, np.clip(hi, 0.05, 20.0), 1.0)
 
 
 def _deshade(f: np.ndarray, gain: np.ndarray, zoff: np.ndarray) -> np.ndarray:
@@ -711,7 +706,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     surround_model: bool = True, local_shadow: bool = True, clear_m: float = 3.0,
                     flat_gate: bool = True, hysteresis: float = 1.5, coarse_flat: bool = True,
                     sun_azimuth_deg: float | None = None, rails_gsd_m: float | None = None,
-                    deshade: bool = False, **_ignored) -> DetectionResult:
+                    deshade: bool = True, **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
     Parameters
@@ -752,12 +747,15 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         scene's ``view:sun_azimuth`` or computed from its acquisition time.
         Shadows are then looked for on the side away from the sun only;
         without either, the shadow side is found from the data.
-    deshade: also compare each station with the empty look after dividing
-        it by the local illumination of the ground (a grey level over
-        ~24 m, robust to cars; :func:`_shade_gain`): a cloud shadow or haze
-        darkens track bed and ground together, so empty track in the shade
-        matches the empty look once the darkening is undone, while a car
-        still differs from the ballast around it.
+    deshade: where both flanks of a track are darkened (or brightened)
+        alike against the track's usual level (:func:`_shade_gain`: a
+        cloud shadow, not a car's own shadow, which darkens one side), also
+        compare the station with the empty look after dividing it by that
+        factor: a cloud shadow darkens track bed and ground together, so
+        empty track in the shade matches the empty look once the darkening
+        is undone, while a car still differs from the ballast around it.
+        At fine GSD only (``fine_gsd_m``), where the flanks are resolved
+        apart from a car body.
     coarse_flat: apply ``flat_gate`` also coarser than ``fine_gsd_m``
         (a broad patch of haze or cloud shadow over a yard).
     hysteresis: at fine GSD an occupied run must somewhere reach this
@@ -802,9 +800,6 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         cloud = _cloud_screen(co, _gray_roles(chip.roles))
     clear = co.valid if cloud is None else co.valid & ~cloud
     med, mad = _band_stats(chip, co, cloud)
-    gain = None
-    if deshade and chip.sensor == "optical":
-        gain = _shade_gain(co, _gray_roles(chip.roles), clear)
     level = None
     if local_shadow and fine and use_shadows:
         level = co.smooth(((co.bands - med[:, None, None]) / mad[:, None, None]).mean(axis=0), clear, 40.0)
@@ -868,27 +863,18 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
             flanks = [_flank_level(st, inner_m=max(2.0, flank_in), outer_m=max(3.2, flank_in + 0.9)) for st in strips]
             fx = np.concatenate([np.concatenate([fl[ok], fl[ok]]) for fl, (_, _, ok) in zip(flanks, feats)])
             coef, cscale = _surround_model(allf, fx, min_scale=min_spread)
-        shade = None
-        if gain is not None:
-            # the same features with the local darkening undone (cloud
-            # shadow, haze): empty track in the shade looks empty again
+        shade, active = None, None
+        if deshade and fine and chip.sensor == "optical":
+            # the same features with a local darkening of the ground undone
+            # (cloud shadow, haze): empty track in the shade looks empty again
             nb_ = strips[0].values.shape[0]
             zoff = np.repeat((med / mad).astype(np.float32), feats[0][0].shape[1] // nb_)
-            # the illumination where the track runs: the brighter flank
-            # (a car's own shadow darkens the other), in raw units, over
-            # the scene's usual flank level
-            fr = []
-            for st in strips:
+            gains = []
+            for st, (_, _, ok) in zip(strips, feats):
                 sides = _flank_means(st, smooth_m=4.0, inner_m=max(2.0, flank_in), outer_m=max(3.2, flank_in + 0.9))
-                fr.append(np.maximum(*[(sd * mad[None] + med[None]).mean(axis=1) for sd in sides]))
-            ref = float(np.median(np.concatenate([f[ok] for f, (_, _, ok) in zip(fr, feats)])))
-            # undone only where the ground over tens of metres (``gain``)
-            # and the flanks right beside the track are darkened alike (a
-            # cloud shadow; not a dark field beside one track, nor a yard
-            # full of dark cars lowering the wide level), and never the
-            # other way (brightened ground is left as it is)
-            gains = [_shade_only(co.lookup(gain, xy + sh[:, None] * nrm))
-                     for f, (tid, line, gauge, s, xy, nrm), sh in zip(fr, geo, shifts)]
+                gl_, gr_ = [(sd * mad[None] + med[None]).mean(axis=1) for sd in sides]
+                gains.append(_shade_gain(gl_, gr_, ok) if ok.sum() * ds >= 150.0 else np.ones(len(gl_)))
+            active = [gv != 1.0 for gv in gains]
             nfeats = [(_deshade(l, gv, zoff), _deshade(r, gv, zoff)) for (l, r, _), gv in zip(feats, gains)]
             alln = np.concatenate([np.concatenate([l[ok], r[ok]]) for (l, r), (_, _, ok) in zip(nfeats, feats)])
             shade = (nfeats, _empty_reference(alln, None, keep_scale=0.35 if fine else 0.5, min_scale=min_spread))
@@ -905,6 +891,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
             r_all = np.concatenate([rv[ok] for rv, (_, _, ok) in zip(rails, feats)])
             if near.sum() >= 50:
                 rail_ref = float(np.median(r_all[near]))
+        shade_own = {}
         for k_t, (left, right, ok) in enumerate(feats):
             own = models
             if local_reference and ok.sum() * ds >= 150.0:
@@ -916,6 +903,11 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                 if rail_ref is not None and _hides_rails(left, right, ok, mine, rails[k_t], rail_ref):
                     mine = []
                 own = models + mine
+                if shade is not None:
+                    nl, nr = shade[0][k_t]
+                    mine_n = _empty_reference(np.concatenate([nl[ok], nr[ok]]), None,
+                                              keep_scale=0.35 if fine else 0.5, min_scale=min_spread) if mine else []
+                    shade_own[k_t] = shade[1] + mine_n
             dl = _distance(left, own)
             dr = _distance(right, own)
             # a car covers both halves; at coarse GSD the halves are not resolved
@@ -925,8 +917,9 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                 dr = np.minimum(dr, np.sqrt(np.mean(((right - X @ coef) / cscale) ** 2, axis=1)))
             if shade is not None:
                 nl, nr = shade[0][k_t]
-                dl = np.minimum(dl, _distance(nl, shade[1]))
-                dr = np.minimum(dr, _distance(nr, shade[1]))
+                act = active[k_t]
+                dl = np.where(act, np.minimum(dl, _distance(nl, shade_own.get(k_t, shade[1]))), dl)
+                dr = np.where(act, np.minimum(dr, _distance(nr, shade_own.get(k_t, shade[1]))), dr)
             d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
             if flat_gate and (fine or coarse_flat):
                 # a car stands out from the ground beside it: a station that
