@@ -26,7 +26,11 @@ parallel to the track. Both are *linear* and *long*. The tracer:
    A second pass seeds on car rows whose rails are hidden everywhere;
 3. a lattice step adds tracks between two parallel traced neighbours
    a whole multiple of the yard's own track spacing apart, where car
-   bodies mark the missing line; lines are smoothed, clipped to the AOI,
+   bodies mark the missing line, and continues the lattice outwards (or
+   into a single missing row) where a row of car bodies stands one
+   spacing beside a traced line that has a parallel neighbour one spacing
+   on its other side (:func:`_extend_lattice`: a lone line on a road edge
+   is never extended); lines are smoothed, clipped to the AOI,
    kept when at least ``min_length_m`` long, and never run closer than
    0.65 x the track spacing to a stronger line (except at switches).
 
