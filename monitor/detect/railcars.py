@@ -839,7 +839,6 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         geo.append((tid, line, gauge, s, xy, nrm))
         wide.append(read_strip(xy, nrm, s))
     total_len = float(sum(g[1].length for g in geo))
-    track_ids = [g[0] for g in geo]
 
     def occupancy(shifts):
         """Strips on the shifted lines, features, occupancy scores."""

@@ -459,7 +459,10 @@ def _distance_to_land(water: np.ndarray) -> np.ndarray:
 # clusters and their outlines
 # ---------------------------------------------------------------------------
 
-def _grow(low: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+def grow_from_seeds(low: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Connected parts (8-connected) of the bool mask ``low`` that hold a
+    pixel of ``seeds`` (hysteresis: objects seeded above a high threshold
+    grow through a lower one)."""
     lab, n = ndi.label(low, structure=_EIGHT)
     if n == 0:
         return low
@@ -818,7 +821,7 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
                 background_px=c["background_px"], resolution_m=resolution_m)
     det, ratio = c["detected"], c["ratio"]
     low = water & (ratio > cfar_factor(pfa_grow, c["enl"]))
-    mask = _grow(low | det, det)
+    mask = grow_from_seeds(low | det, det)
     mask = ndi.binary_fill_holes(mask) & water | mask
     # one cluster per group of seeds: the grown pixels go to the nearest
     # seed group of their own grown region, so two hulls bridged by weak

@@ -54,6 +54,7 @@ from affine import Affine
 from scipy import ndimage as ndi
 
 from monitor.detect import Detection, DetectionResult, register
+from monitor.detect.sar import grow_from_seeds
 from monitor.detect.water import water_mask
 from monitor.errors import InputError
 
@@ -217,17 +218,6 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
         border[edge] = True
     border[0] = True
     return mask | ~border[lab]
-
-
-def _grow(low: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """Connected parts (8-connected) of ``low`` that hold a seed pixel."""
-    lab, n = ndi.label(low, structure=_EIGHT)
-    if n == 0:
-        return low
-    keep = np.zeros(n + 1, bool)
-    keep[np.unique(lab[seeds & low])] = True
-    keep[0] = False
-    return keep[lab]
 
 
 def _rectangles(lab: np.ndarray, n: int, transform) -> list:
@@ -967,7 +957,7 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         return _result(chip, [s.polygon for s in ships], [{"score": s.score, "peak": s.peak_db, "area_m2": round(
             s.area_px * gsd * gsd, 1), **s.properties} for s in ships], cov, extras)
     zs, z = _optical_contrast(bands, water, gsd, block_m, smooth_m, d_land)
-    mask = _grow(water_ext & (zs >= k_low), inner & (zs >= k_high))
+    mask = grow_from_seeds(water_ext & (zs >= k_low), inner & (zs >= k_high))
     # an object is where its contrast is at least ``extent_frac`` of its
     # peak: blur and halo do not make it longer, and a seam between two
     # hulls can part them
