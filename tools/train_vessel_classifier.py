@@ -38,37 +38,13 @@ sys.path.insert(0, str(ROOT))
 
 from monitor.detect import vessel_classifier as vc  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_vessels import match_pairs  # noqa: E402  (the data set's matching rule, one copy)
+
 DATA = Path(os.environ.get("SEN2SHIPS", ROOT.parent / "shared" / "data" / "sen2ships"))
 PARAMS = dict(n_estimators=200, max_depth=4, learning_rate=0.05, subsample=0.8, min_samples_leaf=30,
               max_features=0.5, random_state=0)
 THRESHOLDS = np.round(np.arange(0.20, 0.86, 0.025), 3)
-
-
-def match_pairs(det, tru, min_iou: float = 0.1, max_dist_m: float = 20.0) -> list[tuple[int, int]]:
-    """One-to-one greedy matches (i_det, j_truth), best IoU first:
-    IoU >= ``min_iou`` or centroid distance <= ``max_dist_m``."""
-    if not det or not tru:
-        return []
-    dc = shapely.centroid(np.asarray(det, dtype=object))
-    tc = shapely.centroid(np.asarray(tru, dtype=object))
-    pairs = []
-    for j, t in enumerate(tru):
-        d = shapely.distance(dc, tc[j])
-        for i in np.nonzero(d <= 500)[0]:
-            g = det[i]
-            u = g.union(t).area
-            v = g.intersection(t).area / u if u > 0 else 0.0
-            if v >= min_iou or d[i] <= max_dist_m:
-                pairs.append((-v, float(d[i]), int(i), j))
-    pairs.sort()
-    ud, ut, out = set(), set(), []
-    for _, _, i, j in pairs:
-        if i in ud or j in ut:
-            continue
-        ud.add(i)
-        ut.add(j)
-        out.append((i, j))
-    return out
 
 
 def load_scenes(data: Path = DATA):
