@@ -559,6 +559,17 @@ def _rectangle(transform, row, col, length_px, width_px, theta):
     return shapely.Polygon(pts)
 
 
+def principal_axes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pixels of ``mask`` on their own axes: (rows, cols, along, across),
+    ``along``/``across`` the pixel offsets from the centroid along the long
+    and the short principal axis (needs at least 3 pixels)."""
+    r, c = np.nonzero(mask)
+    pts = np.column_stack([r, c]).astype(float)
+    ctr = pts.mean(axis=0)
+    _, vec = np.linalg.eigh(np.cov((pts - ctr).T))
+    return r, c, (pts - ctr) @ vec[:, -1], (pts - ctr) @ vec[:, 0]
+
+
 def split_side_by_side(member: np.ndarray, cover: np.ndarray, max_aspect: float = 0.3,
                        min_width_px: float = 3.0, dip: float = 0.6) -> list[np.ndarray]:
     """Split a cluster holding hulls moored side by side (rafted).
@@ -569,14 +580,9 @@ def split_side_by_side(member: np.ndarray, cover: np.ndarray, max_aspect: float 
     cut along its long axis where the across-axis profile of mean cover
     dips below ``dip`` of the lower of its two sides (the seam between
     the hulls). Applied again to each part. Returns bool masks."""
-    r, c = np.nonzero(member)
-    if r.size < 9:
+    if np.count_nonzero(member) < 9:
         return [member]
-    pts = np.column_stack([r, c]).astype(float)
-    ctr = pts.mean(axis=0)
-    _, vec = np.linalg.eigh(np.cov((pts - ctr).T))
-    along = (pts - ctr) @ vec[:, 1]
-    across = (pts - ctr) @ vec[:, 0]
+    r, c, along, across = principal_axes(member)
     length, width = np.ptp(along) + 1, np.ptp(across) + 1
     if width < min_width_px or width < max_aspect * length:
         return [member]

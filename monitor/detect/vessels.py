@@ -54,7 +54,7 @@ from affine import Affine
 from scipy import ndimage as ndi
 
 from monitor.detect import Detection, DetectionResult, register
-from monitor.detect.sar import grow_from_seeds
+from monitor.detect.sar import grow_from_seeds, principal_axes
 from monitor.detect.water import water_mask
 from monitor.errors import InputError
 
@@ -380,14 +380,9 @@ def _split_stepped(m, z, min_len_px):
     only. Both parts must be at least ``min_len_px`` long, the long hull
     at least 3 px wide and the step 2 px (finer, a wake or blur is no hull).
     """
-    r, c = np.nonzero(m)
-    if r.size < 30:
+    if np.count_nonzero(m) < 30:
         return [m]
-    pts = np.column_stack([r, c]).astype(float)
-    ctr = pts.mean(axis=0)
-    _, vec = np.linalg.eigh(np.cov((pts - ctr).T))
-    along = (pts - ctr) @ vec[:, -1]
-    across = (pts - ctr) @ vec[:, 0]
+    r, c, along, across = principal_axes(m)
     ab = np.floor(along - along.min()).astype(int)
     na = ab.max() + 1
     if na < 2 * min_len_px:
@@ -448,14 +443,9 @@ def _extent_1d(v: np.ndarray) -> float:
 
 def _split_side(m, z, min_len_px):
     """Split along the long axis where the across-axis contrast dips."""
-    r, c = np.nonzero(m)
-    if r.size < 20:
+    if np.count_nonzero(m) < 20:
         return [m]
-    pts = np.column_stack([r, c]).astype(float)
-    ctr = pts.mean(axis=0)
-    _, vec = np.linalg.eigh(np.cov((pts - ctr).T))
-    along = (pts - ctr) @ vec[:, -1]
-    across = (pts - ctr) @ vec[:, 0]
+    r, c, along, across = principal_axes(m)
     length = np.ptp(along) + 1
     width = np.ptp(across) + 1
     # two hulls side by side are at least ~2x wider than one; a single hull
