@@ -16,7 +16,7 @@ from rasterio import features
 from shapely.geometry import Polygon
 
 from monitor.synth.texture import (Grid, atmosphere, block_mean, blur, cells_for, fractal_noise, local_coords, observe,
-                                   oriented_rect, psf_radius, shadow_vector, smooth_noise, white)
+                                   oriented_rect, psf_radius, rng_for, shadow_vector, smooth_noise, white)
 
 ROLES4 = ("red", "green", "blue", "nir")
 #: sun (azimuth, elevation; degrees) that shades the gabled roofs of the static scenery: a mid-morning
@@ -389,3 +389,21 @@ def finish_optical(refl, out_grid: Grid, rng, *, haze, haze_max: float, cloud: f
 def draw_psf(rng, psf_px=None) -> float:
     """The PSF sigma in output px: ``psf_px``, or drawn in 0.5..0.9."""
     return float(rng.uniform(0.5, 0.9)) if psf_px is None else float(psf_px)
+
+
+def optical_setup(out_grid, gsd_m: float, when, rng, *, snow, seed: int, static_seed, aoi_id: str, psf_px):
+    """What an optical rail or port scene needs before drawing: the render
+    grid (supersampled to ~1 m when ``gsd_m`` > 1.2 m), the season's
+    greenness, snow (drawn from ``rng`` when None), the scenery seed
+    (``static_seed``, else ``seed``: the scenery is the same whether it
+    comes from the cache or not) and the sensor PSF (fixed per scenery
+    seed). Returns (grid, ss, green, snow, sseed, psf), ``ss`` the
+    supersampling factor of ``grid`` over ``out_grid``."""
+    ss = max(1, int(math.ceil(gsd_m / 1.0 - 1e-9))) if gsd_m > 1.2 else 1
+    grid = out_grid.finer(ss)
+    green, snow_p = season(when.month)
+    if snow is None:
+        snow = rng.random() < snow_p
+    sseed = seed if static_seed is None else static_seed
+    psf = draw_psf(rng_for(sseed, aoi_id, "psf", gsd_m), psf_px)
+    return grid, ss, green, snow, sseed, psf

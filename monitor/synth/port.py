@@ -415,13 +415,8 @@ def render_port_scene(aoi, *, gsd_m: float = 1.0, when=None, seed: int = 0, ship
                            water=water, looks=looks, wind=wind_ms)
         meta.update(looks=looks)
         return SynthScene(bands, ("vv",), out_grid.transform, u.utm_crs, when, "sar", truth, aoi, gsd_m, meta)
-    ss = max(1, int(math.ceil(gsd_m / 1.0 - 1e-9))) if gsd_m > 1.2 else 1
-    grid = out_grid.finer(ss)
-    green, snow_p = land.season(when.month)
-    if snow is None:
-        snow = rng.random() < snow_p
-    sseed = seed if static_seed is None else static_seed
-    psf = land.draw_psf(rng_for(sseed, aoi.id, "psf", gsd_m), psf_px)
+    grid, ss, green, snow, sseed, psf = land.optical_setup(out_grid, gsd_m, when, rng, snow=snow, seed=seed,
+                                                           static_seed=static_seed, aoi_id=aoi.id, psf_px=psf_px)
 
     def build():
         srng = rng_for(sseed, aoi.id, "static", gsd_m)
