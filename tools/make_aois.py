@@ -368,7 +368,6 @@ def najin():
     raw, water, pier_polys, berths = port(
         fr, bbox, [(pid, s, L, w, bearing, ("left", "right")) for pid, s, L, w in seeds], step)
     # container yard: on land behind the roots of piers 1-3, 25 m back from the water
-    land = bbox.difference(raw)
     roots = [np.array(p.exterior.coords[0]) + np.array(p.exterior.coords[3]) for _, p, _, _ in pier_polys]
     roots = [r / 2 for r in roots]
     n, t = unit(bearing), left(unit(bearing))
