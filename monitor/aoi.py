@@ -408,3 +408,48 @@ def parse_aoi(doc: Any, source: str = "<aoi>") -> AOI:
 def validate_aoi_file(path: "str | Path") -> AOI:
     """Validate an AOI file; returns the AOI or raises :class:`AOIError`."""
     return read_aoi_file(path)
+
+
+def new_aoi(id: str, kind: str, boundary: Any, *, name: str | None = None, country: str = "unknown",
+            crs: Any = WGS84, source: str = "<new AOI>", **properties: Any) -> AOI:
+    """A new AOI with only a boundary, for a site of your own.
+
+    ``boundary`` is a shapely Polygon or ``(west, south, east, north)``
+    bounds, in ``crs`` (default WGS84 lon/lat degrees; a projected CRS gives
+    metres). ``kind`` is ``"rail_yard"`` or ``"port"``; ``country`` an ISO
+    code or name (the contract requires one). The result has no
+    tracks, water or berths: the railcar detector then traces the tracks
+    from the imagery (``detect()`` says so with ``extras["tracks"] ==
+    "traced"``) and the vessel detector finds the water in the image; add
+    drawn features later in QGIS for better counts. The AOI is validated as
+    a file would be (:func:`parse_aoi`); write it with
+    ``json.dump(aoi.to_geojson(), f)``.
+
+    >>> a = new_aoi("muttenz", "rail_yard", (7.62, 47.52, 7.63, 47.53), country="CH")
+    >>> a.kind, a.tracks
+    ('rail_yard', ())
+    """
+    from shapely.geometry import Polygon, box
+
+    if isinstance(boundary, BaseGeometry):
+        geom = boundary
+    else:
+        try:
+            w, s, e, n = (float(v) for v in boundary)
+        except (TypeError, ValueError):
+            raise AOIError(source, f"boundary {boundary!r} is neither a Polygon nor "
+                                   "(west, south, east, north) bounds") from None
+        if not (w < e and s < n):
+            raise AOIError(source, f"bounds {boundary!r} are not (west, south, east, north) "
+                                   "with west < east and south < north")
+        geom = box(w, s, e, n)
+    if geom.geom_type == "MultiPolygon" and len(geom.geoms) == 1:
+        geom = geom.geoms[0]
+    if not isinstance(geom, Polygon):
+        raise AOIError(source, f"boundary is a {geom.geom_type}, expected a Polygon")
+    geom = reproject_to(geom, crs, WGS84)
+    props = {**properties, "role": "boundary", "id": str(id), "name": name or str(id),
+             "country": country, "kind": kind}
+    doc = {"type": "FeatureCollection",
+           "features": [{"type": "Feature", "properties": props, "geometry": mapping(geom)}]}
+    return parse_aoi(doc, source=source)

@@ -365,3 +365,45 @@ def test_make_aois_reproduces_bundled_files(tmp_path, landmask):
     assert make_aois.main(["--out", str(tmp_path)]) == 0
     for aid in BUNDLED:
         assert (tmp_path / f"{aid}.geojson").read_text() == (REPO / "aoi" / f"{aid}.geojson").read_text()
+
+
+# ---------------------------------------------------------------------------
+# a new site: a boundary-only AOI
+# ---------------------------------------------------------------------------
+
+def test_new_aoi_from_bounds_round_trips_through_the_file_rules():
+    from monitor.aoi import new_aoi
+
+    a = new_aoi("my-yard", "rail_yard", (130.600, 42.420, 130.610, 42.425), country="DPRK")
+    assert (a.id, a.name, a.kind, a.country) == ("my-yard", "my-yard", "rail_yard", "DPRK")
+    assert a.tracks == () and a.water == ()
+    # about 820 m x 555 m at 42.4 N
+    assert a.summary()["area_km2"] == pytest.approx(0.455, rel=0.02)
+    again = parse_aoi(json.loads(json.dumps(a.to_geojson())))
+    assert again.boundary.equals_exact(a.boundary, 1e-9)
+
+
+def test_new_aoi_reprojects_a_projected_boundary_to_wgs84():
+    from shapely.geometry import box
+
+    from monitor.aoi import new_aoi
+
+    # 300 m x 200 m in Swiss LV95 (EPSG:2056) metres
+    a = new_aoi("ch", "port", box(2600000, 1260000, 2600300, 1260200), crs="EPSG:2056", country="CH")
+    w, s, e, n = a.boundary.bounds
+    assert 7.0 < w < e < 8.0 and 47.0 < s < n < 48.0
+    assert a.summary()["area_km2"] == pytest.approx(0.06, rel=0.01)
+
+
+@pytest.mark.parametrize("kind, bounds, reason", [
+    ("rail_yard", (130.61, 42.42, 130.60, 42.425), "west < east"),
+    ("rail_yard", (1, 2, 3), "neither a Polygon nor"),
+    ("depot", (130.60, 42.42, 130.61, 42.425), "kind 'depot' is not one of"),
+])
+def test_new_aoi_refuses_bad_bounds_and_kinds_in_one_line(kind, bounds, reason):
+    from monitor.aoi import new_aoi
+
+    with pytest.raises(AOIError) as e:
+        new_aoi("x", kind, bounds, source="x.geojson")
+    msg = str(e.value)
+    assert msg.startswith("x.geojson: ") and reason in msg and "\n" not in msg

@@ -158,3 +158,46 @@ def test_console_entry_point_exit_code_from_another_cwd(tmp_path):
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert all(aid in p.stdout for aid in BUNDLED)
+
+
+def test_new_writes_a_boundary_only_aoi_that_validates(tmp_path):
+    out = tmp_path / "site.geojson"
+    r = runner.invoke(app, ["aoi", "new", "site", "--bbox", "130.600,42.420,130.610,42.425",
+                            "--country", "DPRK", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "site (rail_yard" in r.output
+    a = load_aoi(out)
+    assert a.kind == "rail_yard" and a.tracks == ()
+    # a second run refuses to overwrite, naming the file
+    r = runner.invoke(app, ["aoi", "new", "site", "--bbox", "130.600,42.420,130.610,42.425", "--out", str(out)])
+    assert r.exit_code == 2
+    assert f"{out}: exists already" in r.stderr
+
+
+def test_new_from_a_scene_footprint(tmp_path):
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    tif = tmp_path / "scene.tif"
+    # 200 x 100 px at 1 m in UTM 52N near Tumangang
+    with rasterio.open(tif, "w", driver="GTiff", width=200, height=100, count=1, dtype="uint8",
+                       crs="EPSG:32652", transform=from_origin(715000, 4700000, 1.0, 1.0)) as d:
+        d.write(np.full((1, 100, 200), 90, np.uint8))
+    out = tmp_path / "from_scene.geojson"
+    r = runner.invoke(app, ["aoi", "new", "s", "--kind", "port", "--scene", str(tif), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    a = load_aoi(out)
+    assert a.kind == "port"
+    assert a.summary()["area_km2"] == pytest.approx(0.02, rel=0.05)
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["--bbox", "1,2,3"], "--bbox must be four numbers"),
+    ([], "give exactly one of --bbox"),
+])
+def test_new_refuses_bad_options_with_one_line(tmp_path, args, reason):
+    r = runner.invoke(app, ["aoi", "new", "x", "--out", str(tmp_path / "x.geojson"), *args])
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and reason in lines[0]

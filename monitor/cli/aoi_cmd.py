@@ -1,4 +1,4 @@
-"""``monitor aoi list | show | validate``."""
+"""``monitor aoi list | show | validate | new``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,52 @@ def validate_cmd(files: List[Path] = typer.Argument(..., help="AOI GeoJSON files
         typer.echo(f"{p}: ok ({a.id}, {a.kind}, {s['tracks']} tracks, {len(a.water)} water, {s['berths']} berths)")
     if bad:
         raise typer.Exit(2)
+
+
+@aoi_app.command("new")
+def new_cmd(aoi_id: str = typer.Argument(..., help="Id of the new AOI (also its default name)."),
+            out: Path = typer.Option(..., "--out", "-o", help="AOI GeoJSON file to write."),
+            kind: str = typer.Option("rail_yard", "--kind", help="rail_yard or port."),
+            bbox: str = typer.Option(None, "--bbox",
+                                     help="west,south,east,north in WGS84 degrees (lon, lat)."),
+            scene: str = typer.Option(None, "--scene",
+                                      help="Use this scene's footprint (GeoTIFF/COG or STAC item) "
+                                           "as the boundary instead of --bbox."),
+            name: str = typer.Option(None, "--name", help="Display name (default: the id)."),
+            country: str = typer.Option("unknown", "--country", help="Country code or name."),
+            force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists.")):
+    """Write a boundary-only AOI for a site of your own (tracks are traced from the
+    imagery by `monitor detect`; draw them in QGIS for better counts)."""
+    from monitor.aoi import new_aoi
+    from monitor.cli import fail
+
+    try:
+        if (bbox is None) == (scene is None):
+            raise InputError(str(out), "give exactly one of --bbox W,S,E,N or --scene FILE")
+        if out.exists() and not force:
+            raise InputError(str(out), "exists already (use --force to overwrite)")
+        if bbox is not None:
+            try:
+                bounds = [float(v) for v in bbox.split(",")]
+            except ValueError:
+                bounds = None
+            if bounds is None or len(bounds) != 4:
+                raise InputError(bbox, "--bbox must be four numbers west,south,east,north")
+            boundary = bounds
+        else:
+            from monitor.scenes import open_scene
+
+            sc = open_scene(scene)
+            if sc.footprint is None or sc.footprint.is_empty:
+                raise InputError(scene, "the scene has no georeferenced footprint")
+            boundary = sc.footprint
+        a = new_aoi(aoi_id, kind, boundary, name=name, country=country, source=str(out))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(a.to_geojson(), indent=1))
+    except InputError as e:
+        raise fail(e)
+    s = a.summary()
+    typer.echo(f"{out}: {a.id} ({a.kind}, {s['area_km2']:.3f} km², boundary only)")
 
 
 def register(app: typer.Typer) -> None:
