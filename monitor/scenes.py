@@ -58,6 +58,18 @@ ROLE_ALIASES = {
     "cloudmask": "mask", "scl": "mask", "qa_pixel": "mask",
     "alpha": "alpha",
 }
+#: Band role of bands the detectors do not use (coastal, red edge, SWIR,
+#: thermal, water vapour...): such bands are left out of a scene, not refused.
+SKIP = "skip"
+_SKIP_NAMES = (
+    "coastal", "coastal_blue", "coastal-blue", "coastal_aerosol", "aerosol", "yellow", "green_i", "rededge",
+    "red_edge", "red-edge", "rededge1", "rededge2", "rededge3", "rededge071", "rededge075", "rededge078",
+    "nir09", "nir2", "swir", "swir1", "swir2", "swir16", "swir22", "swir12", "cirrus", "lwir", "lwir11", "lwir12",
+    "tir", "thermal", "wvp", "water_vapour", "water_vapor", "aot", "b01", "b1", "b05", "b5", "b06", "b6",
+    "b07", "b7", "b8a", "b09", "b9", "b10", "b11", "b12", "st_b10", "qa_aerosol", "qa_radsat", "sr_qa_aerosol",
+    "ndvi", "ndwi", "dem", "elevation", "incidence", "incidence_angle", "local_incidence_angle", "angle",
+)
+ROLE_ALIASES.update({k: SKIP for k in _SKIP_NAMES})
 SAR_ROLES = ("vv", "vh", "hh", "hv")
 _DATA_ROLES = tuple(r for r in BAND_ROLES if r not in ("mask", "alpha"))
 
@@ -78,12 +90,19 @@ class BandRef:
     where classes 0, 1, 3, 8, 9 and 10 (no data, saturated, cloud shadow,
     clouds, cirrus) are invalid, and a Landsat ``qa_pixel`` band, where
     the fill, dilated cloud, cloud and cloud shadow bits are invalid.
+
+    ``scale``, ``offset`` and ``nodata`` come from a STAC asset's
+    ``raster:bands`` (physical value = stored value x scale + offset);
+    ``None`` means "as the file says" (GDAL's band scale/offset/nodata).
     """
 
     href: str
     index: int = 1
     role: str = "gray"
     name: str | None = None
+    scale: float | None = None
+    offset: float | None = None
+    nodata: float | None = None
 
 
 @dataclass(frozen=True)
@@ -160,25 +179,37 @@ def rio_env():
 
     ``GTIFF_SRS_SOURCE=EPSG``: when a GeoTIFF names an EPSG code, use the
     official definition (many exported files carry slightly inconsistent
-    GeoKeys that otherwise produce PROJ warnings).
+    GeoKeys that otherwise produce PROJ warnings). Local files are opened
+    with their folder listed, so GDAL finds their side-car files (``.ovr``
+    overviews, ``.aux.xml`` nodata and band descriptions, ``.msk`` masks,
+    ``.tfw`` world files, ``_rpc.txt``/``.RPB`` RPCs); remote files
+    (``/vsicurl/``) are opened without listing (see :func:`open_raster`).
     """
     import rasterio
 
-    return rasterio.Env(GTIFF_SRS_SOURCE="EPSG", GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
+    return rasterio.Env(GTIFF_SRS_SOURCE="EPSG",
                         CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif,.tiff,.TIF,.TIFF,.jp2,.vrt")
+
+
+def _is_remote(href: str) -> bool:
+    return "://" in href or href.startswith("/vsi")
 
 
 def open_raster(href: str, **kwargs):
     """Open ``href`` with rasterio; a :class:`SceneError` naming it if GDAL cannot."""
+    import contextlib
+
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
-    if "://" not in href and not href.startswith("/vsi") and not os.path.exists(href):
+    if not _is_remote(href) and not os.path.exists(href):
         raise SceneError(href, "no such file")
-    if "://" not in href and not href.startswith("/vsi") and os.path.isfile(href) and os.path.getsize(href) == 0:
+    if not _is_remote(href) and os.path.isfile(href) and os.path.getsize(href) == 0:
         raise SceneError(href, "empty file (0 bytes)")
+    # a remote folder is not listed (one request less per file; no side-cars there)
+    env = rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR") if _is_remote(href) else contextlib.nullcontext()
     try:
-        with warnings.catch_warnings():
+        with env, warnings.catch_warnings():
             # reported as a SceneError by _check_georef instead
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(href, **kwargs)
@@ -189,11 +220,82 @@ def open_raster(href: str, **kwargs):
         raise SceneError(href, f"cannot open raster (corrupt or truncated file?): {msg}") from None
 
 
-def _check_georef(src, href: str) -> None:
+@dataclass(frozen=True)
+class Georef:
+    """How a raster's pixels are tied to the ground.
+
+    ``kind`` is ``"transform"`` (an affine geotransform in ``crs``: the
+    usual GeoTIFF, rotated or north-down included), ``"gcps"`` (ground
+    control points only; ``crs`` is theirs) or ``"rpcs"`` (rational
+    polynomial coefficients only; ``crs`` is EPSG:4326). ``transform`` is
+    the exact geotransform for ``"transform"``, else an affine fitted to
+    the GCPs or to the RPC footprint corners, good for metadata (ground
+    pixel size, footprint) but not for reading: pixels of GCP/RPC rasters
+    are warped with GDAL's GCP polynomial or RPC transformer.
+    """
+
+    crs: Any
+    transform: Any
+    kind: str = "transform"
+    gcps: Any = None
+    rpcs: Any = None
+    crs_from: str = "file"
+
+
+def _sidecar_prj(href: str):
+    """The CRS of an ESRI ``.prj`` file beside a world-file raster, else ``None``."""
+    from rasterio.crs import CRS as RioCRS
+
+    if _is_remote(href):
+        return None
+    stem = os.path.splitext(href)[0]
+    for cand in (stem + ".prj", href + ".prj", stem + ".PRJ"):
+        if os.path.isfile(cand):
+            try:
+                return RioCRS.from_user_input(Path(cand).read_text(errors="replace").strip())
+            except Exception:
+                raise SceneError(cand, "cannot parse the projection (.prj) file") from None
+    return None
+
+
+def raster_georef(src, href: str) -> Georef:
+    """The :class:`Georef` of an open raster; :class:`SceneError` naming
+    ``href`` when it has none (no CRS, identity transform and no GCPs/RPCs)."""
+    from rasterio.crs import CRS as RioCRS
+    from rasterio.transform import RPCTransformer, from_gcps
+
+    if not src.transform.is_identity:
+        crs, crs_from = src.crs, "file"
+        if crs is None:
+            crs, crs_from = _sidecar_prj(href), ".prj file"
+        if crs is None:
+            raise SceneError(href, "no CRS (the raster is not georeferenced)")
+        return Georef(crs=crs, transform=src.transform, crs_from=crs_from)
+    gcps, gcrs = src.gcps
+    if gcps:
+        if gcrs is None:
+            raise SceneError(href, "ground control points without a CRS")
+        if len(gcps) < 3:
+            raise SceneError(href, f"only {len(gcps)} ground control points (3 or more needed)")
+        return Georef(crs=gcrs, transform=from_gcps(gcps), kind="gcps", gcps=gcps)
+    rpcs = src.rpcs
+    if rpcs is not None:
+        # an affine through three footprint corners at the RPCs' mean height
+        with RPCTransformer(rpcs) as t:
+            w, h = src.width, src.height
+            xs, ys = t.xy([0, 0, h], [0, w, 0], zs=[rpcs.height_off] * 3, offset="ul")
+        from affine import Affine
+
+        a = Affine((xs[1] - xs[0]) / w, (xs[2] - xs[0]) / h, xs[0], (ys[1] - ys[0]) / w, (ys[2] - ys[0]) / h, ys[0])
+        return Georef(crs=RioCRS.from_epsg(4326), transform=a, kind="rpcs", rpcs=rpcs)
     if src.crs is None:
         raise SceneError(href, "no CRS (the raster is not georeferenced)")
-    if src.transform.is_identity and not src.gcps[0]:
-        raise SceneError(href, "no georeferencing (identity transform, no GCPs)")
+    raise SceneError(href, "no georeferencing (identity transform, no GCPs, no RPCs)")
+
+
+def _check_georef(src, href: str) -> None:
+    """:class:`SceneError` naming ``href`` when the raster has no georeference."""
+    raster_georef(src, href)
 
 
 def _check_truncated(src, href: str) -> None:
@@ -253,19 +355,33 @@ def ground_gsd_m(crs, transform, width: int, height: int) -> float:
 
 def raster_footprint(crs, bounds, n: int = 16):
     """WGS84 polygon of a raster's bounds (edges densified with ``n`` points)."""
+    from affine import Affine
+
+    l, b, r, t = bounds
+    return grid_footprint(crs, Affine(r - l, 0.0, l, 0.0, b - t, t), 1, 1, n=n)
+
+
+def grid_edge_points(transform, width: int, height: int, n: int = 16):
+    """(xs, ys) in CRS units around the outer edge of a pixel grid, ``n``
+    points per side: the true outline also for rotated and north-down
+    geotransforms, where ``src.bounds`` is only an enclosing box."""
+    import numpy as np
+
+    f = np.arange(n) / n
+    cols = np.concatenate([f * width, np.full(n, float(width)), (1 - f) * width, np.zeros(n)])
+    rows = np.concatenate([np.zeros(n), f * height, np.full(n, float(height)), (1 - f) * height])
+    a = transform
+    xs = a.a * cols + a.b * rows + a.c
+    ys = a.d * cols + a.e * rows + a.f
+    return xs.tolist(), ys.tolist()
+
+
+def grid_footprint(crs, transform, width: int, height: int, n: int = 16):
+    """WGS84 (lon, lat) polygon of a pixel grid's outline (see :func:`grid_edge_points`)."""
     from pyproj import Transformer
     from shapely.geometry import Polygon
 
-    l, b, r, t = bounds
-    xs, ys = [], []
-    for i in range(n):
-        xs.append(l + (r - l) * i / n); ys.append(b)
-    for i in range(n):
-        xs.append(r); ys.append(b + (t - b) * i / n)
-    for i in range(n):
-        xs.append(r - (r - l) * i / n); ys.append(t)
-    for i in range(n):
-        xs.append(l); ys.append(t - (t - b) * i / n)
+    xs, ys = grid_edge_points(transform, width, height, n)
     tr = Transformer.from_crs(crs.to_wkt() if hasattr(crs, "to_wkt") else crs, "EPSG:4326", always_xy=True)
     lon, lat = tr.transform(xs, ys)
     poly = Polygon(list(zip(lon, lat)))
@@ -318,13 +434,30 @@ def parse_time(value: Any) -> datetime | None:
     return t.astimezone(timezone.utc)
 
 
+#: Maxar (DigitalGlobe) product names: ``22MAR14021530-M2AS-...`` (YYMONDDhhmmss, UTC)
+_MAXAR_DATE = re.compile(r"(?<![A-Za-z0-9])(\d{2})(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)"
+                         r"(\d{2})(\d{2})(\d{2})(\d{2})(?!\d)", re.IGNORECASE)
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
 def time_from_name(name: str) -> datetime | None:
-    """A date (and time, if given) found in a file or folder name, UTC."""
+    """A date (and time, if given) found in a file or folder name, UTC.
+
+    ``..._20230414T021530_...``, ``20230414_021530_...`` (PlanetScope),
+    ``2023-04-14``, ``2023_04_14``, and Maxar's ``22MAR14021530-...``.
+    """
     for m in _NAME_DATE.finditer(name):
         y, mo, d, hh, mm, ss = m.groups()
         try:
             return datetime(int(y), int(mo), int(d), int(hh or 0), int(mm or 0), int(ss or 0),
-                             tzinfo=timezone.utc)
+                            tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    for m in _MAXAR_DATE.finditer(name):
+        yy, mon, d, hh, mm, ss = m.groups()
+        try:
+            return datetime(2000 + int(yy), _MONTHS.index(mon.upper()) + 1, int(d), int(hh), int(mm), int(ss),
+                            tzinfo=timezone.utc)
         except ValueError:
             continue
     return None
@@ -338,6 +471,117 @@ def _time_from_tags(tags: dict) -> tuple[datetime | None, str | None]:
             if t is not None:
                 return t, k
     return None, None
+
+
+#: Tags that hold the time the *file* was written (TIFF 6.0 ``DateTime``):
+#: the acquisition time only when nothing better is known.
+_FILE_TIME_TAGS = ("TIFFTAG_DATETIME", "DATETIME")
+
+
+def _raster_time(tags: dict, meta: dict, name: str) -> tuple[datetime | None, str | None]:
+    """(acquisition time, where from) of a raster file.
+
+    An acquisition tag (``ACQUISITIONDATETIME``...) first, then a side-car
+    metadata file's time, then ``TIFFTAG_DATETIME``, then a date in the file
+    name. ``TIFFTAG_DATETIME`` is, by the TIFF standard, when the file was
+    written: when the file name holds an earlier day, the name's date is
+    the acquisition and the tag the export, so the name wins.
+    """
+    t, tag = _time_from_tags(tags)
+    if t is not None and tag not in _FILE_TIME_TAGS:
+        return t, f"tag {tag}"
+    side = parse_time(meta.get("datetime"))
+    if side is not None:
+        return side, f"side-car {meta.get('_sidecar')}"
+    named = time_from_name(name)
+    if t is not None:
+        if named is not None and named.date() < t.date():
+            return named, f"file name (tag {tag} {iso_utc(t)} is later: the file's writing time)"
+        return t, f"tag {tag}"
+    if named is not None:
+        return named, "file name"
+    return None, None
+
+
+#: Side-car metadata keys (PlanetScope ``*_metadata.json`` properties, Maxar
+#: ``.IMD``, GeoTIFF tags) -> STAC property names.
+_META_KEYS = {
+    "acquired": "datetime", "acquisition_time": "datetime", "firstlinetime": "datetime",
+    "datetime": "datetime",
+    "sun_azimuth": "view:sun_azimuth", "sunazimuth": "view:sun_azimuth", "meansunaz": "view:sun_azimuth",
+    "sun_elevation": "view:sun_elevation", "sunelevation": "view:sun_elevation",
+    "meansunel": "view:sun_elevation",
+    "view_angle": "view:off_nadir", "off_nadir": "view:off_nadir", "meanoffnadirviewangle": "view:off_nadir",
+    "satellite_azimuth": "view:azimuth", "meansataz": "view:azimuth",
+    "gsd": "gsd", "pixel_resolution": "gsd", "meanproductgsd": "gsd",
+    "cloud_percent": "eo:cloud_cover", "cloudcover": "eo:cloud_cover",
+    "satellite_id": "platform", "satid": "platform", "platform": "platform",
+}
+
+
+def _stac_named(d: dict) -> dict:
+    """The keys of ``d`` that :data:`_META_KEYS` knows, renamed, numbers as floats."""
+    out: dict = {}
+    for k, v in d.items():
+        key = _META_KEYS.get(str(k).lower().replace(" ", ""))
+        if key is None or key in out or v in (None, ""):
+            continue
+        if key not in ("datetime", "platform"):
+            try:
+                v = float(str(v).strip().strip('"'))
+            except ValueError:
+                continue
+            if key == "eo:cloud_cover" and str(k).lower() == "cloudcover" and 0 <= v <= 1:
+                v *= 100.0  # Maxar IMD cloudCover is a fraction
+        out[key] = str(v).strip().strip('"') if key in ("datetime", "platform") else v
+    if "eo:cloud_cover" not in out and isinstance(d.get("cloud_cover"), (int, float)) and 0 <= d["cloud_cover"] <= 1:
+        out["eo:cloud_cover"] = 100.0 * float(d["cloud_cover"])   # PlanetScope: a fraction
+    return out
+
+
+def sidecar_metadata(path: str) -> dict:
+    """STAC-named metadata from a side-car file beside a raster, ``{}`` if none.
+
+    Looks for a PlanetScope ``<id>_metadata.json`` (a GeoJSON Feature whose
+    ``<id>`` starts the raster's name) and a Maxar ``<stem>.IMD`` file.
+    Keys: ``datetime``, ``view:sun_azimuth`` / ``view:sun_elevation`` /
+    ``view:off_nadir`` / ``view:azimuth`` (degrees), ``gsd`` (metres),
+    ``eo:cloud_cover`` (percent), ``platform``, and ``_sidecar`` (the file).
+    """
+    import json
+
+    if _is_remote(path):
+        return {}
+    folder, name = os.path.split(os.path.abspath(path))
+    stem = os.path.splitext(name)[0]
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return {}
+    for f in sorted(names, key=len, reverse=True):
+        low = f.lower()
+        if low.endswith("_metadata.json") and stem.startswith(f[: -len("_metadata.json")]):
+            try:
+                doc = json.loads(Path(folder, f).read_text(encoding="utf-8"))
+            except (OSError, ValueError, UnicodeDecodeError):
+                continue
+            if isinstance(doc, dict) and "assets" not in doc:
+                props = doc.get("properties") if isinstance(doc.get("properties"), dict) else doc
+                out = _stac_named(props)
+                if out:
+                    out["_sidecar"] = f
+                    return out
+        if low == stem.lower() + ".imd":
+            try:
+                text = Path(folder, f).read_text(errors="replace")
+            except OSError:
+                continue
+            kv = dict(m.groups() for m in re.finditer(r"(?m)^\s*(\w+)\s*=\s*\"?([^;\"]*)\"?\s*;", text))
+            out = _stac_named(kv)
+            if out:
+                out["_sidecar"] = f
+                return out
+    return {}
 
 
 # ---------------------------------------------------------------------------
@@ -358,12 +602,56 @@ def _default_roles(count: int, sensor: str | None) -> tuple[str, ...] | None:
     return {1: ("gray",), 3: ("red", "green", "blue"), 4: ("red", "green", "blue", "nir")}.get(count)
 
 
+#: Band orders of commercial multispectral products whose files name no
+#: band (file-name pattern -> {band count: roles}). PlanetScope / SkySat
+#: analytic and Maxar (WorldView, GeoEye) multispectral files are
+#: blue, green, red, NIR; 8-band PlanetScope is coastal blue, blue, green I,
+#: green, yellow, red, red edge, NIR; 8-band WorldView-2/3 is coastal, blue,
+#: green, yellow, red, red edge, NIR1, NIR2.
+PRODUCT_BAND_ORDERS = (
+    (re.compile(r"(?i)(_3B_|analytic|_bgrn|psscene|skysat|_ssc\d)"),
+     {4: ("blue", "green", "red", "nir"),
+      8: (SKIP, "blue", SKIP, "green", SKIP, "red", SKIP, "nir")}),
+    (re.compile(r"(?i)-(m1bs|m2as|m3ds|m2ms|m1bs)-|_(m1bs|m2as)_"),
+     {4: ("blue", "green", "red", "nir"),
+      8: (SKIP, "blue", "green", SKIP, "red", SKIP, "nir", SKIP)}),
+)
+
+_CI_ROLES = None
+
+
+def _colorinterp_role(c, n: int, sensor: str | None) -> str | None:
+    from rasterio.enums import ColorInterp
+
+    global _CI_ROLES
+    if _CI_ROLES is None:
+        m = {"red": "red", "green": "green", "blue": "blue", "alpha": "alpha", "pan": "pan", "nir": "nir"}
+        m.update({k: SKIP for k in ("coastal", "rededge", "swir", "mwir", "lwir", "tir", "other_ir")})
+        _CI_ROLES = {getattr(ColorInterp, k): v for k, v in m.items() if hasattr(ColorInterp, k)}
+    if c == ColorInterp.gray and n == 1 and sensor != "sar":
+        return "gray"
+    return _CI_ROLES.get(c)
+
+
 def raster_roles(src, href: str, sensor: str | None = None,
                  bands: Sequence[str] | None = None) -> list[tuple[int, str, str | None]]:
-    """(index, role, name) for every band of an open raster; see the module doc."""
+    """(index, role, name) for every band of an open raster; see the module doc.
+
+    Bands the detectors do not use (coastal, red edge, SWIR... by
+    description or colour interpretation) get role :data:`SKIP`. Raises
+    :class:`SceneError` naming ``href`` for complex (SLC) and colour-mapped
+    (paletted) rasters and when the roles cannot be told.
+    """
+    import numpy as np
     from rasterio.enums import ColorInterp
 
     n = src.count
+    if any(np.dtype(d).kind == "c" for d in src.dtypes):
+        raise SceneError(href, f"complex {src.dtypes[0]} pixels (SAR SLC?): give a detected "
+                               "(intensity or amplitude) product")
+    if n == 1 and src.colorinterp and src.colorinterp[0] == ColorInterp.palette and bands is None:
+        raise SceneError(href, "colour-mapped (paletted) image: expand it to RGB first "
+                               "(gdal_translate -expand rgb)")
     if bands is not None:
         roles = [str(b).lower() for b in bands]
         if len(roles) != n:
@@ -379,15 +667,18 @@ def raster_roles(src, href: str, sensor: str | None = None,
             r = role_of(desc[i])
             names.append(desc[i] or None)
             if r is None and i < len(ci):
-                c = ci[i]
-                r = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue",
-                     ColorInterp.alpha: "alpha"}.get(c)
-                if c == ColorInterp.gray and n == 1 and sensor != "sar":
-                    r = "gray"
+                r = _colorinterp_role(ci[i], n, sensor)
             roles.append(r)
+        if all(r is None for r in roles) and sensor != "sar":
+            name = os.path.basename(href)
+            for pat, layouts in PRODUCT_BAND_ORDERS:
+                if n in layouts and pat.search(name):
+                    roles = list(layouts[n])
+                    break
         if any(r is None for r in roles):
-            data_n = sum(1 for r in roles if r not in ("alpha", "mask"))
-            default = _default_roles(n - sum(1 for r in roles if r in ("alpha", "mask")), sensor)
+            extra = ("alpha", "mask", SKIP)
+            data_n = sum(1 for r in roles if r not in extra)
+            default = _default_roles(n - sum(1 for r in roles if r in extra), sensor)
             if default is None and data_n == 0:
                 default = ()
             if default is not None:
@@ -402,7 +693,7 @@ def raster_roles(src, href: str, sensor: str | None = None,
         out = [(i + 1, roles[i], names[i]) for i in range(n)]
     seen = set()
     for _, r, _ in out:
-        if r in seen and r != "mask":
+        if r in seen and r not in ("mask", SKIP):
             raise SceneError(href, f"unsupported band layout: two bands with role {r!r}")
         seen.add(r)
     return out
@@ -480,7 +771,7 @@ def scene_from_raster(path: str, *, sensor: str | None = None,
     """A :class:`Scene` from one GeoTIFF/COG file (see :func:`open_scene`)."""
     with rio_env():
         with open_raster(path) as src:
-            _check_georef(src, path)
+            geo = raster_georef(src, path)
             _check_truncated(src, path)
             tags = dict(src.tags())
             try:
@@ -488,20 +779,23 @@ def scene_from_raster(path: str, *, sensor: str | None = None,
             except Exception:  # pragma: no cover
                 pass
             roles = raster_roles(src, path, sensor=sensor, bands=bands)
-            crs = src.crs
-            gsd = ground_gsd_m(crs, src.transform, src.width, src.height)
-            foot = raster_footprint(crs, src.bounds)
+            crs = geo.crs
+            gsd = ground_gsd_m(crs, geo.transform, src.width, src.height)
+            foot = grid_footprint(crs, geo.transform, src.width, src.height)
             props = {"tags": tags, "dtype": src.dtypes[0], "width": src.width, "height": src.height,
                      "count": src.count, "nodata": src.nodata, "overviews": src.overviews(1),
-                     "tiled": bool(src.profile.get("tiled", False))}
+                     "tiled": bool(src.profile.get("tiled", False)), "georef": geo.kind}
+            if geo.crs_from != "file":
+                props["crs_from"] = geo.crs_from
     plain = {k.split(":", 1)[-1]: v for k, v in tags.items()}
-    acquired, tag = _time_from_tags(plain)
+    side = sidecar_metadata(path)
+    acquired, acquired_from = _raster_time(plain, side, Path(path).name)
     if acquired is not None:
-        props["acquired_from"] = f"tag {tag}"
-    else:
-        acquired = time_from_name(Path(path).name)
-        if acquired is not None:
-            props["acquired_from"] = "file name"
+        props["acquired_from"] = acquired_from
+    # sun and view angles, gsd, platform: tags first, then the side-car (STAC names)
+    for k, v in {**side, **_stac_named(plain)}.items():
+        if k not in ("datetime", "eo:cloud_cover"):
+            props.setdefault("sidecar" if k == "_sidecar" else k, v)
     cc = None
     up = {k.upper(): v for k, v in plain.items()}
     for k in ("CLOUDCOVER", "CLOUD_COVER", "EO:CLOUD_COVER", "CLOUD_COVERAGE"):
@@ -511,7 +805,9 @@ def scene_from_raster(path: str, *, sensor: str | None = None,
                 break
             except ValueError:
                 pass
-    band_refs = tuple(BandRef(href=str(path), index=i, role=r, name=n) for i, r, n in roles)
+    if cc is None and isinstance(side.get("eo:cloud_cover"), float):
+        cc = side["eo:cloud_cover"]
+    band_refs = tuple(BandRef(href=str(path), index=i, role=r, name=n) for i, r, n in roles if r != SKIP)
     return Scene(
         id=file_digest(path),
         path=str(path),
@@ -560,7 +856,10 @@ def _asset_band_names(key: str, a: dict, props: dict) -> list[tuple[str | None, 
     """(role, name) per band an asset declares (may be empty: unknown)."""
     out = []
     eo = a.get("eo:bands") or a.get("bands") or []
+    item_eo = props.get("eo:bands") if isinstance(props.get("eo:bands"), list) else []
     for b in eo if isinstance(eo, list) else []:
+        if isinstance(b, int) and 0 <= b < len(item_eo):  # STAC 0.9: an index into the item's eo:bands
+            b = item_eo[b]
         if not isinstance(b, dict):
             continue
         cn = b.get("common_name") or b.get("eo:common_name")
@@ -570,6 +869,25 @@ def _asset_band_names(key: str, a: dict, props: dict) -> list[tuple[str | None, 
         pol = a.get("sar:polarizations")
         if isinstance(pol, list) and pol:
             out = [(role_of(x), str(x)) for x in pol]
+    return out
+
+
+def _raster_bands(a: dict) -> list[dict]:
+    """The asset's ``raster:bands`` (STAC raster extension; STAC 1.1 ``bands``)."""
+    rb = a.get("raster:bands")
+    if not isinstance(rb, list):
+        rb = [b for b in a.get("bands") or [] if isinstance(b, dict)] if isinstance(a.get("bands"), list) else []
+    out = []
+    for b in rb:
+        b = b if isinstance(b, dict) else {}
+        d = {}
+        for k in ("scale", "offset", "nodata"):
+            v = b.get(k, b.get(f"raster:{k}"))
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                d[k] = float(v)
+            elif k == "nodata" and str(v).lower() == "nan":
+                d[k] = float("nan")
+        out.append(d)
     return out
 
 
@@ -608,6 +926,8 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
             continue
         r = declared[0][0] if declared else None
         r = r or role_of(key) or role_of(a.get("title"))
+        if r == SKIP or (r is None and declared and declared[0][1] is not None and role_of(declared[0][1]) == SKIP):
+            continue
         # an exact common name (``nir``) beats an alias (``nir08``); else the first asset wins
         exact = (bool(declared) and str(declared[0][1] or "").lower() == r) or key.lower() == r
         if r is not None and (r not in single or (exact and not single[r][3])):
@@ -617,9 +937,12 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
 
     chosen: list[BandRef] = []
 
-    def add(href, index, role, name):
+    def add(href, index, role, name, asset=None):
         if role not in [b.role for b in chosen] or role == "mask":
-            chosen.append(BandRef(href=_asset_href(href, path), index=index, role=role, name=name))
+            rb = _raster_bands(asset or {})
+            rb = rb[index - 1] if len(rb) >= index else {}
+            chosen.append(BandRef(href=_asset_href(href, path), index=index, role=role, name=name,
+                                  scale=rb.get("scale"), offset=rb.get("offset"), nodata=rb.get("nodata")))
 
     want = [role_of(b) or str(b).lower() for b in bands] if bands is not None else None
     have_rgb = all(r in single for r in ("red", "green", "blue"))
@@ -631,7 +954,7 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
         if (want is None and r in _DATA_ROLES) or (want is not None and (r in want or key.lower() in want)):
             if not have_rgb and visual is not None and r in ("red", "green", "blue") and want is None:
                 continue
-            add(href, idx, r, key)
+            add(href, idx, r, key, a)
     # visual asset for RGB
     if visual is not None and (want is None and not have_rgb or
                                want is not None and any(w in ("red", "green", "blue", "visual")
@@ -640,24 +963,28 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
         declared = _asset_band_names(key, a, props) or [("red", None), ("green", None), ("blue", None)]
         for i, (r, nm) in enumerate(declared, start=1):
             if r in ("red", "green", "blue") and (want is None or r in want or "visual" in want):
-                add(a["href"], i, r, nm or key)
+                add(a["href"], i, r, nm or key, a)
     # multi-band data assets
     for key, a, declared in multi:
         if declared:
             for i, (r, nm) in enumerate(declared, start=1):
                 if r is not None and (want is None and r in _DATA_ROLES or want is not None and r in want):
-                    add(a["href"], i, r, nm)
+                    add(a["href"], i, r, nm, a)
         else:
             href = _asset_href(a["href"], path)
             with rio_env():
                 with open_raster(href) as src:
                     _check_georef(src, href)
-                    for i, r, nm in raster_roles(src, href, sensor=sensor):
-                        if want is None and r in _DATA_ROLES or want is not None and r in want:
-                            add(a["href"], i, r, nm or key)
+                    found = raster_roles(src, href, sensor=sensor)
+            for i, r, nm in found:
+                # a lone single-band asset of unknown name is "gray" only when nothing else is
+                if r == "gray" and len(found) == 1 and any(b.role in _DATA_ROLES for b in chosen):
+                    continue
+                if want is None and r in _DATA_ROLES or want is not None and r in want:
+                    add(a["href"], i, r, nm or key, a)
     for key, a in masks:
         if want is None or "mask" in want or key.lower() in want:
-            add(a["href"], 1, "mask", key.lower())
+            add(a["href"], 1, "mask", key.lower(), a)
 
     if want is not None:
         missing = [w for w in want if w not in [b.role for b in chosen] and w not in ("visual",)
@@ -669,18 +996,21 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
                                f"known band role (assets: {', '.join(assets) or 'none'})")
     chosen.sort(key=lambda b: _ROLE_ORDER.get(b.role, len(_ROLE_ORDER)))
 
-    # grids: the finest band gives the scene's gsd and CRS
+    # grids: the finest data band gives the scene's gsd and CRS
     gsd, crs = None, None
+    data_hrefs = {b.href for b in chosen if b.role in _DATA_ROLES}
     for href in dict.fromkeys(b.href for b in chosen):
         with rio_env():
             with open_raster(href) as src:
-                _check_georef(src, href)
+                geo = raster_georef(src, href)
                 _check_truncated(src, href)
-                g = ground_gsd_m(src.crs, src.transform, src.width, src.height)
+                if href not in data_hrefs:
+                    continue
+                g = ground_gsd_m(geo.crs, geo.transform, src.width, src.height)
                 if gsd is None or g < gsd - 1e-9:
-                    gsd, crs = g, src.crs
+                    gsd, crs = g, geo.crs
                 if "_footprint" not in props:
-                    props["_footprint"] = raster_footprint(src.crs, src.bounds)
+                    props["_footprint"] = grid_footprint(geo.crs, geo.transform, src.width, src.height)
     raster_foot = props.pop("_footprint", None)
     foot = None
     if isinstance(doc.get("geometry"), dict):
