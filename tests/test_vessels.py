@@ -347,3 +347,15 @@ def test_the_learned_stage_runs_where_it_was_trained_sentinel2_like_pixels():
     assert "classifier" not in detect_vessels(fine).extras
     res = detect_vessels(coarse)
     assert res.detector == "vessels" and res.version == detectors()["vessel"].version
+
+
+def test_blobs_as_wide_as_long_are_not_hulls_at_fine_pixels():
+    # at 3 m a 60 m x 50 m bright patch (a cloud puff, glint) is no hull;
+    # a 60 m x 12 m hull beside it is; with the test off both count
+    blob = hull(X0 + 150, Y0 + 300, 60, 50, 30)
+    ship = hull(X0 + 420, Y0 + 300, 60, 12, 30)
+    chip = make_chip(gsd=3.0, hulls=[blob, ship], seed=5)
+    res = detect_vessels(chip)
+    assert res.counts["vessel"] == 1
+    assert res.detections[0].geometry.centroid.distance(ship.centroid) < 10
+    assert detect_vessels(chip, max_beam_ratio=0).counts["vessel"] == 2

@@ -72,6 +72,11 @@ VEGETATION_NDVI = 0.3
 #: boat, a wave crest as much as a ship). On the sen2ships ports every
 #: labelled vessel spans >= 5 px; a quarter of the false alarms span < 4.5.
 OPTICAL_MIN_LENGTH_PX = 4.0
+#: From this pixel size up, the sensor's blur makes a hull a few pixels wide
+#: into a blob (at 10 m, half the labelled sen2ships vessels span < 20 px and
+#: a 40 m one reads as a 5 x 5 px square): the beam-to-length test
+#: (``max_beam_ratio``) is not applied.
+BLOB_MIN_GSD_M = 5.0
 
 
 # ---------------------------------------------------------------------------
@@ -832,6 +837,7 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
                    k_high: float = 6.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0, work_gsd_m: float = 2.0,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
                    min_length_px: float | None = None, line_width_m: float = 25.0, min_rel_contrast: float = 0.5, shore_ramp: float = 1.0, moored: bool = True, moored_k: float = 1.5,
+                   max_beam_ratio: float = 0.5,
                    water: np.ndarray | None = None, classifier: "bool | str" = "auto",
                    **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
@@ -1015,6 +1021,7 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
     z_near = ndi.maximum_filter(z, size=3)
     sel_r, props = [], []
     thr_hi = k_high
+    shape_resolved = max_beam_ratio > 0 and gsd < BLOB_MIN_GSD_M
     for j, rect in enumerate(rects):
         L, W, _ = _measure(rect)
         if L < min_length_m - 1e-6 or L > max_length_m:
@@ -1030,6 +1037,11 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
             continue
         if L > 15.0 * W or (W < 1.5 * gsd and L >= 8.0 * gsd):
             # lines, not hulls: bridges, breakwater edges, wakes
+            continue
+        if shape_resolved and W > max_beam_ratio * L + 2.0 * gsd:
+            # blobs, not hulls: a hull is at least twice as long as its beam
+            # (blur widens it by about a pixel on each side); cloud puffs,
+            # glint and slicks over water are about as wide as long
             continue
         if at_shore[j] and mean_z[j] < k_high:
             # along the shore, the rim of blur and surf is bright: a hull
