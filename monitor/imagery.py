@@ -144,19 +144,76 @@ def _pick_overview(src, factor: float) -> int | None:
 QA_PIXEL_INVALID_BITS = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4)
 
 
-def _outline(src, dst_crs):
-    """The raster's extent as a polygon in ``dst_crs`` (edges densified)."""
+def _outline(geo, width: int, height: int, dst_crs):
+    """A raster's pixel-grid outline as a polygon in ``dst_crs`` (edges
+    densified; rotated and north-down grids keep their true shape).
+    ``geo`` is the raster's :class:`~monitor.scenes.Georef`."""
     from rasterio.warp import transform as warp_transform
     from shapely.geometry import Polygon
 
-    l, b, r, t = src.bounds
-    n = 64
-    f = np.linspace(0.0, 1.0, n, endpoint=False)
-    xs = np.concatenate([l + (r - l) * f, np.full(n, r), r - (r - l) * f, np.full(n, l)])
-    ys = np.concatenate([np.full(n, b), b + (t - b) * f, np.full(n, t), t - (t - b) * f])
-    X, Y = warp_transform(src.crs, dst_crs, xs.tolist(), ys.tolist())
+    from monitor.scenes import grid_edge_points
+
+    xs, ys = grid_edge_points(geo.transform, width, height, n=64)
+    X, Y = warp_transform(geo.crs, dst_crs, xs, ys)
     poly = Polygon(list(zip(X, Y)))
     return poly if poly.is_valid else poly.buffer(0)
+
+
+def _point_window(src, geo, dst_crs, transform, width: int, height: int):
+    """The source pixel window (row0, row1, col0, col1) that covers a chip
+    grid, for rasters georeferenced by GCPs or RPCs (through their fitted
+    affine, padded for its error); ``None`` when it misses the raster."""
+    from rasterio.warp import transform as warp_transform
+
+    from monitor.scenes import grid_edge_points
+
+    xs, ys = grid_edge_points(transform, width, height, n=8)
+    X, Y = warp_transform(dst_crs, geo.crs, xs, ys)
+    inv = ~geo.transform
+    cols, rows = zip(*(inv * (x, y) for x, y in zip(X, Y)))
+    pad = max(64, int(0.1 * max(src.width, src.height)))
+    r0, r1 = max(0, int(min(rows)) - pad), min(src.height, int(math.ceil(max(rows))) + pad)
+    c0, c1 = max(0, int(min(cols)) - pad), min(src.width, int(math.ceil(max(cols))) + pad)
+    if r1 <= r0 or c1 <= c0:
+        return None
+    return r0, r1, c0, c1
+
+
+def _warp_by_points(src, geo, indexes, outs, dst_crs, transform, width, height, resampling, nodata):
+    """Warp bands of a GCP- or RPC-georeferenced raster onto the chip grid
+    with GDAL's GCP polynomial / RPC transformer (RPCs at their mean height
+    ``HEIGHT_OFF``, no DEM). Writes ``outs`` in place; returns the valid
+    mask (bool, chip grid)."""
+    from rasterio.control import GroundControlPoint
+    from rasterio.enums import Resampling
+    from rasterio.rpc import RPC
+    from rasterio.warp import reproject
+    from rasterio.windows import Window
+
+    valid = np.zeros((height, width), bool)
+    win = _point_window(src, geo, dst_crs, transform, width, height)
+    if win is None:
+        return valid
+    r0, r1, c0, c1 = win
+    window = Window(c0, r0, c1 - c0, r1 - r0)
+    kw: dict = {"src_crs": geo.crs, "dst_transform": transform, "dst_crs": dst_crs}
+    if geo.kind == "gcps":
+        kw["gcps"] = [GroundControlPoint(row=g.row - r0, col=g.col - c0, x=g.x, y=g.y, z=g.z) for g in geo.gcps]
+    else:
+        d = geo.rpcs.to_dict()
+        d.update(line_off=geo.rpcs.line_off - r0, samp_off=geo.rpcs.samp_off - c0)
+        kw["rpcs"] = RPC(**d)
+        kw["RPC_HEIGHT"] = float(geo.rpcs.height_off)
+    m = src.read_masks(indexes[0], window=window)
+    if nodata is not None:
+        m = m & np.where(src.read(indexes[0], window=window) == nodata, 0, 255).astype(np.uint8)
+    vm = np.zeros((height, width), np.uint8)
+    reproject(m, vm, src_nodata=0, dst_nodata=0, resampling=Resampling.nearest, **kw)
+    valid |= vm > 0
+    for i, out in zip(indexes, outs):
+        a = src.read(i, window=window)
+        reproject(a, out, src_nodata=nodata, dst_nodata=0, resampling=resampling, **kw)
+    return valid
 
 
 def _mask_valid(arr: np.ndarray, name: str | None) -> np.ndarray:
@@ -207,28 +264,49 @@ def saturated_mask(bands: np.ndarray, roles: Sequence[str], valid: np.ndarray, g
         if int((at_top & valid).sum()) < max(min_share * n_valid, 50):
             return none
         sat &= at_top
+    return ndi.binary_dilation(_wide(sat, gsd_m, min_width_m), iterations=1) & valid
+
+
+def _wide(mask: np.ndarray, gsd_m: float, min_width_m: float) -> np.ndarray:
+    """The parts of ``mask`` in patches wider than ``min_width_m`` metres
+    (a binary opening, on a coarser grid when the radius is large)."""
+    from scipy import ndimage as ndi
+
+    h, w = mask.shape
     r = int(math.ceil(min_width_m / gsd_m / 2.0))
-    if r >= 1:
-        small = max(1, int(math.ceil(r / 4.0)))  # open on a coarser grid: cheap for large chips
-        if small > 1:
-            hc, wc = -(-h // small), -(-w // small)
-            pad = np.zeros((hc * small, wc * small), bool)
-            pad[:h, :w] = sat
-            coarse = pad.reshape(hc, small, wc, small).all(axis=(1, 3))
-            rc = max(1, int(round(r / small)))
-            coarse = ndi.binary_opening(coarse, structure=np.ones((3, 3), bool), iterations=rc)
-            big = np.repeat(np.repeat(coarse, small, axis=0), small, axis=1)[:h, :w]
-            big = ndi.binary_dilation(big, iterations=small) & sat | big
-        else:
-            big = ndi.binary_opening(sat, structure=np.ones((3, 3), bool), iterations=r)
-    else:
-        big = sat
-    return ndi.binary_dilation(big, iterations=1) & valid
+    if r < 1:
+        return mask
+    small = max(1, int(math.ceil(r / 4.0)))  # open on a coarser grid: cheap for large chips
+    if small > 1:
+        hc, wc = -(-h // small), -(-w // small)
+        pad = np.zeros((hc * small, wc * small), bool)
+        pad[:h, :w] = mask
+        coarse = pad.reshape(hc, small, wc, small).all(axis=(1, 3))
+        rc = max(1, int(round(r / small)))
+        coarse = ndi.binary_opening(coarse, structure=np.ones((3, 3), bool), iterations=rc)
+        big = np.repeat(np.repeat(coarse, small, axis=0), small, axis=1)[:h, :w]
+        return ndi.binary_dilation(big, iterations=small) & mask | big
+    return ndi.binary_opening(mask, structure=np.ones((3, 3), bool), iterations=r)
+
+
+def fill_mask(bands: np.ndarray, valid: np.ndarray, gsd_m: float, *, min_width_m: float = 20.0) -> np.ndarray:
+    """Wide areas that are exactly 0 in every band: the black collar of an
+    orthorectified scene, or SAR border fill, in a file that declares no
+    nodata. ``bands`` (n, h, w) as stored (before any scale/offset);
+    ``valid`` the pixels that hold data; ``gsd_m`` the pixel size in
+    metres. Patches narrower than ``min_width_m`` metres (a black car or
+    roof in an 8-bit product) stay valid. Returns True where invalid."""
+    zero = valid.copy()
+    for b in bands:
+        zero &= b == 0
+    if not zero.any():
+        return zero
+    return _wide(zero, gsd_m, min_width_m) & valid
 
 
 def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0, crs=None,
               bands: Sequence[str] | None = None, resampling: str = "bilinear",
-              mask_saturated: bool = True) -> Chip:
+              mask_saturated: bool = True, apply_scale: bool = True) -> Chip:
     """Read the AOI's window of a scene as a :class:`Chip`.
 
     Parameters
@@ -247,13 +325,21 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
         maximum in every visible band (thick cloud or snow in an 8-bit
         visual product) are not valid, since nothing can be seen there
         (:func:`saturated_mask`); ``meta["saturated_share"]`` says how much.
+    apply_scale: values become ``stored x scale + offset`` where the file
+        (GDAL band scale/offset) or the STAC item (``raster:bands``) gives
+        them, e.g. Sentinel-2 L2A digital numbers -> reflectance; optical
+        values below 0 after a negative offset (dark-object noise) become
+        0. ``meta["scaled"]`` lists the (scale, offset) used per role.
 
     The chip holds float32 bands (scene units), their roles, the valid
     mask (False for nodata, alpha 0, internal/dataset masks, the scene's
-    cloud/QA mask band, and outside the scene), the grid (transform, crs,
-    gsd_m) and ``coverage``: valid pixels inside the AOI boundary over the
-    boundary's pixels. Bands from several files are read onto the grid of
-    the finest one.
+    cloud/QA mask band, wide exactly-0 areas of files that declare no
+    nodata (:func:`fill_mask`: black collars), and outside the scene),
+    the grid (transform, crs, gsd_m) and ``coverage``: valid pixels inside
+    the AOI boundary over the boundary's pixels. Bands from several files
+    are read onto the grid of the finest one. Rasters georeferenced by
+    GCPs or RPCs only are warped with GDAL's GCP polynomial / RPC
+    transformer (``meta["georef"]``).
 
     Raises :class:`SceneError` (one line naming the file) when the file
     is not a raster, is corrupt or truncated, has no CRS, misses the AOI,
@@ -263,10 +349,8 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
     from rasterio.errors import RasterioError
     from rasterio.features import geometry_mask
     from rasterio.vrt import WarpedVRT
-    from rasterio.warp import transform_bounds
-    from shapely.geometry import box
 
-    from monitor.scenes import Scene, open_raster, open_scene, rio_env, _check_georef, ground_gsd_m
+    from monitor.scenes import Scene, ground_gsd_m, open_raster, open_scene, raster_georef, rio_env
 
     if not isinstance(scene, Scene):
         scene = open_scene(scene)
@@ -303,6 +387,8 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
     valid = np.ones((height, width), dtype=bool)
     rs = _resampling(resampling)
     meta: dict = {"files": {}, "overview_level": {}}
+    scales: list[tuple[float, float]] = [(1.0, 0.0)] * len(data_refs)
+    no_nodata = False   # some file declares no nodata, alpha or mask: look for black collars
 
     groups: dict[str, list] = {}
     for b in refs:
@@ -311,32 +397,71 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
     with rio_env():
         for href, grp in groups.items():
             with open_raster(href) as src0:
-                _check_georef(src0, href)
-                sb = transform_bounds(src0.crs, dst_crs, *src0.bounds, densify_pts=21)
-                if not box(*sb).intersects(local_boundary):
+                geo = raster_georef(src0, href)
+                outline = _outline(geo, src0.width, src0.height, dst_crs)
+                if not outline.intersects(local_boundary):
                     continue
                 covered_any = True
-                native = ground_gsd_m(src0.crs, src0.transform, src0.width, src0.height)
-                level = _pick_overview(src0, res_m / native) if res_m > native * 1.001 else None
+                level = None
+                if geo.kind == "transform":
+                    native = ground_gsd_m(geo.crs, geo.transform, src0.width, src0.height)
+                    level = _pick_overview(src0, res_m / native) if res_m > native * 1.001 else None
+                file_scales = [(float(sc), float(of)) for sc, of in zip(src0.scales, src0.offsets)]
             kw = {"overview_level": level} if level is not None else {}
             meta["overview_level"][href] = level
             try:
                 with open_raster(href, **kw) as src:
+                    dgrp = [b for b in grp if b.role not in ("mask", "alpha")]
+                    mgrp = [b for b in grp if b.role == "mask"]
+                    for b in dgrp:
+                        k = data_refs.index(b)
+                        sc = b.scale if b.scale is not None else file_scales[b.index - 1][0]
+                        of = b.offset if b.offset is not None else file_scales[b.index - 1][1]
+                        scales[k] = (sc, of)
+                        if np.dtype(src.dtypes[b.index - 1]).kind == "c":
+                            raise SceneError(href, "complex pixels (SAR SLC?): give a detected product")
+                    # a nodata value the STAC item gives but the file does not
+                    stac_nodata = next((b.nodata for b in grp if b.nodata is not None), None)
+                    nodata = src.nodata if src.nodata is not None else stac_nodata
                     has_alpha = any(ci.name == "alpha" for ci in src.colorinterp)
+                    plain = nodata is None and not has_alpha and all(
+                        MaskFlags.all_valid in src.mask_flag_enums[b.index - 1] for b in grp)
+                    no_nodata |= plain and bool(dgrp)
+                    if geo.kind != "transform":
+                        meta["georef"] = geo.kind
+                        ok = None
+                        if dgrp:
+                            ok = _warp_by_points(src, geo, [b.index for b in dgrp],
+                                                 [out[data_refs.index(b)] for b in dgrp], dst_crs, transform,
+                                                 width, height, rs, nodata)
+                        if mgrp:
+                            ms = [np.zeros((height, width), np.float32) for _ in mgrp]
+                            mok = _warp_by_points(src, geo, [b.index for b in mgrp], ms, dst_crs, transform,
+                                                  width, height, _resampling("nearest"), None)
+                            ok = mok if ok is None else ok
+                            for b, a in zip(mgrp, ms):
+                                valid &= ~mok | _mask_valid(a.astype(np.int64), b.name)
+                        if ok is not None:
+                            valid &= ok
+                        for b in dgrp:
+                            if np.dtype(src.dtypes[b.index - 1]).kind == "f":
+                                valid &= np.isfinite(out[data_refs.index(b)])
+                        meta["files"][href] = {"dtype": src.dtypes[0], "nodata": nodata, "overview_level": None}
+                        continue
                     # A file without nodata, alpha or internal mask is valid wherever
                     # it has pixels: its outline, rasterized, is the mask (cheaper
                     # than a warped alpha band). Otherwise GDAL's masks are warped.
-                    plain = src.nodata is None and not has_alpha and all(
-                        MaskFlags.all_valid in src.mask_flag_enums[b.index - 1] for b in grp)
                     inside = None
                     if plain:
-                        inside = geometry_mask([_outline(src, dst_crs)], out_shape=(height, width),
+                        inside = geometry_mask([outline], out_shape=(height, width),
                                                transform=transform, invert=True)
                         valid &= inside
                     vkw = dict(crs=dst_crs, transform=transform, width=width, height=height,
-                               add_alpha=not plain and src.nodata is None and not has_alpha)
-                    dgrp = [b for b in grp if b.role not in ("mask", "alpha")]
-                    mgrp = [b for b in grp if b.role == "mask"]
+                               add_alpha=not plain and nodata is None and not has_alpha)
+                    if geo.crs_from != "file":
+                        vkw["src_crs"] = geo.crs
+                    if src.nodata is None and stac_nodata is not None:
+                        vkw.update(src_nodata=stac_nodata, nodata=stac_nodata, add_alpha=False)
                     if dgrp:
                         with WarpedVRT(src, resampling=rs, **vkw) as vrt:
                             # band by band, straight into the chip array (no copies)
@@ -356,7 +481,7 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
                                 a = vrt.read(b.index)
                                 ins = inside if plain else vrt.read_masks(b.index) > 0
                                 valid &= ~ins | _mask_valid(a, b.name)
-                    meta["files"][href] = {"dtype": src.dtypes[0], "nodata": src.nodata,
+                    meta["files"][href] = {"dtype": src.dtypes[0], "nodata": nodata,
                                            "overview_level": level}
             except RasterioError as e:
                 raise SceneError(href, f"cannot read pixels (corrupt or truncated file?): "
@@ -364,10 +489,27 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
     if not covered_any:
         raise SceneError(src_name, f"scene does not cover AOI {aoi.id}")
     roles = tuple(b.role for b in data_refs)
+    if no_nodata:
+        fill = fill_mask(out, valid, res_m)
+        if fill.any():
+            meta["fill_share"] = round(float(fill.sum()) / max(int(valid.sum()), 1), 4)
+            valid &= ~fill
     if mask_saturated and scene.sensor != "sar":
         sat = saturated_mask(out, roles, valid, res_m)
         meta["saturated_share"] = round(float(sat.sum()) / max(int(valid.sum()), 1), 4)
         valid &= ~sat
+    if apply_scale:
+        used = {}
+        for k, (sc, of) in enumerate(scales):
+            if (sc, of) != (1.0, 0.0) and math.isfinite(sc) and math.isfinite(of):
+                band = out[k]
+                band *= np.float32(sc)
+                band += np.float32(of)
+                if of < 0 and scene.sensor != "sar":
+                    np.maximum(band, 0, out=band)
+                used[roles[k]] = (sc, of)
+        if used:
+            meta["scaled"] = used
     aoi_px = geometry_mask([local_boundary], out_shape=(height, width), transform=transform, invert=True)
     if not aoi_px.any():
         aoi_px = geometry_mask([local_boundary], out_shape=(height, width), transform=transform,

@@ -18,6 +18,7 @@ import pytest
 import rasterio
 from pyproj import Transformer
 from rasterio.enums import ColorInterp
+from affine import Affine
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
@@ -519,3 +520,280 @@ def test_a_bright_scene_below_the_bit_depth_ceiling_is_not_clipped():
     bands[:] = 4095.0                                  # 12-bit ceiling, everywhere
     assert saturated_mask(bands, ("red", "green", "blue"), np.ones((50, 50), bool), 1.0).all()
     assert not saturated_mask(bands, ("nir",), np.ones((50, 50), bool), 1.0).any()
+
+
+# --------------------------------------------------------------------------
+# the imagery analysts have: grids, georeferences, side-cars, scaling, fill
+# --------------------------------------------------------------------------
+
+def _expected_coverage(chip, footprint_utm) -> float:
+    """Share of the chip's AOI pixels whose centres lie inside ``footprint_utm``."""
+    from rasterio.features import geometry_mask
+
+    aoi_px = geometry_mask([chip.local_aoi.boundary], out_shape=chip.shape, transform=chip.transform, invert=True)
+    inside = geometry_mask([footprint_utm], out_shape=chip.shape, transform=chip.transform, invert=True)
+    return float((aoi_px & inside).sum() / aoi_px.sum())
+
+
+def test_north_down_grid_is_read_the_right_way_up(tmp_path):
+    tr, w, h = _grid(UTM)
+    data = _target_image(w, h, 3)
+    data[:, : h // 4] = 90   # a band along the north edge, to see which way is up
+    flipped = data[:, ::-1, :].copy()
+    down = Affine(tr.a, 0.0, tr.c, 0.0, -tr.e, tr.f + tr.e * h)   # row 0 is the south edge
+    chip = read_chip(write_tif(tmp_path / "down.tif", flipped, UTM, down, overviews=()), _aoi(half_m=590), margin_m=0)
+    assert chip.coverage == pytest.approx(1.0)
+    assert _target_offset_m(chip) < 1.5 * GSD
+    north, south = chip.bands[0][:20], chip.bands[0][-20:]
+    assert np.median(north) == pytest.approx(90) and np.median(south) == pytest.approx(40)
+
+
+def test_rotated_grid_covers_only_its_true_outline(tmp_path):
+    """A 1.2 km scene rotated 30 degrees: the corners of its bounding box hold no data."""
+    from shapely import affinity
+    from shapely.geometry import box as sbox
+
+    tr, w, h = _grid(UTM)
+    cx, cy = tr * (w / 2, h / 2)
+    rot = Affine.translation(cx, cy) * Affine.rotation(30) * Affine.scale(GSD, -GSD) * Affine.translation(-w / 2, -h / 2)
+    path = write_tif(tmp_path / "rot.tif", _target_image(w, h), UTM, rot, overviews=())
+    scene = open_scene(path)
+    assert scene.gsd_m == pytest.approx(GSD)
+    chip = read_chip(scene, _aoi(half_m=800))
+    true_outline = affinity.rotate(sbox(cx - HALF_M, cy - HALF_M, cx + HALF_M, cy + HALF_M), 30, origin=(cx, cy))
+    assert chip.coverage == pytest.approx(_expected_coverage(chip, true_outline), abs=0.01)
+    assert chip.coverage < 0.6          # a bounding box would claim ~0.79
+    assert _target_offset_m(chip) < 1.5 * GSD
+
+
+def test_raster_in_the_next_utm_zone(tmp_path):
+    tr, w, h = _grid("EPSG:32653")
+    chip = read_chip(write_tif(tmp_path / "z53.tif", _target_image(w, h), "EPSG:32653", tr, overviews=()), _aoi())
+    assert chip.crs.to_epsg() == 32652 and chip.coverage == pytest.approx(1.0)
+    assert chip.gsd_m == pytest.approx(GSD, rel=0.02)
+    assert _target_offset_m(chip) < 1.5 * GSD
+
+
+def test_gcp_only_raster_is_warped_through_its_gcps(tmp_path):
+    from rasterio.control import GroundControlPoint
+
+    tr, w, h = _grid(UTM)
+    pts = [(0, 0), (w, 0), (w, h), (0, h), (w / 2, h / 3)]
+    gcps = [GroundControlPoint(row=r, col=c, x=(tr * (c, r))[0], y=(tr * (c, r))[1]) for c, r in pts]
+    p = tmp_path / "gcps.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", gcps=gcps, crs=UTM) as d:
+        d.write(_target_image(w, h))
+    scene = open_scene(str(p))
+    assert scene.properties["georef"] == "gcps" and scene.crs == UTM
+    assert scene.gsd_m == pytest.approx(GSD, rel=0.01)
+    chip = read_chip(scene, _aoi())
+    assert chip.meta["georef"] == "gcps" and chip.coverage == pytest.approx(1.0)
+    assert _target_offset_m(chip) < 1.5 * GSD
+
+
+def _rpc_scene(path, w=600, h=600):
+    """A raster with RPCs only: a plain lon/lat grid around (LON, LAT), ~2 m pixels."""
+    from rasterio.rpc import RPC
+
+    z = [0.0] * 20
+    half_lat, half_lon = HALF_M / 110950.0, HALF_M / (111320.0 * math.cos(math.radians(LAT)))
+    rpc = RPC(height_off=0.0, height_scale=500.0, lat_off=LAT, lat_scale=half_lat, long_off=LON,
+              long_scale=half_lon, line_off=h / 2, line_scale=h / 2, samp_off=w / 2, samp_scale=w / 2,
+              line_num_coeff=[0.0, 0.0, -1.0] + z[3:], line_den_coeff=[1.0] + z[1:],
+              samp_num_coeff=[0.0, 1.0] + z[2:], samp_den_coeff=[1.0] + z[1:])
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", rpcs=rpc) as d:
+        d.write(_target_image(w, h))
+    return str(path)
+
+
+def test_rpc_only_raster_is_warped_through_its_rpcs(tmp_path):
+    scene = open_scene(_rpc_scene(tmp_path / "rpc.tif"))
+    assert scene.properties["georef"] == "rpcs" and scene.crs == "EPSG:4326"
+    assert scene.gsd_m == pytest.approx(GSD, rel=0.02)
+    chip = read_chip(scene, _aoi())
+    assert chip.meta["georef"] == "rpcs" and chip.coverage == pytest.approx(1.0)
+    assert _target_offset_m(chip) < 2 * GSD
+
+
+def test_black_collar_without_nodata_is_not_valid(tmp_path):
+    """An export with a black (0) west quarter and no nodata; a small black roof stays valid."""
+    tr, w, h = _grid(UTM)
+    data = _target_image(w, h, 3)
+    data[:, :, : w // 4] = 0
+    data[:, 400:404, 400:406] = 0                     # an 8 m x 12 m black roof
+    path = write_tif(tmp_path / "collar.tif", data, UTM, tr, overviews=(), descriptions=["red", "green", "blue"])
+    chip = read_chip(path, _aoi(half_m=590))
+    west = tr.c + w / 4 * GSD
+    from shapely.geometry import box as sbox
+    assert chip.coverage == pytest.approx(_expected_coverage(chip, sbox(west, -1e8, 1e8, 1e8)), abs=0.01)
+    assert 0 < chip.meta["fill_share"] < 0.3
+    roof = ~chip.transform * (tr * (403, 402))
+    assert chip.valid[int(roof[1]), int(roof[0])]
+    # with nodata declared the collar is the nodata mask, as before
+    chip2 = read_chip(write_tif(tmp_path / "nd.tif", data, UTM, tr, overviews=(), nodata=0), _aoi(half_m=590))
+    assert "fill_share" not in chip2.meta and chip2.coverage == pytest.approx(chip.coverage, abs=0.01)
+
+
+def test_sar_border_fill_without_nodata(tmp_path):
+    tr, w, h = _grid(UTM)
+    data = np.full((2, h, w), 0.05, "float32")
+    data[:, : h // 2] = 0.0                           # north half: border fill
+    path = write_tif(tmp_path / "s1.tif", data, UTM, tr, overviews=(), descriptions=["VV", "VH"])
+    chip = read_chip(path, _aoi())
+    assert chip.sensor == "sar" and chip.coverage == pytest.approx(0.5, abs=0.02)
+
+
+def test_gdal_scale_and_offset_are_applied(tmp_path):
+    """Sentinel-2 L2A since 2022: reflectance = DN x 1e-4 - 0.1 (BOA_ADD_OFFSET -1000)."""
+    tr, w, h = _grid(UTM)
+    refl = np.array([0.04, 0.06, 0.05, 0.30])[:, None, None] * np.ones((4, h, w))
+    dn = np.round((refl + 0.1) / 1e-4).astype("uint16")
+    dn[:, 100:102, 100:102] = 900                     # dark-object noise: below the offset
+    path = write_tif(tmp_path / "s2.tif", dn, UTM, tr, overviews=(), descriptions=["red", "green", "blue", "nir"])
+    with rasterio.open(path, "r+") as d:
+        d.scales = [1e-4] * 4
+        d.offsets = [-0.1] * 4
+    chip = read_chip(path, _aoi(half_m=590), resampling="nearest")
+    assert np.median(chip.band("red")) == pytest.approx(0.04, abs=1e-4)
+    assert np.median(chip.band("nir")) == pytest.approx(0.30, abs=1e-4)
+    assert chip.bands.min() == 0.0                    # -0.01 reflectance is clipped, not negative
+    assert chip.meta["scaled"]["nir"] == pytest.approx((1e-4, -0.1))
+    raw = read_chip(path, _aoi(), apply_scale=False, resampling="nearest")
+    assert np.median(raw.band("red")) == 1400 and "scaled" not in raw.meta
+
+
+def test_float_reflectance_is_kept_and_never_called_saturated(tmp_path):
+    tr, w, h = _grid(UTM)
+    data = np.full((4, h, w), 0.08, "float32")
+    data[:, :300, :300] = 1.0                         # a bright (clipped) cloud in reflectance
+    path = write_tif(tmp_path / "refl.tif", data, UTM, tr, overviews=(), descriptions=["red", "green", "blue", "nir"])
+    chip = read_chip(path, _aoi(half_m=590))
+    assert chip.meta["saturated_share"] == 0 and chip.coverage == pytest.approx(1.0)
+    assert chip.bands.max() == pytest.approx(1.0) and "scaled" not in chip.meta
+
+
+def test_stac_raster_bands_scale_offset_and_nodata(tmp_path):
+    tr, w, h = _grid(UTM)
+    assets = {}
+    for key, cn, r in [("B04", "red", 0.05), ("B03", "green", 0.07), ("B02", "blue", 0.04)]:
+        dn = np.full((1, h, w), round((r + 0.1) * 1e4), "uint16")
+        dn[:, :, : w // 2] = 0                          # nodata (west half); the files do not say so
+        write_tif(tmp_path / f"{key}.tif", dn, UTM, tr, overviews=())
+        assets[cn] = {"href": f"./{key}.tif", "type": "image/tiff; application=geotiff", "roles": ["data"],
+                      "eo:bands": [{"name": key, "common_name": cn}],
+                      "raster:bands": [{"nodata": 0, "data_type": "uint16", "scale": 0.0001, "offset": -0.1}]}
+    scene = open_scene(_stac_item(tmp_path, "s2l2a", assets))
+    assert {(b.scale, b.offset, b.nodata) for b in scene.bands} == {(0.0001, -0.1, 0.0)}
+    chip = read_chip(scene, _aoi(), resampling="nearest")
+    assert chip.coverage == pytest.approx(0.5, abs=0.02)
+    assert np.median(chip.band("green")[chip.valid]) == pytest.approx(0.07, abs=1e-4)
+
+
+def _write_jp2(path, data, epsg, transform):
+    count, h, w = data.shape
+    with rasterio.open(path, "w", driver="JP2OpenJPEG", width=w, height=h, count=count, dtype=data.dtype.name,
+                       crs=epsg, transform=transform, QUALITY=100, REVERSIBLE=True) as d:
+        d.write(data)
+    return str(path)
+
+
+def test_sentinel2_l2a_item_with_10_20_60_m_jp2_bands(tmp_path):
+    """B02/B03/B04/B08 at 10 m, B11 and SCL at 20 m, B01 at 60 m, as JPEG 2000 files."""
+    x, y = Transformer.from_crs("EPSG:4326", UTM, always_xy=True).transform(LON, LAT)
+    x0, y0 = math.floor((x - 1200) / 60) * 60, math.ceil((y + 1200) / 60) * 60
+
+    def grid(res):
+        n = int(2400 / res)
+        return from_origin(x0, y0, res, res), n
+
+    assets = {}
+    for key, cn, res, v in [("B02", "blue", 10, 1300), ("B03", "green", 10, 1400), ("B04", "red", 10, 1500),
+                            ("B08", "nir", 10, 3000), ("B11", "swir16", 20, 2500), ("B01", "coastal", 60, 1200)]:
+        t, n = grid(res)
+        a = np.full((1, n, n), v, "uint16")
+        name = f"T52TGN_20230414T021531_{key}_{res}m.jp2"
+        _write_jp2(tmp_path / name, a, UTM, t)
+        assets[key] = {"href": f"./{name}", "type": "image/jp2", "roles": ["data"],
+                       "eo:bands": [{"name": key, "common_name": cn}]}
+    t, n = grid(20)
+    scl = np.full((1, n, n), 4, "uint8")
+    scl[0, :, n // 2:] = 9                             # cloud over the east half
+    _write_jp2(tmp_path / "T52TGN_20230414T021531_SCL_20m.jp2", scl, UTM, t)
+    assets["SCL"] = {"href": "./T52TGN_20230414T021531_SCL_20m.jp2", "type": "image/jp2", "roles": ["data"]}
+    scene = open_scene(_stac_item(tmp_path, "S2B_52TGN_20230414_0_L2A", assets))
+    assert scene.roles == ("red", "green", "blue", "nir", "mask")
+    assert scene.gsd_m == pytest.approx(10.0)
+    chip = read_chip(scene, _aoi(half_m=500))
+    assert chip.gsd_m == pytest.approx(10.0) and chip.roles == ("red", "green", "blue", "nir")
+    assert np.median(chip.band("nir")) == pytest.approx(3000)
+    edge = x0 + n // 2 * 20                            # the cloud's west edge (m)
+    cols_x = chip.transform.c + (np.arange(chip.shape[1]) + 0.5) * chip.gsd_m
+    west = cols_x < edge - 15
+    east = cols_x > edge + 15
+    assert chip.valid[:, west].all() and not chip.valid[:, east].any()
+
+
+def test_side_car_overviews_nodata_and_descriptions_are_found(tmp_path):
+    path = write_tif(tmp_path / "sc.tif", _target_image(*_grid(UTM)[1:]), UTM, _grid(UTM)[0], overviews=())
+    with rasterio.Env(TIFF_USE_OVR=True):
+        with rasterio.open(path, "r+") as d:
+            d.build_overviews([2, 4], rasterio.enums.Resampling.average)
+    assert os.path.exists(path + ".ovr")
+    Path(path + ".aux.xml").write_text('<PAMDataset><PAMRasterBand band="1"><Description>pan</Description>'
+                                       '<NoDataValue>0</NoDataValue></PAMRasterBand></PAMDataset>')
+    scene = open_scene(path)
+    assert scene.roles == ("pan",) and scene.properties["nodata"] == 0 and scene.properties["overviews"] == [2, 4]
+    chip = read_chip(scene, _aoi(), gsd_m=8.0)
+    assert list(chip.meta["overview_level"].values()) == [1]
+
+
+def test_world_file_and_prj_georeference(tmp_path):
+    from pyproj import CRS
+
+    tr, w, h = _grid(UTM)
+    p = tmp_path / "ortho.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", photometric="RGB") as d:
+        d.write(_target_image(w, h, 3))
+    (tmp_path / "ortho.tfw").write_text(f"{tr.a}\n0\n0\n{tr.e}\n{tr.c + tr.a / 2}\n{tr.f + tr.e / 2}\n")
+    with pytest.raises(SceneError, match="ortho.tif: no CRS"):
+        open_scene(str(p))
+    (tmp_path / "ortho.prj").write_text(CRS(UTM).to_wkt(version="WKT1_ESRI"))
+    scene = open_scene(str(p))
+    assert scene.crs == UTM and scene.properties["crs_from"] == ".prj file"
+    chip = read_chip(scene, _aoi())
+    assert chip.roles == ("red", "green", "blue") and _target_offset_m(chip) < 1.5 * GSD
+
+
+def test_tiny_scene_over_part_of_the_aoi(tmp_path):
+    tr, w, h = _grid(UTM)
+    corner = from_origin(tr.c + HALF_M - 100, tr.f - HALF_M + 100, GSD, GSD)   # 100 m square at the centre's NW
+    path = write_tif(tmp_path / "tiny.tif", np.full((1, 50, 50), 77, "uint8"), UTM, corner, overviews=())
+    chip = read_chip(path, _aoi())
+    assert chip.coverage == pytest.approx(100 * 100 / 400 / 400, rel=0.05)
+    assert chip.valid.sum() == pytest.approx(2500, rel=0.05)
+
+
+def test_scene_in_web_mercator_that_misses_the_aoi(tmp_path):
+    path = _scene(tmp_path, "EPSG:3857", name="elsewhere_3857.tif")
+    with pytest.raises(SceneError) as e:
+        read_chip(path, _aoi(lon=LON + 0.05))
+    assert "does not cover AOI" in _one_line(e.value, "elsewhere_3857.tif")
+
+
+def test_complex_and_paletted_rasters_are_refused(tmp_path):
+    tr, w, h = _grid(UTM)
+    p = tmp_path / "slc.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=w, height=h, count=1, dtype="complex64", crs=UTM,
+                       transform=tr) as d:
+        d.write(np.ones((1, h, w), "complex64"))
+    with pytest.raises(SceneError) as e:
+        read_chip(str(p), _aoi())
+    assert "complex" in _one_line(e.value, "slc.tif")
+    p = tmp_path / "pal.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", crs=UTM,
+                       transform=tr) as d:
+        d.write(_target_image(w, h))
+        d.write_colormap(1, {i: (i, 255 - i, 0, 255) for i in range(256)})
+    with pytest.raises(SceneError) as e:
+        read_chip(str(p), _aoi())
+    assert "paletted" in _one_line(e.value, "pal.tif")
