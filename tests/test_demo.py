@@ -15,12 +15,12 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
-    """A small demo: two years of Tumangang and Najin, processed and reported."""
+    """A small demo: four months of Tumangang and Najin (2 + 4 scenes), processed and reported."""
     from monitor.demo import run_demo
 
     d = tmp_path_factory.mktemp("demo")
     lines: list[str] = []
-    rep = run_demo(d, start="2023-07-01", end="2023-12-31", aois=["tumangang", "najin"], workers=2,
+    rep = run_demo(d, start="2023-08-01", end="2023-11-30", aois=["tumangang", "najin"], workers=2,
                    echo=lines.append)
     return d, rep, lines
 
@@ -47,7 +47,7 @@ def test_demo_rerun_skips_everything(demo_dir):
     d, _, _ = demo_dir
     before = len(Store(d / "monitor.db").observations())
     lines: list[str] = []
-    run_demo(d, start="2023-07-01", end="2023-12-31", aois=["tumangang", "najin"], workers=1, echo=lines.append)
+    run_demo(d, start="2023-08-01", end="2023-11-30", aois=["tumangang", "najin"], workers=1, echo=lines.append)
     assert len(Store(d / "monitor.db").observations()) == before
     assert any("0 scenes processed" in ln for ln in lines)
 
@@ -81,9 +81,9 @@ def test_quicklook_cli_writes_png(demo_dir, tmp_path):
     from monitor.cli import app
 
     d, _, _ = demo_dir
-    scene = sorted((d / "scenes" / "tumangang").rglob("*.tif"))[-1]
+    scene = sorted((d / "scenes" / "najin").rglob("*.tif"))[-1]
     out = tmp_path / "ql.png"
-    r = CliRunner().invoke(app, ["quicklook", str(scene), "--aoi", "tumangang", "--out", str(out)])
+    r = CliRunner().invoke(app, ["quicklook", str(scene), "--aoi", "najin", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert out.exists() and out.stat().st_size > 10_000
 
@@ -102,3 +102,85 @@ def test_notebook_runs_top_to_bottom(nb, demo_dir, monkeypatch):
     errors = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
+
+
+def test_report_counts_against_truth_and_draws_the_alert_scenes(demo_dir):
+    from monitor.demo import accuracy, accuracy_summary
+
+    d, rep, lines = demo_dir
+    st = Store(d / "monitor.db")
+    acc = accuracy(st, d / "scenes", ["tumangang", "najin"])
+    obs = st.observations()
+    assert len(acc) == len(obs)  # every observed scene has its truth
+    truth = pd.read_csv(d / "scenes" / "tumangang" / "truth_counts.csv")
+    r = acc[acc["aoi_id"] == "tumangang"].iloc[0]
+    assert r["truth"] == int(truth.set_index("name").loc[r["scene_id"], "count"])
+    assert (acc["error"] == acc["counted"] - acc["truth"]).all()
+    assert {"counted_large", "truth_large"} <= set(acc.columns)
+    summ = accuracy_summary(acc)
+    assert set(summ["aoi_id"]) == {"tumangang", "najin"}
+    text = rep.read_text()
+    assert "## Counted vs truth" in text and "<details>" in text
+    # every alert printed carries the scene's true count; every alert scene has a quicklook
+    for a in [ln for ln in lines if ln.startswith("ALERT")]:
+        assert "[synthetic truth:" in a
+    from monitor.alerts import stored_alerts
+    for a in stored_alerts(st)[:3]:
+        assert (rep.parent / f"{a.scene_id}.png").exists()
+    pics = [p for p in rep.parent.glob("*_2023*.png")]
+    assert pics and all(p.name in text for p in pics)
+
+
+def test_stored_result_is_what_was_counted(demo_dir):
+    from monitor.aoi import load_aoi
+    from monitor.demo import stored_result
+
+    d, _, _ = demo_dir
+    st = Store(d / "monitor.db")
+    o = st.observations(aoi="tumangang").sort_values("count").iloc[-1]
+    a = load_aoi("tumangang")
+    res = stored_result(st, o["scene_id"], a, a.utm_crs)
+    assert res[0].counts["railcar"] == int(o["count"]) and len(res[0].detections) == int(o["count"])
+    assert res[0].detections and res[0].detections[0].geometry.area > 10  # m^2 in UTM, not degrees
+
+
+def test_densest_window_holds_the_cluster():
+    from monitor.plots import densest_window
+
+    rng = np.random.default_rng(1)
+    pts = np.vstack([rng.uniform(0, 1000, (20, 2)), rng.normal((700, 300), 10, (30, 2))])
+    x0, y0, x1, y1 = densest_window(pts, 100, 50, (0, 0, 1000, 1000))
+    assert x1 - x0 == 100 and y1 - y0 == 50
+    assert x0 < 700 < x1 and y0 < 300 < y1
+    # kept inside the bounds and no larger than them
+    assert densest_window(pts[:1] * 0, 100, 50, (0, 0, 80, 1000))[0] == 0
+
+
+def test_scenario_notes_and_several_shuttles(tmp_path):
+    from monitor.errors import InputError
+    from monitor.synth.scenario import load_scenario
+
+    sc = load_scenario({"aois": {"p": {"kind": "port", "noise": 0.0, "shuttle_length_m": [100, 110], "keyframes": [
+        {"date": "2020-01-01", "small": 0, "shuttle": 2.0, "note": "two ships always in port"}]}}})
+    assert sc.expected("p", "port", "2021-01-01") == {"shuttle": 2.0, "small": 0.0}
+    got = sc.draw("p", "port", "2021-01-01", np.random.default_rng(0))
+    assert len(got["lengths"]) == 2 and all(100 <= x <= 110 for x in got["lengths"])
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"aois": {"x": {"keyframes": [{"date": "2020-01-01", "note": 3}]}}}')
+    with pytest.raises(InputError, match="bad.json.*note") as e:
+        load_scenario(bad)
+    assert "\n" not in str(e.value)
+
+
+def test_default_scenario_ports_follow_the_reporting():
+    from monitor.synth.scenario import default_scenario
+
+    sc = default_scenario()
+    before = sc.expected("dunay", "port", "2022-06-01")
+    after = sc.expected("dunay", "port", "2023-10-01")
+    assert before["shuttle"] == 0 and before["large"] == 0 and after["shuttle"] > 0  # quiet Dunay, then the ships
+    covid = sc.expected("najin", "port", "2021-06-01")
+    oct23 = sc.expected("najin", "port", "2023-10-20")
+    assert oct23["shuttle"] + oct23["large"] > 5 * (covid["shuttle"] + covid["large"])
+    for aid in ("najin", "dunay"):
+        assert all(isinstance(k.get("note", ""), str) for k in sc.entry(aid, "port")["keyframes"])

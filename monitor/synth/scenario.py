@@ -4,9 +4,12 @@ A scenario file holds, per AOI id, keyframes ``{"date": "YYYY-MM-DD",
 <type>: expected count, ...}``; between keyframes counts are linearly
 interpolated, before the first / after the last they are held. Rail
 types: gondola, tank, boxcar, flat, locomotive. Port types: small,
-medium, large (size classes) and ``shuttle`` (probability 0..1 that a
-ship of ``shuttle_length_m`` = [min, max] metres is in port). ``noise``
-is the relative spread of a scene's count around the expected value.
+medium, large (size classes) and ``shuttle``: the expected number of
+ships of ``shuttle_length_m`` = [min, max] metres in port (its whole part
+is always there, its fraction is the probability of one more; values in
+0..1 are the probability that one is in port). A keyframe may carry a
+``"note"`` (text: where its numbers come from). ``noise`` is the relative
+spread of a scene's count around the expected value.
 AOIs not listed use ``defaults[kind]``. The bundled default follows
 public reporting on the Tumangang-Khasan crossing and Rajin/Dunay
 (``monitor/synth/scenarios/default.json``).
@@ -25,6 +28,8 @@ import numpy as np
 from monitor.errors import InputError
 
 RAIL_TYPES = ("gondola", "tank", "boxcar", "flat", "locomotive")
+#: keyframe keys that hold text, not counts
+_TEXT_KEYS = ("date", "note")
 PORT_TYPES = ("small", "medium", "large", "very_large")
 
 
@@ -59,7 +64,7 @@ class Scenario:
         kf = sorted(e["keyframes"], key=lambda k: k["date"])
         t = _d(when).toordinal()
         ts = np.array([_d(k["date"]).toordinal() for k in kf], float)
-        keys = sorted({k for f in kf for k in f if k != "date"})
+        keys = sorted({k for f in kf for k in f if k not in _TEXT_KEYS})
         return {k: float(np.interp(t, ts, [float(f.get(k, 0)) for f in kf])) for k in keys}
 
     def draw(self, aoi_id: str, kind: str, when, rng) -> dict:
@@ -76,9 +81,12 @@ class Scenario:
                 continue
             lam = max(v, 0.0) * float(np.exp(rng.normal(0, noise) - noise ** 2 / 2))
             out[k] = int(rng.poisson(lam)) if lam > 0 else 0
-        if kind == "port" and rng.random() < exp.get("shuttle", 0.0):
-            lo, hi = e.get("shuttle_length_m", [100, 135])
-            out["lengths"] = [float(rng.uniform(lo, hi))]
+        if kind == "port":
+            s = max(exp.get("shuttle", 0.0), 0.0)
+            n = int(s) + int(rng.random() < s - int(s))
+            if n:
+                lo, hi = e.get("shuttle_length_m", [100, 135])
+                out["lengths"] = [float(rng.uniform(lo, hi)) for _ in range(n)]
         return out
 
 
@@ -127,7 +135,10 @@ def _from_doc(doc, src: str) -> Scenario:
             except Exception:
                 raise InputError(src, f"AOI {aid!r} keyframe {i}: 'date' must be YYYY-MM-DD") from None
             for k, v in f.items():
-                if k != "date" and (not isinstance(v, (int, float)) or v < 0):
+                if k == "note":
+                    if not isinstance(v, str):
+                        raise InputError(src, f"AOI {aid!r} keyframe {i}: 'note' must be text")
+                elif k != "date" and (not isinstance(v, (int, float)) or v < 0):
                     raise InputError(src, f"AOI {aid!r} keyframe {i}: {k!r} must be a non-negative number")
     return Scenario(name=str(doc.get("name", Path(src).stem)), aois=doc.get("aois", {}), defaults=doc.get("defaults", {}),
                     revisit_days=float(doc.get("revisit_days", 5)), cloud=doc.get("cloud", {}), source=src)
