@@ -296,11 +296,25 @@ def fill_mask(bands: np.ndarray, valid: np.ndarray, gsd_m: float, *, min_width_m
     ``valid`` the pixels that hold data; ``gsd_m`` the pixel size in
     metres. Patches narrower than ``min_width_m`` metres (a black car or
     roof in an 8-bit product) stay valid. Returns True where invalid."""
-    zero = valid.copy()
-    for b in bands:
-        zero &= b == 0
-    if not zero.any():
-        return zero
+    m = _fill(bands, valid, gsd_m, min_width_m)
+    return np.zeros(valid.shape, bool) if m is None else m
+
+
+def _fill(bands, valid, gsd_m, min_width_m=20.0):
+    """:func:`fill_mask`, or ``None`` when no pixel is 0 in every band."""
+    h, w = valid.shape
+    zero = None
+    step = max(1, (1 << 20) // max(w, 1))
+    for r0 in range(0, h, step):      # in row blocks: no full-size temporaries
+        z = valid[r0:r0 + step].copy()
+        for b in bands:
+            z &= b[r0:r0 + step] == 0
+        if z.any():
+            if zero is None:
+                zero = np.zeros((h, w), bool)
+            zero[r0:r0 + step] = z
+    if zero is None:
+        return None
     return _wide(zero, gsd_m, min_width_m) & valid
 
 
@@ -490,8 +504,8 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
         raise SceneError(src_name, f"scene does not cover AOI {aoi.id}")
     roles = tuple(b.role for b in data_refs)
     if no_nodata:
-        fill = fill_mask(out, valid, res_m)
-        if fill.any():
+        fill = _fill(out, valid, res_m)
+        if fill is not None and fill.any():
             meta["fill_share"] = round(float(fill.sum()) / max(int(valid.sum()), 1), 4)
             valid &= ~fill
     if mask_saturated and scene.sensor != "sar":

@@ -8,19 +8,36 @@ Discovery and metadata reading live here; reading pixels is
 Where the metadata comes from, first hit wins:
 
 - acquisition time (UTC): STAC ``datetime`` (or ``start_datetime``), then
-  the GeoTIFF tags ``TIFFTAG_DATETIME`` / ``ACQUISITIONDATETIME`` (default
-  and ``IMAGERY`` metadata domains), then a date in the file name
-  (``..._20230414T021530_...`` or ``2023-04-14``); ``None`` if none.
+  an acquisition tag (``ACQUISITIONDATETIME``..., default and ``IMAGERY``
+  metadata domains), then a side-car metadata file (PlanetScope
+  ``<id>_metadata.json``, Maxar ``<stem>.IMD``), then ``TIFFTAG_DATETIME``,
+  then a date in the file name (``..._20230414T021530_...``,
+  ``20230414_021530_...``, ``2023-04-14``, Maxar ``22MAR14021530-...``);
+  ``None`` if none. ``TIFFTAG_DATETIME`` is when the file was written
+  (TIFF 6.0), so a file name holding an earlier day wins over it.
+  ``properties["acquired_from"]`` says which.
 - band roles: an explicit ``bands`` option, STAC ``eo:bands`` common names
   and ``sar:polarizations``, band descriptions (``"red"``, ``"B04"``,
-  ``"vv"``...), colour interpretation, then the band count (1: gray, 3:
-  RGB, 4: RGB + NIR; for SAR 1: VV, 2: VV + VH).
+  ``"vv"``...), colour interpretation (red/green/blue/alpha/pan/nir), the
+  band order of named commercial products (PlanetScope, SkySat and Maxar
+  multispectral files are blue, green, red, NIR: :data:`PRODUCT_BAND_ORDERS`),
+  then the band count (1: gray, 3: RGB, 4: RGB + NIR; for SAR 1: VV,
+  2: VV + VH). Bands the detectors do not use (coastal, red edge, SWIR,
+  thermal...) are left out; raster scenes keep the file's band order.
 - sensor: the explicit option, the SAR extension / SAR band roles, else
   ``"optical"``.
-- ``gsd_m``: ground metres per pixel of the finest band; for geographic
-  CRSs and Web Mercator (EPSG:3857) the pixel size is measured on the
-  ellipsoid at the scene centre, so a 10 m Web-Mercator pixel at 42 deg N
-  gives 7.4 m.
+- ``gsd_m``: ground metres per pixel of the finest data band; for
+  geographic CRSs and Web Mercator (EPSG:3857) the pixel size is measured
+  on the ellipsoid at the scene centre, so a 10 m Web-Mercator pixel at
+  42 deg N gives 7.4 m.
+- georeference (:func:`raster_georef`): the geotransform (rotated and
+  north-down grids too) in the file's CRS or a ``.prj`` beside a world
+  file; else GCPs; else RPCs. ``footprint`` is the pixel grid's true
+  outline in WGS84.
+- sun and view angles (``view:sun_azimuth``, ``view:sun_elevation``,
+  ``view:off_nadir``, degrees), ``gsd``, ``platform``: STAC properties, or
+  for raster files their tags and side-car metadata, under STAC names in
+  ``Scene.properties``.
 """
 
 from __future__ import annotations
@@ -576,7 +593,7 @@ def sidecar_metadata(path: str) -> dict:
                 text = Path(folder, f).read_text(errors="replace")
             except OSError:
                 continue
-            kv = dict(m.groups() for m in re.finditer(r"(?m)^\s*(\w+)\s*=\s*\"?([^;\"]*)\"?\s*;", text))
+            kv = dict(m.groups() for m in re.finditer(r"(?m)^[ \t]*(\w+)[ \t]*=[ \t]*\"?([^;\"\n]*)\"?[ \t]*;", text))
             out = _stac_named(kv)
             if out:
                 out["_sidecar"] = f

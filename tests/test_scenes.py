@@ -332,3 +332,172 @@ def test_earth_search_like_item_prefers_exact_common_names(tmp_path):
     assert s.roles == ("red", "green", "blue", "nir", "mask")
     assert [Path(b.href).name for b in s.bands] == ["B04.tif", "B03.tif", "B02.tif", "B08.tif", "SCL.tif"]
     assert s.bands[-1].name == "scl" and s.cloud_cover == 3.5
+
+
+# --------------------------------------------------------------------------
+# the imagery analysts have: product names, side-cars, band layouts, STAC forms
+# --------------------------------------------------------------------------
+
+def test_planetscope_analytic_band_order_name_time_and_side_car(tmp_path):
+    """PlanetScope analytic files name no band: blue, green, red, NIR by the product's convention."""
+    stem = "20230414_021530_12_2416"
+    p = write(tmp_path / f"{stem}_3B_AnalyticMS_SR.tif", count=4, dtype="uint16")
+    s = open_scene(p)
+    assert s.roles == ("blue", "green", "red", "nir")
+    assert [b.index for b in s.bands] == [1, 2, 3, 4]
+    assert s.acquired == datetime(2023, 4, 14, 2, 15, 30, tzinfo=timezone.utc)
+    assert s.properties["acquired_from"] == "file name"
+    (tmp_path / f"{stem}_metadata.json").write_text(json.dumps({
+        "id": stem, "type": "Feature", "geometry": None,
+        "properties": {"acquired": "2023-04-14T02:15:30.954Z", "sun_azimuth": 151.2, "sun_elevation": 55.1,
+                       "view_angle": 3.4, "gsd": 3.9, "cloud_cover": 0.02, "satellite_id": "2416"}}))
+    s = open_scene(p)
+    assert s.acquired == datetime(2023, 4, 14, 2, 15, 30, 954000, tzinfo=timezone.utc)
+    assert s.properties["view:sun_azimuth"] == 151.2 and s.properties["view:sun_elevation"] == 55.1
+    assert s.properties["view:off_nadir"] == 3.4 and s.cloud_cover == pytest.approx(2.0)
+    assert s.properties["sidecar"] == f"{stem}_metadata.json"
+    # the folder search does not take the side-car for a scene
+    assert [Path(x.path).name for x in find_scenes(tmp_path)] == [Path(p).name]
+
+
+def test_maxar_name_time_eight_bands_and_imd(tmp_path):
+    stem = "22MAR14021530-M2AS-013456789010_01_P001"
+    p = write(tmp_path / f"{stem}.TIF", count=8, dtype="uint16")
+    s = open_scene(p)
+    assert s.roles == ("blue", "green", "red", "nir")   # bands stay in file order
+    assert [b.index for b in s.bands] == [2, 3, 5, 7]   # WorldView-2/3 coastal, blue, green, yellow, red, ...
+    assert s.acquired == datetime(2022, 3, 14, 2, 15, 30, tzinfo=timezone.utc)
+    (tmp_path / f"{stem}.IMD").write_text('version = "28.3";\nBEGIN_GROUP = IMAGE_1\n'
+                                           '\tfirstLineTime = 2022-03-14T02:15:31.123456Z;\n'
+                                           '\tmeanSunAz = 148.7;\n\tmeanSunEl = 44.0;\n\tcloudCover = 0.1;\n'
+                                           'END_GROUP = IMAGE_1\n')
+    s = open_scene(p)
+    assert s.acquired == datetime(2022, 3, 14, 2, 15, 31, 123456, tzinfo=timezone.utc)
+    assert s.properties["view:sun_azimuth"] == 148.7 and s.cloud_cover == pytest.approx(10.0)
+
+
+def test_described_bands_the_detectors_do_not_use_are_left_out(tmp_path):
+    names = ["coastal_blue", "blue", "green_i", "green", "yellow", "red", "rededge", "nir"]
+    s = open_scene(write(tmp_path / "ps8.tif", count=8, dtype="uint16", descriptions=names))
+    assert s.roles == ("blue", "green", "red", "nir")
+    assert [b.index for b in s.bands] == [2, 4, 6, 8]
+
+
+def test_colour_interpretation_names_nir_and_pan(tmp_path):
+    from rasterio.enums import ColorInterp as CI
+
+    p = write(tmp_path / "bgrn.tif", count=4, dtype="uint16")
+    with rasterio.open(p, "r+") as d:
+        d.colorinterp = [CI.blue, CI.green, CI.red, CI.nir]
+    assert open_scene(p).roles == ("blue", "green", "red", "nir")
+    p = write(tmp_path / "p.tif", dtype="uint16")
+    with rasterio.open(p, "r+") as d:
+        d.colorinterp = [CI.pan]
+    assert open_scene(p).roles == ("pan",)
+
+
+def test_tiff_datetime_is_the_writing_time_when_the_name_holds_an_earlier_day(tmp_path):
+    s = open_scene(write(tmp_path / "najin_2021-09-30.tif", tags={"TIFFTAG_DATETIME": "2024:02:01 10:00:00"}))
+    assert s.acquired == datetime(2021, 9, 30, tzinfo=timezone.utc)
+    assert s.properties["acquired_from"].startswith("file name")
+    s = open_scene(write(tmp_path / "najin_2021-10-01.tif", tags={"TIFFTAG_DATETIME": "2021:10:01 02:03:04"}))
+    assert s.acquired == datetime(2021, 10, 1, 2, 3, 4, tzinfo=timezone.utc)  # same day: the tag has the time
+    s = open_scene(write(tmp_path / "najin_2021-10-02.tif", tags={"TIFFTAG_DATETIME": "2024:02:01 10:00:00",
+                                                                 "ACQUISITIONDATETIME": "2021-10-02T02:00:00Z"}))
+    assert s.acquired == datetime(2021, 10, 2, 2, 0, tzinfo=timezone.utc)
+
+
+def test_rotated_and_gcp_scenes_have_true_footprints(tmp_path):
+    from affine import Affine
+    from rasterio.control import GroundControlPoint
+
+    x, y = _utm_xy()
+    rot = Affine.translation(x, y) * Affine.rotation(45) * Affine.scale(2, -2) * Affine.translation(-32, -32)
+    p = tmp_path / "rot.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8", crs=UTM,
+                       transform=rot) as d:
+        d.write(np.ones((1, 64, 64), "uint8"))
+    s = open_scene(str(p))
+    to_utm = Transformer.from_crs("EPSG:4326", UTM, always_xy=True)
+    area = Polygon([to_utm.transform(*c) for c in s.footprint.exterior.coords]).area
+    assert area == pytest.approx(128 * 128, rel=0.01) and s.gsd_m == pytest.approx(2.0)
+    g = [GroundControlPoint(row=r, col=c, x=x - 64 + 2 * c, y=y + 64 - 2 * r) for r, c in [(0, 0), (0, 64), (64, 64), (64, 0)]]
+    q = tmp_path / "gcp.tif"
+    with rasterio.open(q, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8", gcps=g, crs=UTM) as d:
+        d.write(np.ones((1, 64, 64), "uint8"))
+    s = open_scene(str(q))
+    assert s.properties["georef"] == "gcps" and s.gsd_m == pytest.approx(2.0)
+    assert s.footprint.contains(Polygon(_aoi(half_deg=0.0003).boundary))
+
+
+def test_stac_item_collection_with_relative_hrefs(tmp_path):
+    d = tmp_path / "search"
+    (d / "img").mkdir(parents=True)
+    feats = []
+    for i in range(2):
+        write(d / "img" / f"s{i}.tif", count=3, lon=LON + 0.01 * i)
+        feats.append({"type": "Feature", "stac_version": "1.0.0", "id": f"s{i}", "geometry": None,
+                      "properties": {"datetime": f"2023-0{i + 1}-05T02:00:00Z", "view:sun_azimuth": 160.0 + i,
+                                     "gsd": 2.0, "platform": "testsat"},
+                      "links": [], "assets": {"image": {"href": f"img/s{i}.tif", "type": "image/tiff",
+                                                        "roles": ["data"]}}})
+    (d / "results.json").write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    scenes = find_scenes(d / "results.json")
+    assert [s.id for s in scenes] == ["s0", "s1"]
+    assert scenes[1].hrefs == (str(d / "img" / "s1.tif"),)
+    assert scenes[1].properties["view:sun_azimuth"] == 161.0 and scenes[1].acquired.month == 2
+    # the folder search finds the same two scenes once (the tifs are claimed by the collection)
+    assert sorted(s.id for s in find_scenes(d)) == ["s0", "s1"]
+
+
+def test_stac_0_9_eo_band_indices_and_unused_assets(tmp_path):
+    for k in ("B01", "B02", "B03", "B04", "B05", "B08", "B11", "AOT", "WVP"):
+        write(tmp_path / f"{k}.tif", dtype="uint16")
+    eo = [{"name": "B01", "common_name": "coastal"}, {"name": "B02", "common_name": "blue"},
+          {"name": "B03", "common_name": "green"}, {"name": "B04", "common_name": "red"},
+          {"name": "B05"}, {"name": "B08", "common_name": "nir"}, {"name": "B11", "common_name": "swir16"}]
+    assets = {k: {"href": f"./{k}.tif", "type": "image/tiff", "roles": ["data"], "eo:bands": [i]}
+              for i, k in enumerate(("B01", "B02", "B03", "B04", "B05", "B08", "B11"))}
+    assets["AOT"] = {"href": "./AOT.tif", "type": "image/tiff", "roles": ["data"]}
+    assets["WVP"] = {"href": "./WVP.tif", "type": "image/tiff", "roles": ["data"]}
+    p = _item(tmp_path, assets, props={"eo:bands": eo})
+    s = open_scene(p)
+    assert s.roles == ("red", "green", "blue", "nir")
+    assert [Path(b.href).name for b in s.bands] == ["B04.tif", "B03.tif", "B02.tif", "B08.tif"]
+
+
+def test_unknown_single_band_assets_do_not_become_gray_beside_named_bands(tmp_path):
+    write(tmp_path / "r.tif", dtype="uint16")
+    write(tmp_path / "x.tif", dtype="uint16")
+    p = _item(tmp_path, {"red": {"href": "./r.tif", "type": "image/tiff", "roles": ["data"]},
+                         "product_quality": {"href": "./x.tif", "type": "image/tiff", "roles": ["data"]}})
+    assert open_scene(p).roles == ("red",)
+    q = _item(tmp_path, {"image": {"href": "./x.tif", "type": "image/tiff", "roles": ["data"]}}, name="only")
+    assert open_scene(q).roles == ("gray",)
+
+
+def test_catalog_folder_with_a_broken_item_goes_on(tmp_path):
+    cat = _make_catalog(tmp_path / "cat", n=2)
+    item1 = tmp_path / "cat" / "scene-1" / "scene-1.json"
+    if not item1.exists():
+        item1 = next(p for p in (tmp_path / "cat").rglob("*.json") if "scene-1" in p.name)
+    item1.write_text('{"type": "Feature", "id": "scene-1", truncated')
+    (tmp_path / "cat" / "stray.json").write_text(json.dumps({"type": "Feature", "stac_version": "1.0.0",
+                                                              "id": "gone", "geometry": None,
+                                                              "properties": {"datetime": None}, "links": [],
+                                                              "assets": {"red": {"href": "./nothere.tif",
+                                                                                 "type": "image/tiff"}}}))
+    errors: list = []
+    scenes = find_scenes(tmp_path / "cat", errors=errors)
+    assert "scene-0" in [s.id for s in scenes]
+    msgs = [str(e) for e in errors]
+    assert msgs and all("\n" not in m for m in msgs)
+    assert any("nothere.tif" in m and "no such file" in m for m in msgs)
+
+
+def test_remote_hrefs_become_gdal_virtual_paths(tmp_path):
+    from monitor.scenes import _asset_href
+
+    assert _asset_href("https://example.org/a/B04.tif", str(tmp_path / "i.json")) == "/vsicurl/https://example.org/a/B04.tif"
+    assert _asset_href("s3://bucket/B04.tif", "x.json") == "/vsis3/bucket/B04.tif"
+    assert _asset_href("../img/B04.tif", "/data/items/i.json") == "/data/img/B04.tif"
