@@ -223,6 +223,8 @@ def _mask_valid(arr: np.ndarray, name: str | None) -> np.ndarray:
         return ~np.isin(arr, SCL_INVALID)
     if n == "qa_pixel":
         return (arr.astype(np.uint32) & QA_PIXEL_INVALID_BITS) == 0
+    if "udm2" in n:      # PlanetScope usable data mask 2, band 1 "clear"
+        return arr == 1
     return arr == 0
 
 

@@ -73,6 +73,7 @@ ROLE_ALIASES = {
     "sigma0_vv": "vv", "sigma0_vh": "vh", "sigma0_hh": "hh", "sigma0_hv": "hv",
     "mask": "mask", "cloud": "mask", "clouds": "mask", "cloud_mask": "mask", "cloud-mask": "mask",
     "cloudmask": "mask", "scl": "mask", "qa_pixel": "mask",
+    "udm2": "mask", "ortho_udm2": "mask", "udm": "mask", "ortho_udm": "mask",
     "alpha": "alpha",
 }
 #: Band role of bands the detectors do not use (coastal, red edge, SWIR,
@@ -106,7 +107,8 @@ class BandRef:
     pixels, except a Sentinel-2 scene classification band (name ``scl``),
     where classes 0, 1, 3, 8, 9 and 10 (no data, saturated, cloud shadow,
     clouds, cirrus) are invalid, and a Landsat ``qa_pixel`` band, where
-    the fill, dilated cloud, cloud and cloud shadow bits are invalid.
+    the fill, dilated cloud, cloud and cloud shadow bits are invalid, and a
+    PlanetScope ``udm2`` file, whose band 1 ("clear") is 1 where clear.
 
     ``scale``, ``offset`` and ``nodata`` come from a STAC asset's
     ``raster:bands`` (physical value = stored value x scale + offset);
@@ -420,7 +422,7 @@ _TIME_TAGS = ("ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "ACQUISITION_TIME",
               "TIFFTAG_DATETIME", "DATETIME", "ACQUIRED", "SENSING_TIME", "DATE_ACQUIRED")
 _NAME_DATE = re.compile(
     r"(?<!\d)((?:19|20)\d{2})[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])"
-    r"(?:[T_ ]?([01]\d|2[0-3])[:]?([0-5]\d)[:]?([0-5]\d))?(?!\d)")
+    r"(?:[Tt_ ]?([01]\d|2[0-3])[:]?([0-5]\d)[:]?([0-5]\d))?(?!\d)")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -556,6 +558,30 @@ def _stac_named(d: dict) -> dict:
     return out
 
 
+def sidecar_udm2(path: str) -> str | None:
+    """A PlanetScope usable-data mask beside a raster (``<prefix>udm2.tif``
+    whose ``<prefix>`` starts the raster's name, e.g. ``..._3B_udm2.tif``
+    beside ``..._3B_AnalyticMS_SR.tif``), else ``None``."""
+    if _is_remote(path):
+        return None
+    folder, name = os.path.split(os.path.abspath(path))
+    stem = os.path.splitext(name)[0]
+    if "udm" in stem.lower():
+        return None
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return None
+    for f in sorted(names):
+        low = f.lower()
+        for suffix in ("udm2.tif", "udm2_clip.tif"):
+            if low.endswith(suffix):
+                prefix = f[: -len(suffix)]
+                if prefix and stem.startswith(prefix) or (prefix.endswith("_") and stem.startswith(prefix[:-1])):
+                    return os.path.join(folder, f)
+    return None
+
+
 def sidecar_metadata(path: str) -> dict:
     """STAC-named metadata from a side-car file beside a raster, ``{}`` if none.
 
@@ -635,6 +661,7 @@ PRODUCT_BAND_ORDERS = (
 )
 
 _CI_ROLES = None
+_POL_IN_NAME = re.compile(r"(?i)(?:^|[-_.])(vv|vh|hh|hv)(?:[-_.]|$)")
 
 
 def _colorinterp_role(c, n: int, sensor: str | None) -> str | None:
@@ -686,8 +713,13 @@ def raster_roles(src, href: str, sensor: str | None = None,
             if r is None and i < len(ci):
                 r = _colorinterp_role(ci[i], n, sensor)
             roles.append(r)
+        name = os.path.basename(href)
+        if n == 1 and not desc[0] and sensor != "optical":
+            # one polarisation per file, named so: Sentinel-1 ``s1a-iw-grd-vv-...tiff``, ASF RTC ``..._VV.tif``
+            m = _POL_IN_NAME.search(os.path.splitext(name)[0])
+            if m:
+                roles = [m.group(1).lower()]
         if all(r is None for r in roles) and sensor != "sar":
-            name = os.path.basename(href)
             for pat, layouts in PRODUCT_BAND_ORDERS:
                 if n in layouts and pat.search(name):
                     roles = list(layouts[n])
@@ -825,6 +857,10 @@ def scene_from_raster(path: str, *, sensor: str | None = None,
     if cc is None and isinstance(side.get("eo:cloud_cover"), float):
         cc = side["eo:cloud_cover"]
     band_refs = tuple(BandRef(href=str(path), index=i, role=r, name=n) for i, r, n in roles if r != SKIP)
+    udm2 = sidecar_udm2(path)
+    if udm2 is not None and "mask" not in [b.role for b in band_refs]:
+        band_refs += (BandRef(href=udm2, index=1, role="mask", name="udm2"),)
+        props["mask_from"] = os.path.basename(udm2)
     return Scene(
         id=file_digest(path),
         path=str(path),

@@ -797,3 +797,31 @@ def test_complex_and_paletted_rasters_are_refused(tmp_path):
     with pytest.raises(SceneError) as e:
         read_chip(str(p), _aoi())
     assert "paletted" in _one_line(e.value, "pal.tif")
+
+
+def test_planetscope_udm2_clears_cloudy_pixels(tmp_path):
+    tr, w, h = _grid(UTM)
+    stem = "20230414_021530_12_2416_3B"
+    path = write_tif(tmp_path / f"{stem}_AnalyticMS_SR.tif", _target_image(w, h, 4, "uint16", 400, 3000), UTM, tr,
+                     overviews=())
+    udm2 = np.zeros((8, h, w), "uint8")
+    udm2[0, :, : w // 2] = 1                          # band 1 "clear": the west half
+    udm2[5, :, w // 2:] = 1                           # band 6 "cloud": the east half
+    write_tif(tmp_path / f"{stem}_udm2.tif", udm2, UTM, tr, overviews=())
+    chip = read_chip(open_scene(path), _aoi())
+    assert chip.roles == ("blue", "green", "red", "nir")
+    assert chip.coverage == pytest.approx(0.5, abs=0.02)
+    assert chip.valid[:, :10].all() and not chip.valid[:, -10:].any()
+
+
+def test_gray_plus_alpha_is_one_band_with_its_mask(tmp_path):
+    tr, w, h = _grid(UTM)
+    data = np.concatenate([_target_image(w, h), (_west_half_invalid(w, h) * 255).astype("uint8")[None]])
+    path = tmp_path / "la.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=2, dtype="uint8", crs=UTM,
+                       transform=tr, alpha="YES") as d:
+        d.write(data)
+    with rasterio.open(path) as s:
+        assert s.colorinterp[1] == ColorInterp.alpha
+    chip = read_chip(str(path), _aoi())
+    assert chip.roles == ("gray",) and chip.coverage == pytest.approx(0.5, abs=0.02)

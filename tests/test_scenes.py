@@ -501,3 +501,22 @@ def test_remote_hrefs_become_gdal_virtual_paths(tmp_path):
     assert _asset_href("https://example.org/a/B04.tif", str(tmp_path / "i.json")) == "/vsicurl/https://example.org/a/B04.tif"
     assert _asset_href("s3://bucket/B04.tif", "x.json") == "/vsis3/bucket/B04.tif"
     assert _asset_href("../img/B04.tif", "/data/items/i.json") == "/data/img/B04.tif"
+
+
+def test_planetscope_udm2_side_car_is_the_cloud_mask(tmp_path):
+    stem = "20230414_021530_12_2416_3B"
+    p = write(tmp_path / f"{stem}_AnalyticMS_SR_clip.tif", count=4, dtype="uint16")
+    write(tmp_path / f"{stem}_udm2_clip.tif", count=8, value=1)
+    s = open_scene(p)
+    assert s.roles == ("blue", "green", "red", "nir", "mask")
+    assert s.bands[-1].name == "udm2" and s.bands[-1].href.endswith("_udm2_clip.tif")
+    # the mask file is claimed by its scene, not listed as a scene of its own
+    assert len(find_scenes(tmp_path)) == 1
+
+
+def test_polarisation_from_a_sentinel1_file_name(tmp_path):
+    s = open_scene(write(tmp_path / "s1a-iw-grd-vh-20230414t092512-20230414t092537-048108-05c8e7-002.tiff",
+                         dtype="uint16"))
+    assert s.roles == ("vh",) and s.sensor == "sar"
+    assert s.acquired == datetime(2023, 4, 14, 9, 25, 12, tzinfo=timezone.utc)
+    assert open_scene(write(tmp_path / "rajin_vivid.tif")).roles == ("gray",)
