@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from affine import Affine
 from rasterio.crs import CRS
+from scipy import ndimage
 from shapely.geometry import LineString, box
 
 from monitor.aoi import AOI, Feature
@@ -76,7 +77,7 @@ def hline(y_m, x0=5.0, x1=295.0, dy=0.0):
 
 def test_registered_for_rail_yards():
     spec = detectors()["railcar"]
-    assert spec.fn is detect_railcars and spec.version == VERSION == "1.1" and "rail_yard" in spec.kinds
+    assert spec.fn is detect_railcars and spec.version == VERSION == "1.2" and "rail_yard" in spec.kinds
 
 
 def test_empty_yard_gives_zero():
@@ -302,3 +303,49 @@ def test_deshade_keeps_a_train_and_empties_a_shaded_track():
     res = detect_railcars(chip)
     assert res.counts["railcar"] == len(cars)
     assert all(d.geometry.bounds[2] - X0 < 100.0 for d in res.detections)
+
+
+def dark_bed_yard(gsd):
+    """Three tracks; cars on the outer two cast shadows north (sun in the
+    south); the middle track is empty with old dark sleepers and a dark
+    ballast shoulder whose darkness, blurred, reaches both flanks."""
+    ys = (15.0, 35.0, 55.0)
+    trains = {0: [(20.0, [14.0] * 8)], 2: [(60.0, [14.0] * 4)]}
+    bands, valid, truth = yard(width_m=400.0, height_m=70.0, gsd=gsd, tracks_y=ys, trains=trains, seed=3)
+    h, w = valid.shape
+    U, V = np.meshgrid((np.arange(w) + 0.5) * gsd, (np.arange(h) + 0.5) * gsd)
+    for k, a, b in truth:
+        bands[:, (V < ys[k] - 1.5) & (V > ys[k] - 4.5) & (U >= a) & (U < b)] *= 0.45
+    bands *= (1.0 - 0.55 * np.clip((2.9 - np.abs(V - ys[1])) / 0.9, 0, 1))[None]
+    bands = ndimage.gaussian_filter(bands, (0, 0.6, 0.6))
+    return chip_of(bands, valid, [hline(y, x1=395.0) for y in ys], gsd=gsd), truth
+
+
+def test_dark_empty_track_bed_is_not_read_as_car_shadows():
+    # 1 m: the dark bed darkens both flanks beside the empty track, as it
+    # does where no car stands; a car's shadow darkens the anti-sun side only
+    chip, truth = dark_bed_yard(1.0)
+    res = detect_railcars(chip, sun_azimuth_deg=180.0)
+    assert res.extras["shadow"] is not None
+    per = {k: v["count"] for k, v in res.extras["per_track"].items()}
+    assert per["T1"] == 0 and res.counts["railcar"] == len(truth)
+    # without the rule the dark flanks read as shadows of cars
+    off = detect_railcars(chip, sun_azimuth_deg=180.0, usual_flanks=False)
+    assert off.extras["per_track"]["T1"]["count"] > 0
+
+
+def test_usual_contrast_follows_the_empty_stations_only():
+    from monitor.detect.railcars import _usual_contrast
+
+    ds = 0.5
+    c = np.full(2000, 2.0)          # a dark stripe along an empty track
+    c[800:1200] = 5.0               # a train's shadow
+    empty = np.ones(2000, bool)
+    empty[800:1200] = False
+    u = _usual_contrast(c, empty, ds)
+    assert np.allclose(u[:600], 2.0) and np.allclose(u[1400:], 2.0)
+    assert u[1000] < 0.5            # inside a long train: no usual look
+    # too few empty stations: nothing is taken as usual
+    few = np.zeros(2000, bool)
+    few[:40] = True
+    assert not _usual_contrast(c, few, ds).any()

@@ -57,7 +57,7 @@ from monitor.detect.tracks import Strip, sample, shifted, stations
 from monitor.errors import InputError, SceneError
 from monitor.sun import sun_position
 
-VERSION = "1.1"
+VERSION = "1.2"
 
 #: Car lengths over couplers, metres: shortest two-axle wagons, typical
 #: freight car (gondola 13.9 m, boxcar ~15 m), longest common (flat ~19.6 m,
@@ -706,7 +706,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     surround_model: bool = True, local_shadow: bool = True, clear_m: float = 3.0,
                     flat_gate: bool = True, hysteresis: float = 1.5, coarse_flat: bool = True,
                     sun_azimuth_deg: float | None = None, rails_gsd_m: float | None = None,
-                    deshade: bool = True, **_ignored) -> DetectionResult:
+                    deshade: bool = True, usual_flanks: bool = True, **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
     Parameters
@@ -756,6 +756,14 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         is undone, while a car still differs from the ballast around it.
         At fine GSD only (``fine_gsd_m``), where the flanks are resolved
         apart from a car body.
+    usual_flanks: where the rails are not resolved (GSD above
+        ``rails_gsd_m``), the shadow cue counts only the darkening of the
+        anti-sun flank beyond what both flanks usually show beside the
+        track's empty stations (:func:`_usual_contrast`): a dark bed of old
+        sleepers and rusty rails or a dark ballast shoulder, blurred over
+        the flanks, darkens both sides alike whether cars stand there or
+        not; a car's shadow falls on one side. Finer, the flanks are seen
+        sharply apart from the bed and the cue is left as it is.
     coarse_flat: apply ``flat_gate`` also coarser than ``fine_gsd_m``
         (a broad patch of haze or cloud shadow over a yard).
     hysteresis: at fine GSD an occupied run must somewhere reach this
@@ -907,28 +915,33 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     mine_n = _empty_reference(np.concatenate([nl[ok], nr[ok]]), None,
                                               keep_scale=0.35 if fine else 0.5, min_scale=min_spread) if mine else []
                     shade_own[k_t] = shade[1] + mine_n
-            dl = _distance(left, own)
-            dr = _distance(right, own)
-            # a car covers both halves; at coarse GSD the halves are not resolved
-            if surround:
-                X = np.stack([np.ones_like(flanks[k_t]), flanks[k_t]], axis=1)
-                dl = np.minimum(dl, np.sqrt(np.mean(((left - X @ coef) / cscale) ** 2, axis=1)))
-                dr = np.minimum(dr, np.sqrt(np.mean(((right - X @ coef) / cscale) ** 2, axis=1)))
-            if shade is not None:
-                nl, nr = shade[0][k_t]
-                act = active[k_t]
-                dl = np.where(act, np.minimum(dl, _distance(nl, shade_own.get(k_t, shade[1]))), dl)
-                dr = np.where(act, np.minimum(dr, _distance(nr, shade_own.get(k_t, shade[1]))), dr)
-            d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
+            def _station_distance(own, shade_refs):
+                dl = _distance(left, own)
+                dr = _distance(right, own)
+                # a car covers both halves; at coarse GSD the halves are not resolved
+                if surround:
+                    X = np.stack([np.ones_like(flanks[k_t]), flanks[k_t]], axis=1)
+                    dl = np.minimum(dl, np.sqrt(np.mean(((left - X @ coef) / cscale) ** 2, axis=1)))
+                    dr = np.minimum(dr, np.sqrt(np.mean(((right - X @ coef) / cscale) ** 2, axis=1)))
+                if shade is not None:
+                    nl, nr = shade[0][k_t]
+                    act = active[k_t]
+                    dl = np.where(act, np.minimum(dl, _distance(nl, shade_refs)), dl)
+                    dr = np.where(act, np.minimum(dr, _distance(nr, shade_refs)), dr)
+                d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
+                if flat_gate and (fine or coarse_flat):
+                    # a car stands out from the ground beside it: a station that
+                    # looks like its surroundings is not occupied, whatever the
+                    # empty-track models say (snow melting into bare ground,
+                    # thick cloud, deep shade)
+                    d = np.minimum(d, _flat_distance(left, right, fl, scale))
+                return ndimage.median_filter(d, size=max(1, int(round(1.0 / ds))) | 1, mode="nearest")
+
             if flat_gate and (fine or coarse_flat):
-                # a car stands out from the ground beside it: a station that
-                # looks like its surroundings is not occupied, whatever the
-                # empty-track models say (snow melting into bare ground,
-                # thick cloud, deep shade)
                 fl = _flank_means(strips[k_t], smooth_m=max(occ_smooth_m, gsd / 2),
                                   inner_m=flank_in, outer_m=flank_in + 0.9)
-                d = np.minimum(d, _flat_distance(left, right, fl, scale))
-            dists.append(ndimage.median_filter(d, size=max(1, int(round(1.0 / ds))) | 1, mode="nearest"))
+            shade_refs = None if shade is None else shade_own.get(k_t, shade[1])
+            dists.append(_station_distance(own, shade_refs))
         # floor of the threshold: fine strips see ballast texture and rails
         # (a noisier distance); coarse ones are smoothed over a pixel or more
         thr = threshold if threshold is not None else _auto_threshold(
@@ -938,7 +951,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
             levels = [co.lookup(level, xy + sh[:, None] * nrm)
                       for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts)]
         shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr, levels=levels,
-                             anti_sun_deg=anti_sun) if (fine and use_shadows) else None
+                             anti_sun_deg=anti_sun, usual_side=usual_flanks and gsd > rails_gsd) if (fine and use_shadows) else None
         if shadow is not None:
             # a car casts a shadow beside it on the scene's anti-sun side: the
             # stronger of the two cues (in units of their thresholds) decides
@@ -1120,7 +1133,8 @@ def _near_other(lines_xy: list[np.ndarray], k: int, dist_m: float, ds: float) ->
 
 def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarray], threshold: float,
                 near: tuple[float, float] = (1.6, 2.9), min_contrast: float = 1.5,
-                levels: list[np.ndarray] | None = None, anti_sun_deg: float | None = None) -> dict | None:
+                levels: list[np.ndarray] | None = None, anti_sun_deg: float | None = None,
+                usual_side: bool = True) -> dict | None:
     """Cars are 3.5-4.5 m tall: in sunlit imagery a dark band lies beside
     each car on the side away from the sun. Find that side (one map
     direction for the whole scene, tried every 22.5 deg) using the
@@ -1194,7 +1208,17 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
         # shadow, haze or a dark field darkens the whole neighbourhood (the
         # ground level over ~40 m), a car's shadow only the strip beside it
         r = ref if levels is None else ref + (levels[k] - lev_med)
-        cs.append(np.nan_to_num((r - gsd_side) / spread, nan=0.0))
+        c = np.nan_to_num((r - gsd_side) / spread, nan=0.0)
+        if usual_side:
+            # a darkening both flanks show beside the track's empty stations
+            # is the track's own look (a dark bed of old sleepers and rusty
+            # rails blurred over its shoulders, a dark ballast shoulder, a
+            # cutting): a car's shadow falls on one side only
+            gsun_side = np.where((st.normal @ u) > 0, gr, gl)
+            csun = np.nan_to_num((r - gsun_side) / spread, nan=0.0)
+            emp = oks[k] & np.isfinite(gsd_side) & np.isfinite(gsun_side) & (dists[k] < threshold)
+            c = c - np.maximum(_usual_contrast(np.minimum(c, csun), emp, st.ds), 0.0)
+        cs.append(c)
     c_all = np.concatenate([c[ok] for c, ok in zip(cs, oks)])
     # a car's shadow is at least ``SHADOW_SHARE`` as dark as the scene's
     # typical car shadow (``contrast``, occupied against empty stations):
@@ -1208,6 +1232,28 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
 #: A station's shadow must be at least this share as dark as the scene's
 #: typical car shadow to count as a car (see ``_shadow_cue``).
 SHADOW_SHARE = 0.7
+#: A track's usual flank look is taken beside its empty stations over this
+#: scale (Gaussian sigma, m), from at least ``USUAL_MIN_M`` of them.
+USUAL_SCALE_M = 25.0
+USUAL_MIN_M = 30.0
+USUAL_FALLBACK = 0.0
+
+
+def _usual_contrast(c: np.ndarray, empty: np.ndarray, ds: float) -> np.ndarray:
+    """The contrast ``c`` (ns,) that a track's flanks usually show beside
+    its own empty stations (``empty``, by appearance), per station: a
+    weighted moving mean over ``USUAL_SCALE_M``; 0 where no empty station is
+    near (inside a long train: its cars' shadows are not the usual look),
+    and everywhere with fewer than ``USUAL_MIN_M`` of them."""
+    if empty.sum() * ds < USUAL_MIN_M:
+        return np.zeros(len(c))
+    sig = USUAL_SCALE_M / ds
+    w = empty.astype(np.float64)
+    num = ndimage.gaussian_filter1d(np.where(empty, c, 0.0), sig, mode="nearest")
+    den = ndimage.gaussian_filter1d(w, sig, mode="nearest")
+    a = np.clip(den / 0.5, 0.0, 1.0)
+    med = float(np.median(c[empty])) * USUAL_FALLBACK
+    return a * num / np.maximum(den, 1e-9) + (1.0 - a) * med
 
 
 def _auto_threshold(d: np.ndarray, lo: float = 2.0, hi: float = 8.0) -> float:
