@@ -794,7 +794,8 @@ def file_digest(path: str, nbytes: int = 65536) -> str:
 
 def open_scene(path: "str | Path", *, sensor: str | None = None,
                bands: Sequence[str] | None = None) -> Scene:
-    """Open one scene: a GeoTIFF/COG, or a STAC item JSON.
+    """Open one scene: a GeoTIFF/COG, a STAC item JSON, or a folder that
+    holds exactly one scene (a Sentinel-2 ``.SAFE`` folder, one file per band).
 
     ``sensor``: ``"optical"`` or ``"sar"`` to override what the metadata says.
     ``bands``: for a raster file, the role of each band in order
@@ -806,6 +807,12 @@ def open_scene(path: "str | Path", *, sensor: str | None = None,
     not a STAC item.
     """
     p = str(path)
+    if os.path.isdir(p):
+        found = find_scenes(p, sensor=sensor, bands=bands)
+        if len(found) == 1:
+            return found[0]
+        raise SceneError(p, f"a folder holding {len(found)} scenes: give one file or STAC item "
+                            "(find_scenes and monitor run take folders)")
     if p.lower().endswith(".json") or p.lower().endswith(".geojson"):
         doc = _read_json(p)
         if doc.get("type") != "Feature" or "assets" not in doc:
@@ -1140,6 +1147,173 @@ def _stac_items_from(doc: dict, path: str):
         yield d, href
 
 
+# ---------------------------------------------------------------------------
+# one file per band, outside STAC (Sentinel-2 SAFE / exports, Landsat)
+# ---------------------------------------------------------------------------
+
+#: A band token in a file name: ``..._B04_10m.jp2``, ``..._SR_B4.TIF``, ``B08.tif``.
+_BAND_TOKEN = re.compile(r"(?i)(?<![A-Za-z0-9])(?:SR_|ST_)?(B0?[1-9]|B1[0-2]|B8A|SCL|TCI|AOT|WVP|QA_PIXEL)"
+                         r"(?:_(10|20|60)m)?(?=$|[^A-Za-z0-9])")
+_LANDSAT_89 = re.compile(r"(?i)^L[COT]0[89]_")
+_LANDSAT_457 = re.compile(r"(?i)^L[TE]0[457]_")
+#: Band token -> role: Sentinel-2 MSI; Landsat 8/9 OLI; Landsat 4/5/7 TM/ETM+.
+S2_BAND_FILES = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "SCL": "mask"}
+LANDSAT89_BAND_FILES = {"B2": "blue", "B3": "green", "B4": "red", "B5": "nir", "QA_PIXEL": "mask"}
+LANDSAT457_BAND_FILES = {"B1": "blue", "B2": "green", "B3": "red", "B4": "nir", "QA_PIXEL": "mask"}
+_S2_BAND_IDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+
+
+def _band_file_key(path: str):
+    """(group key, band token, resolution m or None) of a one-band-per-file name, else ``None``."""
+    name = os.path.basename(path)
+    stem = os.path.splitext(name)[0]
+    ms = list(_BAND_TOKEN.finditer(stem))
+    if not ms:
+        return None
+    m = ms[-1]
+    tok = m.group(1).upper()
+    if len(tok) == 2 and tok[0] == "B" and tok[1].isdigit() and not (_LANDSAT_89.match(stem) or
+                                                                     _LANDSAT_457.match(stem)):
+        tok = "B0" + tok[1]           # Sentinel-2 exports also write B2 for B02
+    key = stem[:m.start()] + "{band}" + stem[m.end():]
+    return key, tok, int(m.group(2)) if m.group(2) else None
+
+
+def _ancestor_file(path: str, names: Sequence[str], levels: int = 5) -> str | None:
+    d = os.path.dirname(os.path.abspath(path))
+    for _ in range(levels):
+        for n in names:
+            c = os.path.join(d, n)
+            if os.path.isfile(c):
+                return c
+        d2 = os.path.dirname(d)
+        if d2 == d:
+            break
+        d = d2
+    return None
+
+
+def _s2_metadata(path: str) -> dict:
+    """Sentinel-2 SAFE metadata above a band file: ``{"scale": {band: (scale, offset)}}``
+    from the product's MTD_MSIL2A/MTD_MSIL1C.xml (quantification value and, from
+    processing baseline 04.00, the BOA/RADIO add offset), and the granule's
+    MTD_TL.xml sensing time and mean sun angles (degrees)."""
+    out: dict = {}
+    mtd = _ancestor_file(path, ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml"))
+    if mtd:
+        text = Path(mtd).read_text(errors="replace")
+        q = re.search(r"<(?:BOA_)?QUANTIFICATION_VALUE[^>]*>\s*([\d.]+)\s*<", text)
+        if q:
+            quant = float(q.group(1))
+            offs = {int(i): float(v) for i, v in
+                    re.findall(r'<(?:BOA|RADIO)_ADD_OFFSET band_id="(\d+)">\s*(-?[\d.]+)\s*<', text)}
+            out["scale"] = {b: (1.0 / quant, offs.get(i, 0.0) / quant) for i, b in enumerate(_S2_BAND_IDS)}
+        out["_mtd"] = os.path.basename(mtd)
+    tl = _ancestor_file(path, ("MTD_TL.xml",))
+    if tl:
+        text = Path(tl).read_text(errors="replace")
+        t = re.search(r"<SENSING_TIME[^>]*>\s*([^<]+?)\s*<", text)
+        if t:
+            out["datetime"] = t.group(1)
+        sun = re.search(r"<Mean_Sun_Angle>\s*<ZENITH_ANGLE[^>]*>\s*([\d.]+)\s*</ZENITH_ANGLE>\s*"
+                        r"<AZIMUTH_ANGLE[^>]*>\s*([\d.]+)\s*<", text)
+        if sun:
+            out["view:sun_elevation"] = 90.0 - float(sun.group(1))
+            out["view:sun_azimuth"] = float(sun.group(2))
+    return out
+
+
+def band_file_scenes(paths: Iterable[str], *, errors: list | None = None) -> tuple[list[Scene], set[str]]:
+    """Scenes made of one file per band outside STAC, and the files they use.
+
+    Files whose names differ only by a band token form one scene:
+    Sentinel-2 SAFE granules and exports (``T52TGN_20230414T021531_B04_10m.jp2``,
+    ``..._B04_(Raw).tiff``, ``B04.tif``; B02 blue, B03 green, B04 red, B08
+    NIR, SCL the cloud mask, the finest copy of each band), Landsat 8/9
+    (``..._SR_B4.TIF``: B2 blue, B3 green, B4 red, B5 NIR, QA_PIXEL) and
+    Landsat 4/5/7 (B1 blue, B2 green, B3 red, B4 NIR). A group needs a red
+    band and two files or more. Sentinel-2 digital numbers get the
+    product's quantification and add offset (MTD_MSIL2A.xml, when the SAFE
+    holds it) as scale/offset; Landsat Collection 2 Level-2 surface
+    reflectance (``L2SP``/``L2SR``) gets 2.75e-5 / -0.2. Other files are
+    left alone; a group that fails is appended to ``errors`` (raised if
+    ``errors`` is None) and its files are left to the caller too.
+    """
+    groups: dict[str, dict[str, tuple[int, str]]] = {}
+    for p in paths:
+        k = _band_file_key(p)
+        if k is None:
+            continue
+        key, tok, res = k
+        g = groups.setdefault(key, {})
+        r = res or 0
+        if tok not in g or (r and (g[tok][0] == 0 or r < g[tok][0])):
+            g[tok] = (r, p)
+    scenes: list[Scene] = []
+    used: set[str] = set()
+    for key, g in groups.items():
+        first = next(iter(g.values()))[1]
+        stem = os.path.basename(first)
+        table = LANDSAT89_BAND_FILES if _LANDSAT_89.match(stem) else \
+            LANDSAT457_BAND_FILES if _LANDSAT_457.match(stem) else S2_BAND_FILES
+        bands = {table[t]: (t, p) for t, (_, p) in g.items() if t in table}
+        if "red" not in bands or len(g) < 2:
+            continue
+        try:
+            scenes.append(_band_file_scene(key, bands, table is S2_BAND_FILES))
+            used.update(p for _, p in g.values())
+        except SceneError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+    return scenes, used
+
+
+def _band_file_scene(key: str, bands: dict, sentinel2: bool) -> Scene:
+    red_path = bands["red"][1]
+    name = os.path.basename(red_path)
+    meta = _s2_metadata(red_path) if sentinel2 else {}
+    landsat_sr = not sentinel2 and re.search(r"(?i)_L2S[PR]_", name) and re.search(r"(?i)_SR_B\d", name)
+    refs = []
+    gsd, crs, foot, tags = None, None, None, {}
+    for role in ("red", "green", "blue", "nir", "mask"):
+        if role not in bands:
+            continue
+        tok, p = bands[role]
+        with rio_env():
+            with open_raster(p) as src:
+                geo = raster_georef(src, p)
+                _check_truncated(src, p)
+                if role != "mask":
+                    g = ground_gsd_m(geo.crs, geo.transform, src.width, src.height)
+                    if gsd is None or g < gsd - 1e-9:
+                        gsd, crs = g, geo.crs
+                        foot = grid_footprint(geo.crs, geo.transform, src.width, src.height)
+                    if not tags:
+                        tags = dict(src.tags())
+        sc, of = (meta.get("scale") or {}).get(tok, (None, None))
+        if landsat_sr and role != "mask":
+            sc, of = 2.75e-05, -0.2
+        refs.append(BandRef(href=p, index=1, role=role, name=tok.lower(), scale=sc, offset=of))
+    props: dict = {"tags": tags, "files_from": "band files", "georef": "transform"}
+    props.update({k: v for k, v in meta.items() if k.startswith("view:")})
+    if "_mtd" in meta:
+        props["metadata_file"] = meta["_mtd"]
+    acquired = parse_time(meta.get("datetime"))
+    acquired_from = "MTD_TL.xml SENSING_TIME" if acquired is not None else None
+    if acquired is None:
+        acquired, acquired_from = _raster_time(tags, {}, key.replace("{band}", ""))
+    if acquired is None:
+        acquired = time_from_name(os.path.basename(os.path.dirname(os.path.abspath(red_path))))
+        acquired_from = "folder name" if acquired is not None else None
+    props["acquired_from"] = acquired_from
+    safe = next((part for part in Path(red_path).parts if part.upper().endswith(".SAFE")), None)
+    sid = safe[:-5] if safe else re.sub(r"([_-])[_-]+", r"\1", key.replace("{band}", "")).strip("_- ") or \
+        file_digest(red_path)
+    return Scene(id=sid, path=red_path, bands=tuple(refs), acquired=acquired,
+                 sensor="optical", gsd_m=gsd, crs=_crs_str(crs), footprint=foot, properties=props)
+
+
 def _is_stac(doc: dict) -> bool:
     t = doc.get("type")
     return (t == "Feature" and "assets" in doc) or t in ("Catalog", "Collection") or \
@@ -1212,6 +1386,14 @@ def find_scenes(inputs: "str | Path | Iterable[str | Path]", *, recursive: bool 
         except SceneError as e:
             fail(e)
 
+    inputs = [str(i) for i in inputs]
+    # files given one by one that are the bands of one scene (B02.tif B03.tif B04.tif ...)
+    explicit = [p for p in inputs if os.path.isfile(p) and p.lower().endswith(RASTER_SUFFIXES + (".jp2",))]
+    if len(explicit) > 1:
+        grouped, used = band_file_scenes(explicit, errors=errors)
+        for s in grouped:
+            add(s)
+        claimed.update(os.path.abspath(u) for u in used)
     for inp in inputs:
         p = str(inp)
         if os.path.isdir(p):
@@ -1219,8 +1401,15 @@ def find_scenes(inputs: "str | Path | Iterable[str | Path]", *, recursive: bool 
             files = sorted(root.rglob("*") if recursive else root.glob("*"))
             jsons = [str(f) for f in files if f.is_file() and f.suffix.lower() == ".json"]
             rasters = [str(f) for f in files if f.is_file() and f.suffix.lower() in RASTER_SUFFIXES]
+            jp2 = [str(f) for f in files if f.is_file() and f.suffix.lower() == ".jp2"]
             for j in jsons:
                 do_json(j, explicit=False)
+            # one file per band (Sentinel-2 SAFE or exports, Landsat): one scene per group
+            free = [r for r in rasters + jp2 if os.path.abspath(r) not in claimed]
+            grouped, used = band_file_scenes(free, errors=errors)
+            for s in grouped:
+                add(s)
+            claimed.update(os.path.abspath(u) for u in used)
             for r in rasters:
                 do_raster(r)
         elif p.lower().endswith((".json", ".geojson")) and not p.startswith("/vsi"):

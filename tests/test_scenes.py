@@ -520,3 +520,81 @@ def test_polarisation_from_a_sentinel1_file_name(tmp_path):
     assert s.roles == ("vh",) and s.sensor == "sar"
     assert s.acquired == datetime(2023, 4, 14, 9, 25, 12, tzinfo=timezone.utc)
     assert open_scene(write(tmp_path / "rajin_vivid.tif")).roles == ("gray",)
+
+
+def _s2_safe(root: Path, baseline_offset=True) -> Path:
+    """A Sentinel-2 L2A SAFE skeleton: 10/20/60 m band JP2s, SCL, product and granule metadata."""
+    safe = root / "S2B_MSIL2A_20230414T021531_N0509_R003_T52TGN_20230414T050000.SAFE"
+    gran = safe / "GRANULE" / "L2A_T52TGN_A031234_20230414T022500"
+    x, y = _utm_xy()
+    for res, keys in [(10, ["B02", "B03", "B04", "B08"]), (20, ["B02", "B03", "B04", "B11", "SCL"]),
+                      (60, ["B01", "B04", "SCL"])]:
+        d = gran / "IMG_DATA" / f"R{res}m"
+        d.mkdir(parents=True)
+        n = 1200 // res
+        for k in keys:
+            p = d / f"T52TGN_20230414T021531_{k}_{res}m.jp2"
+            v = {"B02": 1400, "B03": 1600, "B04": 1500, "B08": 3500}.get(k, 4)
+            with rasterio.open(p, "w", driver="JP2OpenJPEG", width=n, height=n, count=1,
+                               dtype="uint8" if k == "SCL" else "uint16", crs=UTM,
+                               transform=from_origin(x - 600, y + 600, res, res), QUALITY=100, REVERSIBLE=True) as f:
+                f.write(np.full((1, n, n), v, "uint8" if k == "SCL" else "uint16"))
+    offs = "".join(f'<BOA_ADD_OFFSET band_id="{i}">-1000</BOA_ADD_OFFSET>' for i in range(13)) if baseline_offset else ""
+    (safe / "MTD_MSIL2A.xml").write_text(f"<root><BOA_QUANTIFICATION_VALUE unit=\"none\">10000"
+                                         f"</BOA_QUANTIFICATION_VALUE><BOA_ADD_OFFSET_VALUES_LIST>{offs}"
+                                         f"</BOA_ADD_OFFSET_VALUES_LIST></root>")
+    (gran / "MTD_TL.xml").write_text('<root><SENSING_TIME metadataLevel="Standard">2023-04-14T02:25:47.024Z'
+                                     '</SENSING_TIME><Mean_Sun_Angle><ZENITH_ANGLE unit="deg">38.5</ZENITH_ANGLE>'
+                                     '<AZIMUTH_ANGLE unit="deg">151.25</AZIMUTH_ANGLE></Mean_Sun_Angle></root>')
+    return safe
+
+
+def test_sentinel2_safe_folder_is_one_scene(tmp_path):
+    from monitor.imagery import read_chip
+
+    safe = _s2_safe(tmp_path)
+    scenes = find_scenes(tmp_path)
+    assert len(scenes) == 1
+    s = scenes[0]
+    assert s.id == safe.name[:-5]
+    assert s.roles == ("red", "green", "blue", "nir", "mask")
+    assert all(b.href.endswith("_10m.jp2") for b in s.bands[:4]) and s.bands[4].href.endswith("SCL_20m.jp2")
+    assert s.gsd_m == pytest.approx(10.0)
+    assert s.acquired == datetime(2023, 4, 14, 2, 25, 47, 24000, tzinfo=timezone.utc)
+    assert s.properties["view:sun_azimuth"] == 151.25 and s.properties["view:sun_elevation"] == pytest.approx(51.5)
+    assert (s.bands[0].scale, s.bands[0].offset) == (pytest.approx(1e-4), pytest.approx(-0.1))
+    assert open_scene(safe).id == s.id
+    chip = read_chip(s, _aoi(half_deg=0.003))
+    assert chip.roles == ("red", "green", "blue", "nir")
+    assert np.median(chip.band("red")) == pytest.approx(0.05, abs=1e-4)     # (1500 - 1000) / 10000
+    assert np.median(chip.band("nir")) == pytest.approx(0.25, abs=1e-4)
+    assert chip.coverage == pytest.approx(1.0)
+
+
+def test_band_files_of_exports_and_landsat_group_into_scenes(tmp_path):
+    d = tmp_path / "exports"
+    d.mkdir()
+    for b in ("B02", "B03", "B04", "B08"):
+        write(d / f"2023-04-14-00_00_2023-04-14-23_59_Sentinel-2_L2A_{b}_(Raw).tiff", dtype="uint16")
+    for b in ("SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "QA_PIXEL"):
+        write(d / f"LC09_L2SP_115031_20230420_20230422_02_T1_{b}.TIF", dtype="uint16")
+    write(d / "najin_2023-05-01.tif", count=3)
+    scenes = sorted(find_scenes(d), key=lambda s: s.path)
+    assert len(scenes) == 3
+    s2 = next(s for s in scenes if "Sentinel-2" in s.path)
+    assert s2.roles == ("red", "green", "blue", "nir") and s2.acquired.date().isoformat() == "2023-04-14"
+    assert s2.bands[0].scale is None      # no product metadata: digital numbers as stored
+    ls = next(s for s in scenes if "LC09" in s.path)
+    assert ls.roles == ("red", "green", "blue", "nir", "mask")
+    assert [Path(b.href).name.split("_T1_")[1] for b in ls.bands] == ["SR_B4.TIF", "SR_B3.TIF", "SR_B2.TIF",
+                                                                     "SR_B5.TIF", "QA_PIXEL.TIF"]
+    assert ls.bands[0].scale == 2.75e-05 and ls.bands[0].offset == -0.2 and ls.bands[4].name == "qa_pixel"
+    assert ls.acquired == datetime(2023, 4, 20, tzinfo=timezone.utc)
+    with pytest.raises(SceneError, match="a folder holding 3 scenes"):
+        open_scene(d)
+
+
+def test_band_files_given_one_by_one_are_one_scene(tmp_path):
+    files = [write(tmp_path / f"B0{i}.tif", dtype="uint16", value=100 * i) for i in (2, 3, 4, 8)]
+    scenes = find_scenes(files + [write(tmp_path / "other.tif")])
+    assert sorted(s.roles for s in scenes) == [("gray",), ("red", "green", "blue", "nir")]
