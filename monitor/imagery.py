@@ -297,7 +297,8 @@ def fill_mask(bands: np.ndarray, valid: np.ndarray, gsd_m: float, *, min_width_m
     nodata. ``bands`` (n, h, w) as stored (before any scale/offset);
     ``valid`` the pixels that hold data; ``gsd_m`` the pixel size in
     metres. Patches narrower than ``min_width_m`` metres (a black car or
-    roof in an 8-bit product) stay valid. Returns True where invalid."""
+    roof in an 8-bit product) stay valid; one pixel around the wide ones
+    (blended by resampling) is invalid too. Returns True where invalid."""
     m = _fill(bands, valid, gsd_m, min_width_m)
     return np.zeros(valid.shape, bool) if m is None else m
 
@@ -317,7 +318,10 @@ def _fill(bands, valid, gsd_m, min_width_m=20.0):
             zero[r0:r0 + step] = z
     if zero is None:
         return None
-    return _wide(zero, gsd_m, min_width_m) & valid
+    from scipy import ndimage as ndi
+
+    # plus one pixel: the resampled rim where fill and data were blended
+    return ndi.binary_dilation(_wide(zero, gsd_m, min_width_m), iterations=1) & valid
 
 
 def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0, crs=None,

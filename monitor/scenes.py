@@ -1115,8 +1115,40 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
 # discovery
 # ---------------------------------------------------------------------------
 
+def _walk_catalog(doc: dict, path: str, seen: set, depth: int = 0):
+    """(item dict, item path) for every item below a local STAC catalog or
+    collection, following its ``child`` and ``item`` links (relative hrefs
+    resolved against the linking file). Each linked file is read on its
+    own: one that is missing or broken is yielded as a :class:`SceneError`
+    and the walk goes on."""
+    for link in doc.get("links") or []:
+        if not isinstance(link, dict) or link.get("rel") not in ("item", "child") or not link.get("href"):
+            continue
+        target = _asset_href(str(link["href"]), path)
+        key = target if _is_remote(target) else os.path.abspath(target)
+        if key in seen:
+            continue
+        seen.add(key)
+        if _is_remote(target):
+            yield SceneError(target, f"remote STAC link in {os.path.basename(path)} (not read offline)")
+            continue
+        try:
+            d = _read_json(target)
+        except SceneError as e:
+            yield e
+            continue
+        if link["rel"] == "item":
+            if d.get("type") == "Feature" and "assets" in d:
+                yield d, target
+            else:
+                yield SceneError(target, f"linked as an item from {os.path.basename(path)} but not a STAC item")
+        elif depth < 32:
+            yield from _walk_catalog(d, target, seen, depth + 1)
+
+
 def _stac_items_from(doc: dict, path: str):
-    """(item dict, item path) for every item of a STAC item/catalog/collection file."""
+    """(item dict, item path) for every item of a STAC item/catalog/collection
+    file; a broken linked item is yielded as a :class:`SceneError`."""
     import pystac
 
     t = doc.get("type")
@@ -1129,6 +1161,9 @@ def _stac_items_from(doc: dict, path: str):
                 yield f, path
         return
     if t not in ("Catalog", "Collection") and "stac_version" not in doc:
+        return
+    if not _is_remote(path):
+        yield from _walk_catalog(doc, path, {os.path.abspath(path)})
         return
     try:
         cat = pystac.read_file(path)
@@ -1342,6 +1377,7 @@ def find_scenes(inputs: "str | Path | Iterable[str | Path]", *, recursive: bool 
     scenes: list[Scene] = []
     seen: set[tuple[str, str]] = set()
     claimed: set[str] = set()
+    visited: set[str] = set()
 
     def fail(err: SceneError):
         if errors is None:
@@ -1356,6 +1392,8 @@ def find_scenes(inputs: "str | Path | Iterable[str | Path]", *, recursive: bool 
         claimed.update(os.path.abspath(b.href) for b in s.bands)
 
     def do_json(p: str, explicit: bool):
+        if not explicit and os.path.abspath(p) in visited:
+            return  # an item already read through its catalog
         try:
             doc = _read_json(p)
         except SceneError as e:
@@ -1367,7 +1405,12 @@ def find_scenes(inputs: "str | Path | Iterable[str | Path]", *, recursive: bool 
                 fail(SceneError(p, f"not a STAC item, catalog or collection (type {doc.get('type')!r})"))
             return
         try:
-            for d, href in _stac_items_from(doc, p):
+            for x in _stac_items_from(doc, p):
+                if isinstance(x, SceneError):
+                    fail(x)
+                    continue
+                d, href = x
+                visited.add(os.path.abspath(href))
                 for a in (d.get("assets") or {}).values():
                     if isinstance(a, dict) and a.get("href"):
                         claimed.add(os.path.abspath(_asset_href(a["href"], href)))

@@ -477,7 +477,7 @@ def test_unknown_single_band_assets_do_not_become_gray_beside_named_bands(tmp_pa
 
 
 def test_catalog_folder_with_a_broken_item_goes_on(tmp_path):
-    cat = _make_catalog(tmp_path / "cat", n=2)
+    _make_catalog(tmp_path / "cat", n=2)
     item1 = tmp_path / "cat" / "scene-1" / "scene-1.json"
     if not item1.exists():
         item1 = next(p for p in (tmp_path / "cat").rglob("*.json") if "scene-1" in p.name)
@@ -489,10 +489,15 @@ def test_catalog_folder_with_a_broken_item_goes_on(tmp_path):
                                                                                  "type": "image/tiff"}}}))
     errors: list = []
     scenes = find_scenes(tmp_path / "cat", errors=errors)
-    assert "scene-0" in [s.id for s in scenes]
+    assert [s.id for s in scenes].count("scene-0") == 1
     msgs = [str(e) for e in errors]
     assert msgs and all("\n" not in m for m in msgs)
     assert any("nothere.tif" in m and "no such file" in m for m in msgs)
+    assert any("scene-1.json: invalid JSON" in m for m in msgs)
+    # the catalog file given alone: the good item is read, the broken one reported
+    errors = []
+    assert [s.id for s in find_scenes(tmp_path / "cat" / "catalog.json", errors=errors)] == ["scene-0"]
+    assert len(errors) == 1 and "scene-1.json" in str(errors[0])
 
 
 def test_remote_hrefs_become_gdal_virtual_paths(tmp_path):
