@@ -200,6 +200,7 @@ def main(argv=None):
                          "--blur 21 --looks 5 at 10 m)")
     ap.add_argument("--hide-resolution", action="store_true", help="do not tell the detector the --blur resolution")
     ap.add_argument("--beam-ratio", type=float, default=None, help="max_beam_ratio option of detect_ships_sar")
+    ap.add_argument("--no-pairs", action="store_true", help="fit_pairs=False (no one-or-two-hull model fit)")
     ap.add_argument("--looks", type=int, default=4, help="speckle looks of the synthetic scenes")
     ap.add_argument("--first-seed", type=int, default=0, help="index of the first seed (a holdout: 10)")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -207,7 +208,8 @@ def main(argv=None):
     aois = [load_aoi(x) for x in a.aoi.split(",")]
     run(aois, [float(g) for g in a.gsd.split(",")], SEEDS[a.first_seed: a.first_seed + a.seeds], via_vessels=a.vessels,
         verbose=a.verbose, water_shift_m=a.water_shift, looks=a.looks, blur_to_m=a.blur,
-        hide_resolution=a.hide_resolution, **({"max_beam_ratio": a.beam_ratio} if a.beam_ratio else {}))
+        hide_resolution=a.hide_resolution, **({"max_beam_ratio": a.beam_ratio} if a.beam_ratio else {}),
+        **({"fit_pairs": False} if a.no_pairs else {}))
 
 
 if __name__ == "__main__":

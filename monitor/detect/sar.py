@@ -606,6 +606,144 @@ def split_side_by_side(member: np.ndarray, cover: np.ndarray, max_aspect: float 
     return [x for q in parts for x in split_side_by_side(q, cover, max_aspect, min_width_px, dip)]
 
 
+
+# ---------------------------------------------------------------------------
+# one hull or two: a model fit across the cluster
+# ---------------------------------------------------------------------------
+
+def _slab(u, lo, hi, sig):
+    """Share of a pixel (projected footprint and impulse response: Gaussian
+    of ``sig`` pixels) inside lo..hi along one axis."""
+    from scipy.special import ndtr
+
+    return ndtr((u - lo) / sig) - ndtr((u - hi) / sig)
+
+
+def fit_hulls(cover: np.ndarray, use: np.ndarray, row: float, col: float, theta: float, length_px: float,
+              width_px: float, blur_px2: float = 0.0) -> dict | None:
+    """One rectangular hull or two side by side, fitted to a cluster's cover.
+
+    ``cover``: per-pixel hull cover of a window (0..1, the clipped excess
+    over the background, see :func:`measure_cluster`); ``use``: the
+    window's pixels to fit (the cluster and a ring of water around it);
+    ``row``/``col``/``theta``/``length_px``/``width_px``: the cluster's
+    moments in window pixels (``theta`` as in :func:`measure_cluster`).
+    Each hull is a rectangle along ``theta`` of uniform cover; a pixel sees
+    it through its footprint and the impulse response beyond it
+    (``blur_px2``, pixels^2): a Gaussian edge of variance 1/12 +
+    ``blur_px2`` along each axis (any direction's projection of a square
+    pixel has variance 1/12). The pair shares the long axis and a seam
+    line between the hulls; each hull has its own ends and level (rafted
+    hulls differ in length, stagger and brightness).
+
+    Returns dict(n, sse1, sse2, single (along centre, length, across
+    start, width, level), pair (along centre 1, length 1, along centre 2,
+    length 2, across start, width 1, width 2, level 1, level 2), seam
+    (across offset of the seam from the centroid, pixels)), or None when
+    there are too few pixels for the pair's nine parameters.
+    """
+    from scipy.optimize import least_squares
+
+    rr, cc = np.nonzero(use)
+    n = rr.size
+    if n < 30:
+        return None
+    dr, dc = rr - row, cc - col
+    a = dr * -math.sin(theta) + dc * math.cos(theta)
+    b = dr * math.cos(theta) + dc * math.sin(theta)
+    y = cover[rr, cc].astype(np.float64)
+    sig = math.sqrt(1.0 / 12.0 + max(blur_px2, 0.0))
+    L, W = max(length_px, 1.0), max(width_px, 0.5)
+
+    def one(p):
+        ca, la, b0, wb, A = p
+        return A * _slab(a, ca - la / 2, ca + la / 2, sig) * _slab(b, b0, b0 + wb, sig) - y
+
+    def two(p):
+        c1, l1, c2, l2, b0, w1, w2, A = p
+        bm = b0 + w1
+        return A * (_slab(a, c1 - l1 / 2, c1 + l1 / 2, sig) * _slab(b, b0, bm, sig)
+                    + _slab(a, c2 - l2 / 2, c2 + l2 / 2, sig) * _slab(b, bm, bm + w2, sig)) - y
+
+    span = L + W + 4.0
+    lo1 = [-span, 0.3, -span, 0.2, 0.02]
+    hi1 = [span, 2 * span, span, span, 3.0]
+    p1 = least_squares(one, [0.0, L, -W / 2, W, 1.0], bounds=(lo1, hi1), x_scale=[1, 1, 0.5, 0.5, 0.2],
+                       max_nfev=200)
+    ca, la, b0, wb, A = p1.x
+    # the halves' own ends as the pair's start
+    inits = []
+    for f in (0.5, 0.3, 0.4, 0.6, 0.7):
+        bm = b0 + f * wb
+        ends = []
+        for sel in (b < bm, b >= bm):
+            ww = y[sel] * (y[sel] > 0.3)
+            if ww.sum() < 1.0:
+                ends.append((ca, la))
+                continue
+            q = np.sort(a[sel][ww > 0])
+            lo_, hi_ = q[int(0.03 * (q.size - 1))], q[int(0.97 * (q.size - 1))]
+            ends.append((0.5 * (lo_ + hi_), max(hi_ - lo_ + 1.0, 0.5)))
+        inits.append([ends[0][0], ends[0][1], ends[1][0], ends[1][1], b0, f * wb, (1 - f) * wb, A])
+    lo2 = [-span, 0.3, -span, 0.3, -span, 0.1, 0.1, 0.02]
+    hi2 = [span, 2 * span, span, 2 * span, span, span, span, 3.0]
+    best = None
+    for p0 in inits:
+        p0 = np.clip(p0, np.array(lo2) + 1e-6, np.array(hi2) - 1e-6)
+        r = least_squares(two, p0, bounds=(lo2, hi2), x_scale=[1, 1, 1, 1, 0.5, 0.5, 0.5, 0.2], max_nfev=300)
+        if best is None or r.cost < best.cost:
+            best = r
+    return {"n": n, "sse1": 2.0 * float(p1.cost), "sse2": 2.0 * float(best.cost), "single": tuple(p1.x),
+            "pair": tuple(best.x), "seam": float(best.x[4] + best.x[5])}
+
+
+def split_two_hulls(member: np.ndarray, cover: np.ndarray, use: np.ndarray, meas: dict, sl, gsd_m: float,
+                    blur_px2: float = 0.0, min_ratio: float = 0.2, force_ratio: float = 0.5,
+                    min_beam_m: float = 3.0, min_beam_px: float = 0.8, min_part_ratio: float = 0.1,
+                    max_part_ratio: float = 0.5, min_gain: float = 10.0) -> list[np.ndarray] | None:
+    """The two hulls of a cluster rafted side by side, or None for one hull.
+
+    ``meas``: the cluster's :func:`measure_cluster` (chip pixel frame, ``sl``
+    its window). Hull beams are 0.12-0.2 of the length for cargo ships and
+    up to ~0.35 for tugs and fishing boats, so only a cluster wider than
+    ``min_ratio`` of its length (and two pixels) can hold two. The pair
+    model of :func:`fit_hulls` must beat the single hull by the Bayesian
+    information criterion (four more parameters), both hulls must be at
+    least ``min_beam_m`` wide and at most ``max_part_ratio`` as wide as long;
+    a cluster wider than ``force_ratio`` of its length (and three pixels) is
+    never one hull and is cut at the pair's seam regardless. The cut runs
+    along the long axis; returns the two bool masks of ``member``."""
+    L, W = meas["length_px"], meas["width_px"]
+    if W < 2.0 or W < min_ratio * L:
+        return None
+    row, col = meas["row"] - sl[0].start, meas["col"] - sl[1].start
+    f = fit_hulls(cover, use, row, col, meas["theta"], L, W, blur_px2)
+    if f is None:
+        return None
+    c1, l1, c2, l2, b0, w1, w2, _ = f["pair"]
+    # BIC difference (Gaussian residuals, three more parameters) over the
+    # independent samples: pixels per resolution cell of the blurred image
+    ne = f["n"] / (1.0 + 8.0 * math.log(2.0) * max(blur_px2, 0.0))
+    gain = ne * math.log(max(f["sse1"], 1e-12) / max(f["sse2"], 1e-12)) - 3.0 * math.log(max(ne, 2.0))
+    plausible = (min(w1, w2) >= max(min_beam_m / gsd_m, min_beam_px)
+                 and all(min_part_ratio * li <= wi <= max_part_ratio * li for wi, li in ((w1, l1), (w2, l2))))
+    forced = W >= 3.0 and W > force_ratio * L
+    if not ((gain > min_gain and plausible) or forced):
+        return None
+    rr, cc = np.nonzero(member)
+    th = meas["theta"]
+    across = (rr - row) * math.cos(th) + (cc - col) * math.sin(th)
+    seam = f["seam"] if plausible or not forced else 0.0
+    parts = []
+    for sel in (across < seam, across >= seam):
+        q = np.zeros_like(member)
+        q[rr[sel], cc[sel]] = True
+        parts.append(q)
+    if min(int(q.sum()) for q in parts) < 2:
+        return None
+    return parts
+
+
 def _land_spill(x, member, sl, land, factor, reach_px=3):
     """True when a cluster touching land is no brighter than ``factor``
     times the median of the land within ``reach_px`` pixels of it: mixed
@@ -693,6 +831,32 @@ def _split_too_wide(x, bg, m, sl, gsd, resolution_m, level_q, water, max_ratio, 
     return parts
 
 
+def _split_pairs(parts, x, bg, sl, gsd, resolution_m, level_q, water, taken, cover, depth=2):
+    """Each part cut in two where :func:`split_two_hulls` finds two hulls
+    side by side, the halves again (up to ``depth`` times: three rafted)."""
+    s2 = 0.0
+    if resolution_m and resolution_m > gsd:
+        s2 = (float(resolution_m) ** 2 - gsd ** 2) / (8.0 * math.log(2.0)) / gsd ** 2
+    out = []
+    for p in parts:
+        meas = measure_cluster(x, bg, p, sl, gsd, resolution_m, level_q, water, RING_K, exclude=taken & ~p)
+        halves = None
+        if meas is not None and depth > 0:
+            use = ndi.binary_dilation(p, structure=_EIGHT, iterations=2) & (water[sl] | p) & ~(taken & ~p)
+            halves = split_two_hulls(p, cover, use, meas, sl, gsd, s2)
+        if halves is not None:
+            # each half must be a resolved hull itself, not a line of blur
+            mh = [measure_cluster(x, bg, q, sl, gsd, resolution_m, level_q, water, RING_K, exclude=taken & ~q)
+                  for q in halves]
+            if any(m_ is None or m_["width_px"] < 0.75 for m_ in mh):
+                halves = None
+        if halves is None:
+            out.append(p)
+        else:
+            out += _split_pairs(halves, x, bg, sl, gsd, resolution_m, level_q, water, taken, cover, depth - 1)
+    return out
+
+
 def _assign_to_seeds(mask: np.ndarray, seeds: np.ndarray, join_px: int = 0, strength: np.ndarray | None = None,
                      merge_db: float | None = 15.0) -> np.ndarray:
     """Labels of ``mask`` pixels by their nearest seed group.
@@ -740,7 +904,7 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
                      min_length_m: float = 15.0, max_length_m: float = 500.0, min_pixels: int = 2,
                      resolution_m: float | None = None, split: bool = True, units: str = "auto",
                      level_q: float = 0.75, max_clutter_db: float | None = 6.0, local_enl: bool = True,
-                     check_water: bool = True, max_beam_ratio: float | None = None,
+                     check_water: bool = True, max_beam_ratio: float | None = None, fit_pairs: bool = True,
                      info: dict | None = None) -> list[SARShip]:
     """Ships in a SAR chip: CFAR on linear intensity over water, clustered
     and measured with sub-pixel rectangles.
@@ -848,7 +1012,7 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         if sl is None:
             continue
-        sl = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in sl)
+        sl = tuple(slice(max(s.start - 3, 0), s.stop + 3) for s in sl)
         m = lab[sl] == i
         seeds = det[sl] & m
         nseed = int(seeds.sum())
@@ -875,8 +1039,13 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         else:
             parts = [m]
         taken = lab[sl] > 0
+        if split and fit_pairs:
+            cover = np.clip(np.maximum(x[sl] - bg[sl], 0) / lvl, 0, 1)
+            parts = _split_pairs(parts, x, bg, sl, gsd, resolution_m, level_q, water, taken, cover)
         for p in parts:
             if not (p & seeds).any():
+                continue
+            if len(parts) > 1 and (d_land[sl][p] <= 1).any() and _land_spill(x, p, sl, valid & ~water, c["factor"]):
                 continue
             # the outline's ring may not take pixels of a neighbouring hull
             meas = measure_cluster(x, bg, p, sl, gsd, resolution_m, level_q, water, RING_K, exclude=taken & ~p)
