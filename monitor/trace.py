@@ -413,7 +413,7 @@ class _Follower:
     """
 
     def __init__(self, ev: TraceEvidence, low: float, step_m: float, max_gap_m: float, min_radius_m: float,
-                 window_m: float, owner: np.ndarray, car_low: float = 3.0):
+                 window_m: float, owner: np.ndarray, car_low: float = 3.0, car_snap_m: float = 0.0):
         self.ev, self.low = ev, float(low)
         cg = ev.gsd_m
         self.step = step_m / cg
@@ -430,6 +430,7 @@ class _Follower:
         self.merge_px = 4.0 / cg
         self.cars = getattr(ev, "cars", None)
         self.car_low = car_low
+        self.car_snap = car_snap_m / ev.gsd_m          # the most a car moves the line per step, pooled px
         cw = 1.0 / cg
         self.car_off = [o * 0.5 for o in range(-int(2 * cw), int(2 * cw) + 1)]
         self.off = [o * 0.5 for o in range(-int(np.ceil(2 * self.win_max)), int(np.ceil(2 * self.win_max)) + 1)]
@@ -445,16 +446,33 @@ class _Follower:
                      + (b[i + 1, j] * (1 - fc) + b[i + 1, j + 1] * fc) * fr)
 
     def _car_here(self, k, r, c, nr, nc):
-        """A car body (bar one car wide along the direction) within the car window."""
+        """The across-track offset (pooled pixels) of the strongest car body
+        (bar one car wide along the direction) within the car window, or None."""
         b = self.bank
         self.bank = self.cars
         try:
-            for o in self.car_off:
-                if self._sample(k, r + o * nr, c + o * nc) >= self.car_low:
-                    return True
-            return False
+            vals = [self._sample(k, r + o * nr, c + o * nc) for o in self.car_off]
         finally:
             self.bank = b
+        j = int(np.argmax(vals))
+        return self.car_off[j] if vals[j] >= self.car_low else None
+
+    def _turn(self, acc, r, c, phi):
+        """The direction from the accepted points ~10 m back, within the curvature limit."""
+        pi = np.pi
+        back = None
+        for q in range(len(acc) - 2, -1, -1):
+            d = np.hypot(r - acc[q][0], c - acc[q][1])
+            if d >= self.dir_px:
+                back = acc[q]
+                break
+        if back is None and len(acc) > 3:
+            back = acc[0]
+        if back is not None:
+            meas = np.arctan2(r - back[0], c - back[1])
+            dphi = (meas - phi + pi) % (2 * pi) - pi
+            phi += max(-self.turn, min(self.turn, dphi))
+        return phi
 
     def run(self, r, c, phi):
         """Points (row, col, accepted, evidence) from the seed on in direction ``phi``."""
@@ -492,22 +510,16 @@ class _Follower:
                 c += o * nc
                 gap = 0.0
                 acc.append((r, c))
-                # direction from the accepted points ~10 m back, within the curvature limit
-                back = None
-                for q in range(len(acc) - 2, -1, -1):
-                    d = np.hypot(r - acc[q][0], c - acc[q][1])
-                    if d >= self.dir_px:
-                        back = acc[q]
-                        break
-                if back is None and len(acc) > 3:
-                    back = acc[0]
-                if back is not None:
-                    meas = np.arctan2(r - back[0], c - back[1])
-                    dphi = (meas - phi + pi) % (2 * pi) - pi
-                    phi += max(-self.turn, min(self.turn, dphi))
-            elif self.cars is not None and self._car_here(k, r, c, nr, nc):
-                # a car stands here: it marks the line, keep straight on
+                phi = self._turn(acc, r, c, phi)
+            elif self.cars is not None and (co := self._car_here(k, r, c, nr, nc)) is not None:
+                # a car stands here: its body axis marks the line
                 ok = 2
+                if self.car_snap and co != 0:
+                    co = max(-self.car_snap, min(self.car_snap, co))
+                    r += co * nr
+                    c += co * nc
+                    acc.append((r, c))
+                    phi = self._turn(acc, r, c, phi)
             else:
                 gap += self.step
                 if gap > self.max_gap:
@@ -532,7 +544,9 @@ class _Follower:
 def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1.0, max_gap_m: float = 40.0,
                 min_radius_m: float = 80.0, min_length_m: float = 50.0, min_support: float = 0.5,
                 max_dev_deg: float = 30.0, max_seeds: int = 3000, car_low: float = 2.0,
-                excl_m: float = 2.9, stats: dict | None = None, min_own: float = 0.5):
+                excl_m: float = 2.9, stats: dict | None = None, min_own: float = 0.5,
+                car_min_length_m: float | None = None, car_min_support: float = 0.7,
+                car_snap_m: float = 0.3):
     """Greedy tracking from the strongest seeds: (points (n, 2) row/col, mean evidence, support) per line."""
     cg = ev.gsd_m
     sc = ev.score
@@ -541,7 +555,7 @@ def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1
     owner = np.zeros(sc.shape, np.int32)          # traced lines, +-1.2 m
     excl = np.zeros(sc.shape, bool)                # no new seed: +-2 m of a line, or tried
     near_d, excl_d, tried_d = _disk(1.2 / cg), _disk(excl_m / cg), _disk(max(1.0, 0.8 / cg))
-    fol = _Follower(ev, low, step_m, max_gap_m, min_radius_m, 0.6, owner, car_low=car_low)
+    fol = _Follower(ev, low, step_m, max_gap_m, min_radius_m, 0.6, owner, car_low=car_low, car_snap_m=car_snap_m)
     lines = []
     passes = [(fol, ev.score, seeds, ev.theta)]
     cars = getattr(ev, "cars", None)
@@ -580,9 +594,12 @@ def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1
                 stats.setdefault(npass, []).append((length, support))
             # most of a line's support must come from its own channel
             # (cars only carry a line between stretches of visible rails)
-            if length >= min_length_m and support >= min_support and own.mean() >= min_own * support:
+            need_len, need_sup = min_length_m, min_support
+            if npass == 1 and car_min_length_m is not None:
+                need_len, need_sup = min(min_length_m, car_min_length_m), max(min_support, car_min_support)
+            if length >= need_len and support >= need_sup and own.mean() >= min_own * support:
                 mean_e = float(np.mean([p[3] for p in pts if p[2]]))
-                lines.append((rc, mean_e, support))
+                lines.append((rc, mean_e, support, need_len))
                 _stamp(owner, rc, near_d, len(lines))
                 _stamp(excl, rc, excl_d, True)
             else:
@@ -812,6 +829,12 @@ def _true_runs(mask: np.ndarray):
     return list(zip(d[::2], d[1::2]))
 
 
+def _min_len(sc: tuple, default: float) -> float:
+    """The shortest length (m) a line with score tuple ``sc`` may keep: its
+    own (third element, car rows) or ``default``."""
+    return float(sc[2]) if len(sc) > 2 and sc[2] is not None else default
+
+
 def _dedupe(lines: list, sep_m: float, min_length_m: float) -> list:
     """Tracks are never closer than ``sep_m`` except at switches: the stronger
     (longer, better supported) line is kept whole and the parts of weaker
@@ -820,13 +843,14 @@ def _dedupe(lines: list, sep_m: float, min_length_m: float) -> list:
     keep: list = []
     near = None
     for ln, sc in sorted(lines, key=lambda t: -t[0].length * max(t[1][1], 0.1)):
+        min_len = _min_len(sc, min_length_m)
         g = ln if near is None else ln.difference(near)
         parts = [q for q in (g.geoms if hasattr(g, "geoms") else [g])
-                 if isinstance(q, LineString) and q.length >= min_length_m]
+                 if isinstance(q, LineString) and q.length >= min_len]
         if isinstance(g, MultiLineString):
             merged = shapely.ops.linemerge(g)
             parts = [q for q in (merged.geoms if hasattr(merged, "geoms") else [merged])
-                     if isinstance(q, LineString) and q.length >= min_length_m]
+                     if isinstance(q, LineString) and q.length >= min_len]
         for q in parts:
             keep.append((q, sc))
             b = q.buffer(sep_m, cap_style="flat")
@@ -839,8 +863,8 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
                  along_m: float = 6.0, max_gap_m: float = 40.0, min_radius_m: float = 80.0,
                  car_width_m: float = 2.9, n_angles: int = 16, inside: bool = True,
                  evidence: TraceEvidence | None = None, complete: bool = True, car_support: float = 2.5,
-                 extend: bool = True,
-                 **_ignored) -> list[Feature]:
+                 extend: bool = True, car_min_length_m: float | None = None, car_min_support: float = 0.7,
+                 car_snap_m: float = 0.3, **_ignored) -> list[Feature]:
     """Trace rail track centrelines in one or more chips of one AOI.
 
     Parameters
@@ -867,6 +891,13 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
         ones where a row of car bodies stands (:func:`_extend_lattice`).
     car_support: car-body evidence (units of the scene's median) that
         marks a hidden track for the lattice steps.
+    car_snap_m: where a rail-followed line runs on through cars, it moves
+        towards the car bodies' axis by at most this much (m) per 1 m step
+        (0: straight on); the axis of the cars standing on a track is its
+        centreline, and tracks in a fan or a curve leave the straight line.
+    car_min_length_m, car_min_support: lines found only through car rows
+        may be this short (m, default ``min_length_m``) when car bodies
+        cover at least ``car_min_support`` of them.
 
     Returns
     -------
@@ -882,12 +913,13 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
                                     spacing_m=spacing_m, n_angles=n_angles)
     low = float(threshold) if threshold is not None else _auto_threshold(ev)
     found = _follow_all(ev, 1.35 * low, low, max_gap_m=max_gap_m, min_radius_m=min_radius_m,
-                        min_length_m=min_length_m)
+                        min_length_m=min_length_m, car_min_length_m=car_min_length_m,
+                        car_min_support=car_min_support, car_snap_m=car_snap_m)
     lines = []
-    for rc, mean_e, support in found:
+    for rc, mean_e, support, need_len in found:
         xy = _smooth(_to_map(rc, ev.transform), 3)
         ln = LineString(xy).simplify(0.1)
-        lines.append((ln, (mean_e, support)))
+        lines.append((ln, (mean_e, support, need_len)))
     if inside and aoi is not None:
         bnd = reproject_to(aoi.boundary, aoi.crs, ev.crs) if aoi.crs is not None else aoi.boundary
         clipped = []
@@ -897,7 +929,7 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
                 if isinstance(q, LineString) and not q.is_empty:
                     clipped.append((q, s))
         lines = clipped
-    lines = [(ln, s) for ln, s in lines if ln.length >= min_length_m]
+    lines = [(ln, s) for ln, s in lines if ln.length >= _min_len(s, min_length_m)]
     lines = _dedupe(lines, 0.65 * min(spacing_m), min_length_m)
     if complete:
         extra = _complete_lattice(lines, spacing_m, min_length_m)
@@ -924,7 +956,7 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     lines.sort(key=lambda t: (-t[0].centroid.y, t[0].centroid.x))
     gauges = np.atleast_1d(np.asarray(gauge_m, float))
     feats = []
-    for i, (ln, (mean_e, support)) in enumerate(lines, 1):
+    for i, (ln, (mean_e, support, *_)) in enumerate(lines, 1):
         strength = float(np.clip((mean_e - low) / (3 * low), 0, 1))
         conf = 0.4 * strength + 0.4 * support + 0.2 * min(1.0, ln.length / (4 * min_length_m))
         props = {"confidence": round(float(conf), 3), "length_m": round(float(ln.length), 1), "source": "trace"}
