@@ -277,9 +277,11 @@ def test_textured_land_inside_an_inexact_water_polygon_is_dropped():
     assert info["land_in_water_px"] > 0.6 * 40 * 300  # of the 40 x 300 land pixels inside
     hull = shapely.Point(X0 + 1509, Y0 + 1500)
     assert any(s.polygon.centroid.distance(hull) < 15 and abs(s.length_m - 90) < 20 for s in ships)
-    # without it the land's strong points come out as ships, three times as many
-    plain = detect_ships_sar(chip, check_water=False, local_enl=False)
-    assert 3 * (len(ships) - 1) <= len(plain) - 1
+    # without it the land's strong points come out as ships, three times as
+    # many (counted without the two-hull fit, which may cut a clutter blob)
+    kept = detect_ships_sar(chip, fit_pairs=False)
+    plain = detect_ships_sar(chip, check_water=False, local_enl=False, fit_pairs=False)
+    assert 3 * (len(kept) - 1) <= len(plain) - 1
 
 
 def test_rafted_hulls_without_a_visible_seam_are_two():
