@@ -255,17 +255,21 @@ def saturated_mask(bands: np.ndarray, roles: Sequence[str], valid: np.ndarray, g
     n_valid = int(valid.sum())
     if not idx or n_valid == 0:
         return none
-    sat = valid.copy()
+    sat = None
     for i in idx:
         b = bands[i]
-        top = float(b[valid].max())
+        top = float(np.max(b, where=valid, initial=-np.inf))   # no copy of the valid pixels
         ceiling = 2.0 ** max(1, math.ceil(math.log2(top + 1.0))) - 1.0 if top > 0 else 0.0
         if top < 0.99 * ceiling or top < 255 * 0.99:
             return none  # not at a bit-depth ceiling (255, 1023, 4095, 65535 ...): not clipped
         at_top = b >= top
-        if int((at_top & valid).sum()) < max(min_share * n_valid, 50):
+        at_top &= valid
+        if int(np.count_nonzero(at_top)) < max(min_share * n_valid, 50):
             return none
-        sat &= at_top
+        if sat is None:
+            sat = at_top
+        else:
+            sat &= at_top
     return ndi.binary_dilation(_wide(sat, gsd_m, min_width_m), iterations=1) & valid
 
 
