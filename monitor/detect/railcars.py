@@ -26,7 +26,11 @@ Method (per chip, all geometry in the chip's metric CRS):
    shows car shadows (a dark band beside the track on one map side, found
    from the data: darker than the sun-side flank beside clearly occupied
    stations, not beside empty ones; clutter on many empty tracks does not
-   dilute it), the shadow contrast is a second cue. A car
+   dilute it), the shadow contrast is a second cue; where the rails are
+   not resolved it counts only the darkening beyond what *both* flanks
+   usually show beside the track's empty stations (a dark bed of old
+   sleepers or a dark shoulder, blurred, darkens both sides; a car's
+   shadow one). A car
    stands out from the ground beside it: a station that looks like its
    flanks is never occupied (bare ground, thick cloud), and a run must
    somewhere stand clearly above the threshold.
