@@ -181,8 +181,9 @@ def _point_window(src, geo, dst_crs, transform, width: int, height: int):
 
 def _warp_by_points(src, geo, indexes, outs, dst_crs, transform, width, height, resampling, nodata):
     """Warp bands of a GCP- or RPC-georeferenced raster onto the chip grid
-    with GDAL's GCP polynomial / RPC transformer (RPCs at their mean height
-    ``HEIGHT_OFF``, no DEM). Writes ``outs`` in place; returns the valid
+    with GDAL's GCP transformer (a polynomial, or a thin-plate spline for 10
+    GCPs or more) / RPC transformer (at the RPCs' mean height ``HEIGHT_OFF``,
+    no DEM). Writes ``outs`` in place; returns the valid
     mask (bool, chip grid)."""
     from rasterio.control import GroundControlPoint
     from rasterio.enums import Resampling
@@ -199,6 +200,10 @@ def _warp_by_points(src, geo, indexes, outs, dst_crs, transform, width, height, 
     kw: dict = {"src_crs": geo.crs, "dst_transform": transform, "dst_crs": dst_crs}
     if geo.kind == "gcps":
         kw["gcps"] = [GroundControlPoint(row=g.row - r0, col=g.col - c0, x=g.x, y=g.y, z=g.z) for g in geo.gcps]
+        if len(geo.gcps) >= 10:
+            # a thin-plate spline passes through every point of a dense GCP grid
+            # (Sentinel-1 GRD ships ~200); a polynomial would smooth them
+            kw["SRC_METHOD"] = "GCP_TPS"
     else:
         d = geo.rpcs.to_dict()
         d.update(line_off=geo.rpcs.line_off - r0, samp_off=geo.rpcs.samp_off - c0)

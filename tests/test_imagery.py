@@ -574,17 +574,23 @@ def test_raster_in_the_next_utm_zone(tmp_path):
     assert _target_offset_m(chip) < 1.5 * GSD
 
 
-def test_gcp_only_raster_is_warped_through_its_gcps(tmp_path):
+@pytest.mark.parametrize("gcp_crs,n", [(UTM, 0), ("EPSG:4326", 7)])
+def test_gcp_only_raster_is_warped_through_its_gcps(tmp_path, gcp_crs, n):
+    """Five GCPs in the grid's own CRS, or a 7 x 7 lon/lat GCP grid (as Sentinel-1 GRD files carry)."""
     from rasterio.control import GroundControlPoint
 
     tr, w, h = _grid(UTM)
-    pts = [(0, 0), (w, 0), (w, h), (0, h), (w / 2, h / 3)]
-    gcps = [GroundControlPoint(row=r, col=c, x=(tr * (c, r))[0], y=(tr * (c, r))[1]) for c, r in pts]
+    pts = [(0, 0), (w, 0), (w, h), (0, h), (w / 2, h / 3)] if not n else \
+        [(w * i / (n - 1), h * j / (n - 1)) for i in range(n) for j in range(n)]
+    to = Transformer.from_crs(UTM, gcp_crs, always_xy=True)
+    gcps = [GroundControlPoint(row=r, col=c, x=to.transform(*(tr * (c, r)))[0], y=to.transform(*(tr * (c, r)))[1])
+            for c, r in pts]
     p = tmp_path / "gcps.tif"
-    with rasterio.open(p, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", gcps=gcps, crs=UTM) as d:
+    with rasterio.open(p, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", gcps=gcps,
+                       crs=gcp_crs) as d:
         d.write(_target_image(w, h))
     scene = open_scene(str(p))
-    assert scene.properties["georef"] == "gcps" and scene.crs == UTM
+    assert scene.properties["georef"] == "gcps" and scene.crs == gcp_crs
     assert scene.gsd_m == pytest.approx(GSD, rel=0.01)
     chip = read_chip(scene, _aoi())
     assert chip.meta["georef"] == "gcps" and chip.coverage == pytest.approx(1.0)
