@@ -162,3 +162,52 @@ def test_lattice_extends_over_a_car_row_beside_traced_tracks():
     ev, lines = _evidence_with_car_row(30.0, (15.0,))                   # one line at 25
     lone = lines + [(LineString([(0, 5), (160, 5)]), (3.0, 0.9))]        # and one far away
     assert _extend_lattice(lone, ev, (4.5, 5.5), 50.0, 2.0) == []
+
+
+def _evidence_rails_then_train(drift_m: float):
+    """Hand-made evidence (0.5 m, 16 orientations): rails visible along y = 20
+    for x < 100 m, then a train whose car bodies (couplings every 15 m) hide
+    them and whose axis drifts by ``drift_m`` across over its 60 m (a track
+    turning away under the train)."""
+    from types import SimpleNamespace
+
+    from monitor.trace import _ridge
+
+    g, h, w = 0.5, 80, 340                       # 40 m x 170 m, origin at (0, 40)
+    angles = np.arange(16) * np.pi / 16
+    y = 40 - (np.arange(h) + 0.5) * g
+    x = (np.arange(w) + 0.5) * g
+    Y, X = np.meshgrid(y, x, indexing="ij")
+    bank = np.full((16, h, w), 0.2, np.float32)
+    bank[0] = np.where((np.abs(Y - 20) < 0.5) & (X < 100), 3.0, 0.2)
+    axis = 20 + drift_m * np.clip(X - 100, 0, None) / 60
+    cars = np.full((16, h, w), 0.3, np.float32)
+    body = (np.abs(Y - axis) < 1.5) & (X >= 100) & (X < 160) & ((X - 100) % 15 < 14)
+    cars[0] = np.where(body, 0.3 + 5.0 * np.exp(-0.5 * ((Y - axis) / 0.7) ** 2), 0.3)   # peaks on the axis
+    score, theta = bank.max(axis=0), np.zeros((h, w), np.float32)
+    ev = SimpleNamespace(bank=bank, cars=cars, angles=angles, score=score, theta=theta,
+                         ridge=_ridge(score, np.zeros((h, w), int), angles, 3), dominant=theta,
+                         coherence=np.ones((h, w), np.float32), valid=np.ones((h, w), bool),
+                         transform=from_origin(0, 40, g, g), gsd_m=g)
+    return ev
+
+
+def test_line_through_a_train_follows_the_car_bodies_axis():
+    """Where a train hides the rails, the line keeps to the axis of its cars
+    (the track's centreline), also where the track turns under the train;
+    going straight on (car_snap_m=0) leaves it beside the cars."""
+    from monitor.trace import _follow_all, _to_map
+
+    ev = _evidence_rails_then_train(1.5)
+    off = {}
+    for snap in (0.3, 0.0):
+        found = _follow_all(ev, 1.755, 1.3, min_length_m=50, car_snap_m=snap)
+        assert len(found) == 1
+        xy = _to_map(found[0][0], ev.transform)
+        assert xy[:, 0].min() < 5 and xy[:, 0].max() > 140, "the line does not run into the train"
+        near = xy[np.abs(xy[:, 0] - 140) < 2]
+        off[snap] = float(np.abs(near[:, 1] - (20 + 1.5 * 40 / 60)).max())
+        if snap:
+            assert xy[:, 0].max() > 155, "the line stops inside the train"
+    assert off[0.3] < 0.5, f"line {off[0.3]:.2f} m off the car axis"
+    assert off[0.0] > 1.0
