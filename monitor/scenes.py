@@ -986,7 +986,7 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
             continue
         r = declared[0][0] if declared else None
         r = r or role_of(key) or role_of(a.get("title"))
-        if r == SKIP or (r is None and declared and declared[0][1] is not None and role_of(declared[0][1]) == SKIP):
+        if r == SKIP:   # coastal, red edge, SWIR...: not used
             continue
         # an exact common name (``nir``) beats an alias (``nir08``); else the first asset wins
         exact = (bool(declared) and str(declared[0][1] or "").lower() == r) or key.lower() == r
