@@ -92,6 +92,8 @@ SAR_ROLES = ("vv", "vh", "hh", "hv")
 _DATA_ROLES = tuple(r for r in BAND_ROLES if r not in ("mask", "alpha"))
 
 RASTER_SUFFIXES = (".tif", ".tiff")
+#: Picture formats that folder searches take only with a world file beside them.
+WORLD_FILE_IMAGES = (".png", ".jpg", ".jpeg")
 _IMAGE_MEDIA = ("image/tiff", "image/jp2", "image/vnd.stac.geotiff", "application/x-geotiff")
 _NON_IMAGERY_ROLES = ("thumbnail", "overview", "metadata", "preview", "browse")
 
@@ -277,6 +279,19 @@ def _sidecar_prj(href: str):
     return None
 
 
+def _world_file(path: str) -> str | None:
+    """The world file beside a picture (``a.pgw``, ``a.pngw``, ``a.jgw``, ``a.wld``...), else ``None``."""
+    stem, ext = os.path.splitext(path)
+    ext = ext.lstrip(".").lower()
+    if not ext:
+        return None
+    for cand in (ext[0] + ext[-1] + "w", ext + "w", "wld"):
+        for c in (cand, cand.upper()):
+            if os.path.isfile(f"{stem}.{c}"):
+                return f"{stem}.{c}"
+    return None
+
+
 def raster_georef(src, href: str) -> Georef:
     """The :class:`Georef` of an open raster; :class:`SceneError` naming
     ``href`` when it has none (no CRS, identity transform and no GCPs/RPCs)."""
@@ -422,7 +437,7 @@ _TIME_TAGS = ("ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "ACQUISITION_TIME",
               "TIFFTAG_DATETIME", "DATETIME", "ACQUIRED", "SENSING_TIME", "DATE_ACQUIRED")
 _NAME_DATE = re.compile(
     r"(?<!\d)((?:19|20)\d{2})[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])"
-    r"(?:[Tt_ ]?([01]\d|2[0-3])[:]?([0-5]\d)[:]?([0-5]\d))?(?!\d)")
+    r"(?:[Tt_ ]?([01]\d|2[0-3])[:]?([0-5]\d)[:]?([0-5]\d)(?:\.\d{1,6}|\d)?)?(?!\d)")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -463,7 +478,8 @@ def time_from_name(name: str) -> datetime | None:
     """A date (and time, if given) found in a file or folder name, UTC.
 
     ``..._20230414T021530_...``, ``20230414_021530_...`` (PlanetScope),
-    ``2023-04-14``, ``2023_04_14``, and Maxar's ``22MAR14021530-...``.
+    ``202304140215306`` (Pleiades, tenths of a second dropped), ``2023-04-14``,
+    ``2023_04_14``, and Maxar's ``22MAR14021530-...``.
     """
     for m in _NAME_DATE.finditer(name):
         y, mo, d, hh, mm, ss = m.groups()
@@ -1455,6 +1471,13 @@ def find_scenes(inputs: "str | Path | Iterable[str | Path]", *, recursive: bool 
             claimed.update(os.path.abspath(u) for u in used)
             for r in rasters:
                 do_raster(r)
+            # JPEG 2000 scenes outside SAFE folders (Pleiades, SPOT); PNG/JPEG with a world file
+            for r in jp2:
+                if not any(part.upper().endswith(".SAFE") for part in Path(r).parts):
+                    do_raster(r)
+            for f in files:
+                if f.is_file() and f.suffix.lower() in WORLD_FILE_IMAGES and _world_file(str(f)):
+                    do_raster(str(f))
         elif p.lower().endswith((".json", ".geojson")) and not p.startswith("/vsi"):
             do_json(p, explicit=True)
         elif "://" in p or p.startswith("/vsi") or os.path.exists(p):

@@ -603,3 +603,28 @@ def test_band_files_given_one_by_one_are_one_scene(tmp_path):
     files = [write(tmp_path / f"B0{i}.tif", dtype="uint16", value=100 * i) for i in (2, 3, 4, 8)]
     scenes = find_scenes(files + [write(tmp_path / "other.tif")])
     assert sorted(s.roles for s in scenes) == [("gray",), ("red", "green", "blue", "nir")]
+
+
+def test_folder_search_takes_jp2_scenes_and_world_file_pictures(tmp_path):
+    from pyproj import CRS
+
+    x, y = _utm_xy()
+    a = np.full((3, 64, 64), 90, "uint8")
+    with rasterio.open(tmp_path / "IMG_PHR1A_PMS_202304140215306_ORT_R1C1.JP2", "w", driver="JP2OpenJPEG",
+                       width=64, height=64, count=3, dtype="uint8", crs=UTM,
+                       transform=from_origin(x - 32, y + 32, 1, 1), QUALITY=100, REVERSIBLE=True) as d:
+        d.write(a)
+    with rasterio.open(tmp_path / "export.png", "w", driver="PNG", width=64, height=64, count=3, dtype="uint8") as d:
+        d.write(a)
+    (tmp_path / "export.pgw").write_text(f"1\n0\n0\n-1\n{x - 31.5}\n{y + 31.5}\n")
+    (tmp_path / "export.prj").write_text(CRS(UTM).to_wkt(version="WKT1_ESRI"))
+    with rasterio.open(tmp_path / "plot.png", "w", driver="PNG", width=8, height=8, count=1, dtype="uint8") as d:
+        d.write(np.zeros((1, 8, 8), "uint8"))          # a picture without a world file: not imagery
+    errors: list = []
+    scenes = find_scenes(tmp_path, errors=errors)
+    assert sorted(Path(s.path).name for s in scenes) == ["IMG_PHR1A_PMS_202304140215306_ORT_R1C1.JP2", "export.png"]
+    assert not errors
+    png = next(s for s in scenes if s.path.endswith(".png"))
+    assert png.crs == UTM and png.gsd_m == pytest.approx(1.0) and png.roles == ("red", "green", "blue")
+    jp2 = next(s for s in scenes if s.path.endswith(".JP2"))
+    assert jp2.acquired == datetime(2023, 4, 14, 2, 15, 30, tzinfo=timezone.utc)
