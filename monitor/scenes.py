@@ -810,8 +810,9 @@ def file_digest(path: str, nbytes: int = 65536) -> str:
 
 def open_scene(path: "str | Path", *, sensor: str | None = None,
                bands: Sequence[str] | None = None) -> Scene:
-    """Open one scene: a GeoTIFF/COG, a STAC item JSON, or a folder that
-    holds exactly one scene (a Sentinel-2 ``.SAFE`` folder, one file per band).
+    """Open one scene: a GeoTIFF/COG, a STAC item JSON, or a folder or zip
+    archive that holds exactly one scene (a Sentinel-2 ``.SAFE`` folder or
+    its ``.zip``, one file per band).
 
     ``sensor``: ``"optical"`` or ``"sar"`` to override what the metadata says.
     ``bands``: for a raster file, the role of each band in order
@@ -823,7 +824,7 @@ def open_scene(path: "str | Path", *, sensor: str | None = None,
     not a STAC item.
     """
     p = str(path)
-    if os.path.isdir(p):
+    if os.path.isdir(p) or (p.lower().endswith(".zip") and os.path.isfile(p)):
         found = find_scenes(p, sensor=sensor, bands=bands)
         if len(found) == 1:
             return found[0]
@@ -1230,18 +1231,64 @@ def _band_file_key(path: str):
     return key, tok, int(m.group(2)) if m.group(2) else None
 
 
-def _ancestor_file(path: str, names: Sequence[str], levels: int = 5) -> str | None:
+def _split_vsizip(path: str) -> tuple[str, str] | None:
+    """(zip file, member) of a ``/vsizip/archive.zip/member`` path, else ``None``."""
+    if not path.startswith("/vsizip/"):
+        return None
+    rest = path[len("/vsizip/"):]
+    i = rest.lower().find(".zip/")
+    return (rest[: i + 4], rest[i + 5:]) if i >= 0 else None
+
+
+def _ancestor_file(path: str, names: Sequence[str], levels: int = 5) -> tuple[str, str] | None:
+    """(name, text) of the first file called one of ``names`` in the folder
+    of ``path`` or one above it (inside a zip archive too), else ``None``."""
+    z = _split_vsizip(path)
+    if z is not None:
+        import zipfile
+
+        archive, member = z
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                members = set(zf.namelist())
+                d = os.path.dirname(member)
+                for _ in range(levels + 1):
+                    for n in names:
+                        c = f"{d}/{n}" if d else n
+                        if c in members:
+                            return n, zf.read(c).decode("utf-8", errors="replace")
+                    if not d:
+                        break
+                    d = os.path.dirname(d)
+        except (OSError, zipfile.BadZipFile):
+            return None
+        return None
     d = os.path.dirname(os.path.abspath(path))
     for _ in range(levels):
         for n in names:
             c = os.path.join(d, n)
             if os.path.isfile(c):
-                return c
+                return n, Path(c).read_text(errors="replace")
         d2 = os.path.dirname(d)
         if d2 == d:
             break
         d = d2
     return None
+
+
+def zip_band_files(path: str) -> list[str]:
+    """``/vsizip/`` paths of the rasters (JPEG 2000, GeoTIFF) inside a zip
+    archive (a zipped Sentinel-2 SAFE product); :class:`SceneError` naming it
+    when it is not a readable zip file."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile) as e:
+        raise SceneError(path, f"not a readable zip archive ({e})") from None
+    base = os.path.abspath(path)
+    return [f"/vsizip/{base}/{n}" for n in names if n.lower().endswith((".jp2", ".tif", ".tiff"))]
 
 
 def _s2_metadata(path: str) -> dict:
@@ -1252,17 +1299,17 @@ def _s2_metadata(path: str) -> dict:
     out: dict = {}
     mtd = _ancestor_file(path, ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml"))
     if mtd:
-        text = Path(mtd).read_text(errors="replace")
+        mtd, text = mtd
         q = re.search(r"<(?:BOA_)?QUANTIFICATION_VALUE[^>]*>\s*([\d.]+)\s*<", text)
         if q:
             quant = float(q.group(1))
             offs = {int(i): float(v) for i, v in
                     re.findall(r'<(?:BOA|RADIO)_ADD_OFFSET band_id="(\d+)">\s*(-?[\d.]+)\s*<', text)}
             out["scale"] = {b: (1.0 / quant, offs.get(i, 0.0) / quant) for i, b in enumerate(_S2_BAND_IDS)}
-        out["_mtd"] = os.path.basename(mtd)
+        out["_mtd"] = mtd
     tl = _ancestor_file(path, ("MTD_TL.xml",))
     if tl:
-        text = Path(tl).read_text(errors="replace")
+        text = tl[1]
         t = re.search(r"<SENSING_TIME[^>]*>\s*([^<]+?)\s*<", text)
         if t:
             out["datetime"] = t.group(1)
@@ -1437,6 +1484,19 @@ def find_scenes(inputs: "str | Path | Iterable[str | Path]", *, recursive: bool 
         except SceneError as e:
             fail(e)
 
+    def do_zip(p: str, explicit: bool):
+        try:
+            members = zip_band_files(p)
+        except SceneError as e:
+            if explicit:
+                fail(e)
+            return
+        grouped, _ = band_file_scenes(members, errors=errors)
+        for s in grouped:
+            add(s)
+        if explicit and not grouped:
+            fail(SceneError(p, "no scene in the zip archive (Sentinel-2 or Landsat band files expected)"))
+
     def do_raster(p: str):
         if os.path.abspath(p) in claimed:
             return
@@ -1478,8 +1538,13 @@ def find_scenes(inputs: "str | Path | Iterable[str | Path]", *, recursive: bool 
             for f in files:
                 if f.is_file() and f.suffix.lower() in WORLD_FILE_IMAGES and _world_file(str(f)):
                     do_raster(str(f))
+            for f in files:
+                if f.is_file() and f.suffix.lower() == ".zip":
+                    do_zip(str(f), explicit=False)
         elif p.lower().endswith((".json", ".geojson")) and not p.startswith("/vsi"):
             do_json(p, explicit=True)
+        elif p.lower().endswith(".zip") and os.path.isfile(p):
+            do_zip(p, explicit=True)
         elif "://" in p or p.startswith("/vsi") or os.path.exists(p):
             do_raster(p)
         else:

@@ -628,3 +628,29 @@ def test_folder_search_takes_jp2_scenes_and_world_file_pictures(tmp_path):
     assert png.crs == UTM and png.gsd_m == pytest.approx(1.0) and png.roles == ("red", "green", "blue")
     jp2 = next(s for s in scenes if s.path.endswith(".JP2"))
     assert jp2.acquired == datetime(2023, 4, 14, 2, 15, 30, tzinfo=timezone.utc)
+
+
+def test_zipped_sentinel2_safe_is_one_scene(tmp_path):
+    import zipfile
+
+    from monitor.imagery import read_chip
+
+    safe = _s2_safe(tmp_path / "unzipped")
+    z = tmp_path / "dl" / (safe.name[:-5] + ".zip")
+    z.parent.mkdir()
+    with zipfile.ZipFile(z, "w") as zf:
+        for f in sorted(safe.rglob("*")):
+            if f.is_file():
+                zf.write(f, str(f.relative_to(safe.parent)))
+    scenes = find_scenes(z)
+    assert len(scenes) == 1 and scenes[0].id == safe.name[:-5]
+    s = scenes[0]
+    assert s.bands[0].href.startswith("/vsizip/") and s.roles == ("red", "green", "blue", "nir", "mask")
+    assert s.bands[0].offset == pytest.approx(-0.1) and s.properties["view:sun_azimuth"] == 151.25
+    assert [x.id for x in find_scenes(z.parent)] == [s.id]
+    chip = read_chip(open_scene(z), _aoi(half_deg=0.003))
+    assert np.median(chip.band("blue")) == pytest.approx(0.04, abs=1e-4)
+    bad = tmp_path / "dl" / "broken.zip"
+    bad.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(SceneError, match="broken.zip: not a readable zip archive"):
+        find_scenes(bad)
