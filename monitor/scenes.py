@@ -968,6 +968,24 @@ def _raster_bands(a: dict) -> list[dict]:
     return out
 
 
+def _s2_baseline_scaling(bands: list, props: dict, visual_href: str | None, path: str) -> list:
+    """Sentinel-2 processing baseline 04.00 and later (from 2022-01-25) adds
+    1000 to every digital number (BOA/RADIO_ADD_OFFSET): where the item says
+    ``s2:processing_baseline`` >= 4 and gives no ``raster:bands``
+    scale/offset (Planetary Computer items, for one), the reflectance bands
+    get scale 1e-4 and offset -0.1, as the product metadata defines."""
+    try:
+        baseline = float(props.get("s2:processing_baseline"))
+    except (TypeError, ValueError):
+        return bands
+    if baseline < 4.0 or props.get("earthsearch:boa_offset_applied") is True:
+        return bands
+    vis = _asset_href(visual_href, path) if visual_href else None
+    return [replace(b, scale=1e-4, offset=-0.1)
+            if b.role in ("red", "green", "blue", "nir") and b.scale is None and b.offset is None and b.href != vis
+            else b for b in bands]
+
+
 def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
                          bands: Sequence[str] | None = None) -> Scene:
     """A :class:`Scene` from a STAC item dict (``path`` resolves relative hrefs).
@@ -1072,6 +1090,7 @@ def scene_from_stac_item(doc: dict, path: str, *, sensor: str | None = None,
         raise SceneError(path, f"unsupported band layout: STAC item {sid} has no imagery asset with a "
                                f"known band role (assets: {', '.join(assets) or 'none'})")
     chosen.sort(key=lambda b: _ROLE_ORDER.get(b.role, len(_ROLE_ORDER)))
+    chosen = _s2_baseline_scaling(chosen, props, visual[1]["href"] if visual else None, path)
 
     # grids: the finest data band gives the scene's gsd and CRS
     gsd, crs = None, None

@@ -654,3 +654,21 @@ def test_zipped_sentinel2_safe_is_one_scene(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(SceneError, match="broken.zip: not a readable zip archive"):
         find_scenes(bad)
+
+
+def test_sentinel2_baseline_4_items_without_raster_bands_get_the_offset(tmp_path):
+    for k in ("B02", "B03", "B04", "B08", "TCI"):
+        write(tmp_path / f"{k}.tif", dtype="uint8" if k == "TCI" else "uint16", count=3 if k == "TCI" else 1)
+
+    def item(baseline, name):
+        assets = {cn: {"href": f"./{k}.tif", "type": "image/tiff", "roles": ["data"],
+                       "eo:bands": [{"name": k, "common_name": cn}]}
+                  for k, cn in [("B02", "blue"), ("B03", "green"), ("B04", "red"), ("B08", "nir")]}
+        assets["visual"] = {"href": "./TCI.tif", "type": "image/tiff", "roles": ["visual"]}
+        return _item(tmp_path, assets, props={"platform": "Sentinel-2A", "s2:processing_baseline": baseline},
+                     name=name)
+
+    new = open_scene(item("05.09", "new"))
+    assert {(b.scale, b.offset) for b in new.bands} == {(1e-4, -0.1)}
+    old = open_scene(item("03.01", "old"))
+    assert {(b.scale, b.offset) for b in old.bands} == {(None, None)}
