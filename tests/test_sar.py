@@ -357,3 +357,154 @@ def test_sentinel1_like_correlated_speckle():
     for cx, cy, L, W, hd in hulls:
         s = min(ships, key=lambda s: s.polygon.centroid.distance(shapely.Point(X0 + cx, Y0 + 3000 - cy)))
         assert s.length_m == pytest.approx(L, abs=max(20.0, 0.2 * L))
+
+
+# ---------------------------------------------------------------------------
+# Sentinel-1 GRD-like GeoTIFFs as users have them (written with rasterio)
+# ---------------------------------------------------------------------------
+
+S1_HULLS = [(700, 600, 120, 20, 40), (1400, 1300, 70, 12, 110), (600, 1500, 50, 10, 170)]
+
+
+def _s1_scene(seed=30):
+    """(sigma0 (h, w), chip) of a 200 x 200 px, 10 m water scene with three hulls."""
+    from dataclasses import replace
+
+    from pyproj import CRS
+
+    chip = sar_scene(size=200, hulls=S1_HULLS, seed=seed)
+    chip.aoi = replace(chip.aoi, crs=CRS.from_user_input(UTM))
+    return chip.bands[0].copy(), chip
+
+
+def _write(path, bands, transform, dtype, nodata=None, descriptions=None, tags=None):
+    import rasterio
+
+    with rasterio.open(path, "w", driver="GTiff", width=bands.shape[2], height=bands.shape[1], count=bands.shape[0],
+                       dtype=dtype, crs=UTM, transform=transform, nodata=nodata) as dst:
+        dst.write(bands.astype(dtype))
+        for i, d in enumerate(descriptions or ()):
+            dst.set_band_description(i + 1, d)
+        if tags:
+            dst.update_tags(**tags)
+    return str(path)
+
+
+def _hits(ships, hulls=S1_HULLS, size=200, gsd=10.0):
+    import shapely
+
+    got = 0
+    for cx, cy, L, W, hd in hulls:
+        p = shapely.Point(X0 + cx, Y0 + size * gsd - cy)
+        got += any(s.polygon.centroid.distance(p) < 20 and abs(s.length_m - L) < max(20, 0.2 * L) for s in ships)
+    return got
+
+
+def test_grd_uint16_amplitude_with_a_zero_border(tmp_path):
+    # ESA / Planetary Computer GRD: uint16 amplitude DN = sqrt(sigma0) * A,
+    # no nodata tag, a zero-filled border where the swath ends
+    from monitor.imagery import read_chip
+
+    sig, chip = _s1_scene()
+    dn = np.clip(np.round(np.sqrt(sig) * 470.0), 1, 65535)
+    dn[:, :30] = 0
+    dn[:12, :] = 0
+    path = _write(tmp_path / "s1a-iw-grd-vv-20240601t213015-20240601t213040-054000-069000-001.tiff", dn[None],
+                  chip.transform, "uint16")
+    c = read_chip(path, chip.aoi, gsd_m=10.0)
+    assert c.roles == ("vv",) and c.sensor == "sar"
+    info = {}
+    ships = detect_ships_sar(c, info=info)
+    assert info["units"] == "amplitude" and "uint16" in info["units_from"]
+    assert _hits(ships) == 3 and len(ships) == 3  # nothing along the zero border
+    # the zero border (20 % of the file) is no data, not dark water
+    assert (sar_intensity(c) == 0).mean() > 0.2
+
+
+def test_grd_float_db_two_bands_roles_from_descriptions(tmp_path):
+    # SNAP-like export: float32 dB, VH first and VV second (told by the
+    # band descriptions), NaN outside the swath
+    from monitor.imagery import read_chip
+
+    sig, chip = _s1_scene(31)
+    vh = sig * 0.2
+    both = 10 * np.log10(np.maximum(np.stack([vh, sig]), 1e-6))
+    both[:, :, 170:] = np.nan
+    path = _write(tmp_path / "subset_db.tif", both, chip.transform, "float32", descriptions=("VH", "VV"))
+    c = read_chip(path, chip.aoi, gsd_m=10.0)
+    assert set(c.roles) == {"vv", "vh"}
+    info = {}
+    ships = detect_ships_sar(c, info=info)
+    assert info["units"] == "db"
+    col0, row0 = ~c.transform @ (chip.transform.c, chip.transform.f)
+    r0, c0 = round(row0), round(col0)
+    x = sar_intensity(c)[r0:r0 + 200, c0:c0 + 200]
+    ok = c.valid[r0:r0 + 200, c0:c0 + 200] & (sig > 1e-5)
+    assert ok.mean() > 0.7 and np.allclose(x[ok], sig[ok], rtol=1e-3)
+    assert _hits(ships) == 3 and len(ships) == 3
+
+
+def test_linear_sigma0_named_bands_and_declared_nodata(tmp_path):
+    from monitor.imagery import read_chip
+
+    sig, chip = _s1_scene(32)
+    sig[:, -40:] = -9999.0
+    path = _write(tmp_path / "rtc.tif", sig[None], chip.transform, "float32", nodata=-9999.0,
+                  descriptions=("Sigma0_VV",))
+    c = read_chip(path, chip.aoi, gsd_m=10.0)
+    info = {}
+    ships = detect_ships_sar(c, info=info)
+    assert info["units"] == "linear" and "Sigma0_VV" in info["units_from"]
+    assert _hits(ships) == 3 and len(ships) == 3
+
+
+def test_stac_item_with_sar_polarizations(tmp_path):
+    import json
+
+    from monitor.imagery import read_chip
+    from monitor.scenes import open_scene
+
+    sig, chip = _s1_scene(33)
+    dn = np.clip(np.round(np.sqrt(np.stack([sig, 0.2 * sig])) * 470.0), 1, 65535)
+    _write(tmp_path / "a.tif", dn[1:], chip.transform, "uint16")
+    _write(tmp_path / "b.tif", dn[:1], chip.transform, "uint16")
+    lon, lat = 135.0, 42.3
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "S1A_IW_GRDH_test",
+            "stac_extensions": ["https://stac-extensions.github.io/sar/v1.0.0/schema.json"],
+            "geometry": None, "bbox": None,
+            "properties": {"datetime": "2024-06-01T21:30:15Z", "platform": "sentinel-1a",
+                           "sar:instrument_mode": "IW", "sar:polarizations": ["VV", "VH"]},
+            "assets": {"vh": {"href": "a.tif", "type": "image/tiff; application=geotiff",
+                              "sar:polarizations": ["VH"], "roles": ["data"]},
+                       "vv": {"href": "b.tif", "type": "image/tiff; application=geotiff",
+                              "sar:polarizations": ["VV"], "roles": ["data"]}},
+            "links": []}
+    del lon, lat
+    p = tmp_path / "item.json"
+    p.write_text(json.dumps(item))
+    sc = open_scene(str(p))
+    assert sc.sensor == "sar" and {"vv", "vh"} <= set(sc.roles)
+    c = read_chip(sc, chip.aoi, gsd_m=10.0)
+    info = {}
+    ships = detect_ships_sar(c, info=info)
+    assert info["units"] == "amplitude"
+    assert _hits(ships) == 3 and len(ships) == 3
+
+
+def test_unusable_sar_files_give_one_line_errors(tmp_path):
+    from monitor.imagery import read_chip
+
+    sig, chip = _s1_scene(34)
+    # dB scaled by 100 in int16 (-2000 for -20 dB)
+    path = _write(tmp_path / "s1_vv_db100.tif", np.round(100 * 10 * np.log10(sig))[None], chip.transform, "int16",
+                  descriptions=("VV",))
+    c = read_chip(path, chip.aoi, gsd_m=10.0)
+    with pytest.raises(SceneError, match="median") as e:
+        detect_ships_sar(c)
+    assert "\n" not in str(e.value) and "db100" in str(e.value)
+    # a constant fill (a swath edge tile) has nothing to detect
+    path = _write(tmp_path / "s1_vv_fill.tif", np.full((1, 200, 200), 7.0), chip.transform, "float32",
+                  descriptions=("VV",))
+    with pytest.raises(SceneError, match="constant") as e:
+        detect_ships_sar(read_chip(path, chip.aoi, gsd_m=10.0))
+    assert "\n" not in str(e.value)

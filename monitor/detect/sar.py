@@ -63,6 +63,7 @@ shows (or ``max_beam_ratio`` is set): 20 more seeds give 0.88 at 10 m.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,29 +109,114 @@ def _source(chip) -> str:
     return "chip"
 
 
+def _sar_band(chip):
+    """(role, array) of the chip's co-pol band (see :func:`sar_intensity`)."""
+    for role in SAR_ROLES:
+        x = chip.band(role)
+        if x is not None:
+            return role, x
+    if getattr(chip, "sensor", None) != "sar" or chip.bands.ndim != 3 or chip.bands.shape[0] == 0:
+        raise SceneError(_source(chip), f"no SAR band (one of {', '.join(SAR_ROLES)}) among bands {tuple(chip.roles)}")
+    return (chip.roles[0] if chip.roles else None), chip.bands[0]
+
+
+def _band_source(chip, role):
+    """(band name, source dtype) of the chip band ``role`` from its scene
+    (BandRef name: band description or STAC asset key) and
+    ``chip.meta["files"]`` (what :func:`monitor.imagery.read_chip` read)."""
+    name, dtype = None, None
+    sc = getattr(chip, "scene", None)
+    for b in getattr(sc, "bands", None) or ():
+        if getattr(b, "role", None) == role:
+            name = getattr(b, "name", None)
+            info = ((getattr(chip, "meta", None) or {}).get("files") or {}).get(getattr(b, "href", None)) or {}
+            dtype = info.get("dtype")
+            break
+    return name, dtype
+
+
+_DB_NAME = re.compile(r"(^|[^a-z])(db|decibels?)([^a-z]|$)")
+_AMP_NAME = re.compile(r"(^|[^a-z])(amp|amplitude|dn|magnitude)([^a-z]|$)")
+_POW_NAME = re.compile(r"(^|[^a-z])(intensity|power|pwr|linear|sigma0|sigma_0|sigma_nought|gamma0|gamma_0|beta0|"
+                       r"beta_0|backscatter)([^a-z]|$)|sigma0|gamma0|beta0")
+
+
+def sar_units(chip, x: np.ndarray | None = None, valid: np.ndarray | None = None) -> tuple[str, str]:
+    """Units of the chip's SAR band: (``"linear"`` | ``"db"`` | ``"amplitude"``, why).
+
+    First hit wins:
+
+    1. the band's name (GeoTIFF band description or STAC asset key):
+       ``db``/``decibel`` in it (``Sigma0_VV_db``) -> dB; ``amplitude``,
+       ``amp``, ``dn`` -> amplitude; ``sigma0``, ``gamma0``, ``beta0``,
+       ``intensity``, ``power`` -> linear power;
+    2. the values: a quarter or more of the valid non-zero pixels negative
+       with a median under -1 -> dB (power and amplitude are never
+       negative; thermal-noise-corrected power dips just under 0 on calm
+       water, never to -1);
+    3. integer pixels in the source file (``chip.meta["files"]``) -> amplitude
+       digital numbers: Sentinel-1 GRD measurement GeoTIFFs and the
+       Planetary Computer ``sentinel-1-grd`` assets are uint16 DN with
+       sigma0 = DN^2 / A^2;
+    4. floats with a median over 5 -> amplitude (DN stored as floats;
+       sigma0 of any scene is ~0.0005-0.5, i.e. -33..-3 dB), else linear
+       power (sigma0/gamma0 float32 GeoTIFFs: SNAP, ASF RTC power, Planetary
+       Computer ``sentinel-1-rtc``).
+
+    Amplitude stored as floats under 5 (sqrt of sigma0, ASF RTC amplitude)
+    cannot be told from power by its values: give ``units="amplitude"``.
+    CFAR needs only the right power law: a calibration factor
+    (DN^2 vs sigma0, beta0 vs sigma0) cancels in the ratio to the
+    background. Raises :class:`~monitor.errors.SceneError` when values
+    look like dB scaled by 10 or 100 (a median under -60).
+    """
+    role, band = _sar_band(chip)
+    if x is None:
+        x = np.asarray(band, dtype=np.float32)
+    if valid is None:
+        valid = np.asarray(chip.valid, bool) & np.isfinite(x)
+    name, dtype = _band_source(chip, role)
+    low = str(name or "").lower()
+    if low:
+        if _DB_NAME.search(low):
+            return "db", f"band name {name!r}"
+        if _AMP_NAME.search(low):
+            return "amplitude", f"band name {name!r}"
+        if _POW_NAME.search(low):
+            return "linear", f"band name {name!r}"
+    v = x[valid]
+    v = v[v != 0][:: max(1, int(v.size // 200_000))]
+    if v.size == 0:
+        raise SceneError(_source(chip), "no valid SAR pixel in the chip (all nodata or zero)")
+    med = float(np.median(v))
+    if float(np.mean(v < 0)) >= 0.25 and med < -1.0:
+        if med < -60.0:
+            raise SceneError(_source(chip), f"SAR values have a median of {med:.4g}: not sigma0 in dB "
+                                            "(dB scaled by 10 or 100?); rescale the file or give units")
+        return "db", f"values negative (median {med:.3g})"
+    if dtype is not None and np.dtype(dtype).kind in "ui":
+        return "amplitude", f"integer ({dtype}) digital numbers"
+    if med > 5.0:
+        return "amplitude", f"values large for power (median {med:.3g})"
+    return "linear", f"values non-negative, median {med:.3g}"
+
+
 def sar_intensity(chip, units: str = "auto") -> np.ndarray:
     """Linear intensity (sigma0) of the chip's co-pol band, float32 (h, w).
 
     The band is the first of ``vv``, ``hh``, ``vh``, ``hv`` present; a chip
     whose ``sensor`` is ``"sar"`` but whose bands carry no such role uses
     its first band. ``units``: ``"linear"`` (power), ``"db"``,
-    ``"amplitude"`` or ``"auto"``: dB when the median of the valid pixels
-    is negative, amplitude when it is above 5 (linear sigma0 of a scene is
-    ~0.001-0.5; amplitude digital numbers are in the hundreds), else
-    linear. Invalid and non-finite pixels are 0.
+    ``"amplitude"`` or ``"auto"`` (:func:`sar_units`: band name, sign of
+    the values, integer DN, magnitude). Invalid and non-finite pixels are
+    0, and so are nodata the file does not declare: exact zeros (the
+    zero-filled borders of GRD products; any units) and dB values under
+    -100 (fill values such as -9999).
 
-    Raises :class:`~monitor.errors.SceneError` when the chip has no SAR band
-    or no valid pixel.
+    Raises :class:`~monitor.errors.SceneError` when the chip has no SAR band,
+    no valid pixel, or a constant band (a fill, nothing to detect).
     """
-    x = None
-    for role in SAR_ROLES:
-        x = chip.band(role)
-        if x is not None:
-            break
-    if x is None:
-        if getattr(chip, "sensor", None) != "sar" or chip.bands.ndim != 3 or chip.bands.shape[0] == 0:
-            raise SceneError(_source(chip), f"no SAR band (one of {', '.join(SAR_ROLES)}) among bands {tuple(chip.roles)}")
-        x = chip.bands[0]
+    _, x = _sar_band(chip)
     x = np.asarray(x, dtype=np.float32)
     valid = np.asarray(chip.valid, bool) & np.isfinite(x)
     if not valid.any():
@@ -138,12 +224,19 @@ def sar_intensity(chip, units: str = "auto") -> np.ndarray:
     if units not in ("auto", "linear", "db", "amplitude"):
         raise InputError("units", f"unknown SAR units {units!r} (auto, linear, db, amplitude)")
     if units == "auto":
-        med = float(np.median(x[valid][:: max(1, int(valid.sum() // 200_000))]))
-        units = "db" if med < 0 else "amplitude" if med > 5.0 else "linear"
+        units, _ = sar_units(chip, x, valid)
+    valid &= x != 0
     if units == "db":
-        x = np.power(10.0, x / 10.0, dtype=np.float32)
+        valid &= (x > -100.0) & (x < 100.0)
+        x = np.power(10.0, np.clip(x, -100.0, 100.0) / 10.0, dtype=np.float32)
     elif units == "amplitude":
         x = x * x
+    v = x[valid]
+    if v.size == 0:
+        raise SceneError(_source(chip), "no valid SAR pixel in the chip (all nodata or zero)")
+    if float(v.min()) == float(v.max()):
+        raise SceneError(_source(chip), f"SAR band is constant ({float(v[0]):.4g} over {v.size} pixels): "
+                                        "a fill, nothing to detect")
     return np.where(valid, np.maximum(x, 0), 0).astype(np.float32)
 
 
@@ -693,6 +786,14 @@ def fit_hulls(cover: np.ndarray, use: np.ndarray, row: float, col: float, theta:
         r = least_squares(two, p0, bounds=(lo2, hi2), x_scale=[1, 1, 1, 1, 0.5, 0.5, 0.5, 0.2], max_nfev=300)
         if best is None or r.cost < best.cost:
             best = r
+    # the single hull again from the pair's outline (one local minimum less)
+    c1, l1, c2, l2, pb0, w1, w2, pA = best.x
+    s0, e0 = min(c1 - l1 / 2, c2 - l2 / 2), max(c1 + l1 / 2, c2 + l2 / 2)
+    p1b = least_squares(one, np.clip([(s0 + e0) / 2, e0 - s0, pb0, w1 + w2, pA], np.array(lo1) + 1e-6,
+                                     np.array(hi1) - 1e-6), bounds=(lo1, hi1), x_scale=[1, 1, 0.5, 0.5, 0.2],
+                        max_nfev=200)
+    if p1b.cost < p1.cost:
+        p1 = p1b
     return {"n": n, "sse1": 2.0 * float(p1.cost), "sse2": 2.0 * float(best.cost), "single": tuple(p1.x),
             "pair": tuple(best.x), "seam": float(best.x[4] + best.x[5])}
 
@@ -709,9 +810,11 @@ def split_two_hulls(member: np.ndarray, cover: np.ndarray, use: np.ndarray, meas
     ``min_ratio`` of its length (and two pixels) can hold two. The pair
     model of :func:`fit_hulls` must beat the single hull by the Bayesian
     information criterion (four more parameters), both hulls must be at
-    least ``min_beam_m`` wide and at most ``max_part_ratio`` as wide as long;
-    a cluster wider than ``force_ratio`` of its length (and three pixels) is
-    never one hull and is cut at the pair's seam regardless. The cut runs
+    least ``min_beam_m`` (and ``min_beam_px``) wide and ``min_part_ratio``
+    to ``max_part_ratio`` as wide as long; a cluster wider than
+    ``force_ratio`` of its length (and three pixels) is never one hull and
+    is cut at the pair's seam when those two hull shapes fit, whatever the
+    gain (two equal hulls side by side leave no step to fit). The cut runs
     along the long axis; returns the two bool masks of ``member``."""
     L, W = meas["length_px"], meas["width_px"]
     if W < 2.0 or W < min_ratio * L:
@@ -728,12 +831,12 @@ def split_two_hulls(member: np.ndarray, cover: np.ndarray, use: np.ndarray, meas
     plausible = (min(w1, w2) >= max(min_beam_m / gsd_m, min_beam_px)
                  and all(min_part_ratio * li <= wi <= max_part_ratio * li for wi, li in ((w1, l1), (w2, l2))))
     forced = W >= 3.0 and W > force_ratio * L
-    if not ((gain > min_gain and plausible) or forced):
+    if not (plausible and (gain > min_gain or forced)):
         return None
     rr, cc = np.nonzero(member)
     th = meas["theta"]
     across = (rr - row) * math.cos(th) + (cc - col) * math.sin(th)
-    seam = f["seam"] if plausible or not forced else 0.0
+    seam = f["seam"]
     parts = []
     for sel in (across < seam, across >= seam):
         q = np.zeros_like(member)
@@ -945,8 +1048,9 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         many dB above the water's median background sits in land clutter
         (land inside inexact water polygons: GSHHG-based AOIs are off by
         100-200 m), not on water; None turns the test off.
-    info: optional dict filled with ``enl``, ``factor``, ``guard_px``,
-        ``background_px``, ``clusters``.
+    info: optional dict filled with ``units`` and ``units_from`` (see
+        :func:`sar_units`), ``enl``, ``factor``, ``guard_px``,
+        ``background_px``, ``resolution_m``, ``clusters``.
 
     Returns the ships, brightest first. Raises
     :class:`~monitor.errors.SceneError` for a chip without a SAR band or
@@ -959,6 +1063,10 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     gsd = float(chip.gsd_m)
     if not gsd > 0:
         raise SceneError(_source(chip), f"bad pixel size {gsd!r}")
+    info = {} if info is None else info
+    if units == "auto":
+        units, info["units_from"] = sar_units(chip)
+    info["units"] = units
     x = sar_intensity(chip, units)
     valid = np.asarray(chip.valid, bool) & (x > 0)
     if water is None:
@@ -969,7 +1077,6 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
     if water.shape != x.shape:
         raise InputError("water", f"mask shape {water.shape} differs from the chip's {x.shape}")
     water = water & valid
-    info = {} if info is None else info
     if resolution_m is None:
         resolution_m = sar_resolution(chip)
         if resolution_m is None and water.sum() >= 2000:
