@@ -29,8 +29,8 @@ def chip_rgb(chip, *, percentiles=(2, 98), invalid: str = "dim") -> np.ndarray:
     """A display image (h, w, 3) float in 0..1 from a chip's bands.
 
     Optical: red/green/blue when present, else the gray band; SAR: the
-    first polarisation in dB. Stretched per band between the given
-    percentiles of valid pixels. Invalid pixels (nodata, cloud mask,
+    first polarisation in dB. Stretched linearly between the given
+    percentiles of the valid pixels of all three bands together. Invalid pixels (nodata, cloud mask,
     saturated snow or cloud) are shown dimmed with a violet tint
     (``invalid="dim"``) so the scene stays readable, or black (``"black"``).
     """
@@ -45,9 +45,12 @@ def chip_rgb(chip, *, percentiles=(2, 98), invalid: str = "dim") -> np.ndarray:
         g = chip.gray()
         layers = [g, g, g]
     out = np.zeros(valid.shape + (3,), dtype=np.float32)
+    # one stretch for the three bands, so colours keep their balance (a
+    # stretch per band turns a uniform field into colour noise)
+    v = np.concatenate([(layer[valid] if valid.any() else layer.ravel()) for layer in layers])
+    v = v[np.isfinite(v)]
+    lo, hi = np.percentile(v, percentiles) if v.size else (0.0, 1.0)
     for i, layer in enumerate(layers):
-        v = layer[valid] if valid.any() else layer.ravel()
-        lo, hi = np.percentile(v, percentiles) if v.size else (0.0, 1.0)
         out[..., i] = np.clip((layer - lo) / max(hi - lo, 1e-6), 0, 1)
     if invalid == "black":
         out[~valid] = 0
@@ -96,18 +99,19 @@ def _draw_panel(ax, img, extent, la, dets, truth, *, numbers: bool, fontsize: fl
             ax.plot(x, y, color="#2979ff", lw=0.7, alpha=0.6)
     x, y = la.boundary.exterior.xy
     ax.plot(x, y, color="white", lw=0.8, ls="--", alpha=0.7)
-    for g in truth:
+    for g in truth:  # wide and under the detections: a green rim shows around a correct detection
         for q in _geoms(g):
             ax.add_patch(MplPolygon(np.asarray(q.exterior.coords), closed=True, fill=False, ec=_TRUTH_COLOUR,
-                                    lw=lw * 0.8, ls=(0, (2, 1.5))))
+                                    lw=lw * 2.2, alpha=0.8, ls=(0, (2, 1))))
     for k, d in dets:
         for q in _geoms(d.geometry):
             ax.add_patch(MplPolygon(np.asarray(q.exterior.coords), closed=True, fill=False,
                                     ec=_COLOURS.get(d.cls, "#ff9100"), lw=lw))
-        if numbers:
+        if numbers:  # just above the object, so small outlines stay visible
             c = d.geometry.centroid
-            ax.text(c.x, c.y, str(k), color="white", fontsize=fontsize, ha="center", va="center",
-                    bbox=dict(boxstyle="square,pad=0.05", fc="black", ec="none", alpha=0.55), clip_on=True)
+            ax.annotate(str(k), (c.x, c.y), xytext=(0, fontsize * 0.6), textcoords="offset points", color="white",
+                        fontsize=fontsize, ha="center", va="bottom", annotation_clip=True,
+                        bbox=dict(boxstyle="square,pad=0.05", fc="black", ec="none", alpha=0.55))
 
 
 def quicklook(chip, results, out: "str | Path", *, title: str | None = None, max_labels: int = 150,
@@ -160,7 +164,7 @@ def quicklook(chip, results, out: "str | Path", *, title: str | None = None, max
         fig, (ax, az) = plt.subplots(2, 1, figsize=(fig_w, ov_h + zh + 1.6), dpi=110,
                                      gridspec_kw={"height_ratios": [max(ov_h, 1.0), max(zh, 1.0)]})
     else:
-        scale = min(14.0, max(7.0, w / 110))
+        scale = min(14.0, max(9.5, w / 80))
         fig, ax = plt.subplots(figsize=(scale, scale * h / max(w, 1) + 1.0), dpi=110)
         az, win = None, None
     _draw_panel(ax, img, extent, la, dets, truth, numbers=len(dets) <= max_labels,
@@ -192,7 +196,7 @@ def quicklook(chip, results, out: "str | Path", *, title: str | None = None, max
     ax.ticklabel_format(useOffset=False, style="plain")
     handles = [Line2D([], [], color=_COLOURS.get(c, "#ff9100"), lw=1.2, label=f"detected {c} (numbered)") for c in counts]
     if truth:
-        handles.append(Line2D([], [], color=_TRUTH_COLOUR, lw=1.0, ls="--", label="truth (synthetic scene)"))
+        handles.append(Line2D([], [], color=_TRUTH_COLOUR, lw=2.0, ls="--", label="truth (synthetic scene)"))
     handles.append(Rectangle((0, 0), 1, 1, fc=(0.45, 0.25, 0.5), ec="none", label="not valid (cloud, snow glare, nodata)"))
     ax.legend(handles=handles, loc="lower left", fontsize=7, framealpha=0.75)
     if az is not None:

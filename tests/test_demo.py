@@ -15,12 +15,12 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
-    """A small demo: four months of Tumangang and Najin (2 + 4 scenes), processed and reported."""
+    """A small demo: three months of Tumangang and Najin (2 + 2 scenes), processed and reported."""
     from monitor.demo import run_demo
 
     d = tmp_path_factory.mktemp("demo")
     lines: list[str] = []
-    rep = run_demo(d, start="2023-08-01", end="2023-11-30", aois=["tumangang", "najin"], workers=2,
+    rep = run_demo(d, start="2023-09-01", end="2023-11-30", aois=["tumangang", "najin"], workers=2,
                    echo=lines.append)
     return d, rep, lines
 
@@ -47,7 +47,7 @@ def test_demo_rerun_skips_everything(demo_dir):
     d, _, _ = demo_dir
     before = len(Store(d / "monitor.db").observations())
     lines: list[str] = []
-    run_demo(d, start="2023-08-01", end="2023-11-30", aois=["tumangang", "najin"], workers=1, echo=lines.append)
+    run_demo(d, start="2023-09-01", end="2023-11-30", aois=["tumangang", "najin"], workers=1, echo=lines.append)
     assert len(Store(d / "monitor.db").observations()) == before
     assert any("0 scenes processed" in ln for ln in lines)
 
