@@ -693,6 +693,28 @@ def _colorinterp_role(c, n: int, sensor: str | None) -> str | None:
     return _CI_ROLES.get(c)
 
 
+def _alpha_holds_data(src, size: int = 256) -> bool:
+    """True when the alpha band of an open raster looks like image data: in a
+    central window of at most ``size`` x ``size`` pixels, most values are
+    neither transparent (0) nor opaque (the maximum). A real alpha band is
+    0 or opaque nearly everywhere (in-between only along feathered edges)."""
+    import numpy as np
+    from rasterio.windows import Window
+
+    idx = [i + 1 for i, c in enumerate(src.colorinterp) if c.name == "alpha"]
+    if not idx:
+        return False
+    w, h = min(size, src.width), min(size, src.height)
+    win = Window((src.width - w) // 2, (src.height - h) // 2, w, h)
+    try:
+        a = src.read(idx[0], window=win)
+    except Exception:
+        return False
+    top = 255 if a.dtype == np.uint8 else np.iinfo(a.dtype).max if a.dtype.kind in "ui" else 1
+    between = np.count_nonzero((a != 0) & (a != top))
+    return between > 0.5 * a.size
+
+
 def raster_roles(src, href: str, sensor: str | None = None,
                  bands: Sequence[str] | None = None) -> list[tuple[int, str, str | None]]:
     """(index, role, name) for every band of an open raster; see the module doc.
@@ -730,6 +752,12 @@ def raster_roles(src, href: str, sensor: str | None = None,
                 r = _colorinterp_role(ci[i], n, sensor)
             roles.append(r)
         name = os.path.basename(href)
+        if n == 4 and roles[:3] == ["red", "green", "blue"] and roles[3] == "alpha" and not desc[3] \
+                and _alpha_holds_data(src):
+            # GDAL writes any 4-band 8-bit GeoTIFF as RGBA unless told otherwise: an
+            # "alpha" band full of in-between values is a fourth colour band, NIR
+            roles[3] = "nir"
+            names[3] = "alpha-flagged band read as nir"
         if n == 1 and not desc[0] and sensor != "optical":
             # one polarisation per file, named so: Sentinel-1 ``s1a-iw-grd-vv-...tiff``, ASF RTC ``..._VV.tif``
             m = _POL_IN_NAME.search(os.path.splitext(name)[0])

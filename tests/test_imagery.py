@@ -170,8 +170,9 @@ def test_dtypes_become_float32_with_values_kept(tmp_path, dtype, base, peak):
     (3, "uint16", ("red", "green", "blue"), {}),
     (4, "uint16", ("red", "green", "blue", "nir"), {}),
     (4, "uint8", ("red", "green", "blue", "nir"), {"descriptions": ["blue", "green", "red", "nir"]}),
-    # GDAL writes 4-band 8-bit files as RGBA: the 4th band is an alpha mask, not a band
-    (4, "uint8", ("red", "green", "blue"), {}),
+    # GDAL flags the 4th band of a 4-band 8-bit file as alpha; one holding image values
+    # (here 55 and 215, no 0/255 mask) is a fourth band, NIR (a true 0/255 alpha: see the masks tests)
+    (4, "uint8", ("red", "green", "blue", "nir"), {}),
 ])
 def test_band_counts_and_roles(tmp_path, count, dtype, roles, kw):
     chip = read_chip(_scene(tmp_path, count=count, dtype=dtype, **kw), _aoi())
@@ -831,3 +832,16 @@ def test_gray_plus_alpha_is_one_band_with_its_mask(tmp_path):
         assert s.colorinterp[1] == ColorInterp.alpha
     chip = read_chip(str(path), _aoi())
     assert chip.roles == ("gray",) and chip.coverage == pytest.approx(0.5, abs=0.02)
+
+
+def test_rgbn_written_with_gdal_defaults_keeps_its_nir(tmp_path):
+    """rasterio/GDAL flag the 4th band of any 4-band 8-bit GeoTIFF as alpha; NIR values are no alpha."""
+    tr, w, h = _grid(UTM)
+    rng = np.random.default_rng(3)
+    data = np.concatenate([_target_image(w, h, 3), rng.integers(60, 200, (1, h, w)).astype("uint8")])
+    path = write_tif(tmp_path / "rgbn8.tif", data, UTM, tr, overviews=())
+    with rasterio.open(path) as s:
+        assert s.colorinterp[3] == ColorInterp.alpha
+    chip = read_chip(path, _aoi(), resampling="nearest")
+    assert chip.roles == ("red", "green", "blue", "nir") and chip.coverage == pytest.approx(1.0)
+    assert 60 <= np.median(chip.band("nir")) <= 200
