@@ -452,9 +452,14 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
                     # a nodata value the STAC item gives but the file does not
                     stac_nodata = next((b.nodata for b in grp if b.nodata is not None), None)
                     nodata = src.nodata if src.nodata is not None else stac_nodata
-                    has_alpha = any(ci.name == "alpha" for ci in src.colorinterp)
+                    alpha_idx = [i + 1 for i, ci in enumerate(src.colorinterp) if ci.name == "alpha"]
+                    data_idx = {b.index for b in grp if b.role != "alpha"}
+                    has_alpha = any(i not in data_idx for i in alpha_idx)
+                    # an "alpha" band that the scene reads as data (see scenes.raster_roles): no mask
+                    alpha_as_data = any(i in data_idx for i in alpha_idx)
                     plain = nodata is None and not has_alpha and all(
-                        MaskFlags.all_valid in src.mask_flag_enums[b.index - 1] for b in grp)
+                        MaskFlags.all_valid in src.mask_flag_enums[b.index - 1] or
+                        (alpha_as_data and MaskFlags.alpha in src.mask_flag_enums[b.index - 1]) for b in grp)
                     no_nodata |= plain and bool(dgrp)
                     if geo.kind != "transform":
                         meta["georef"] = geo.kind
@@ -489,6 +494,8 @@ def read_chip(scene, aoi, *, gsd_m: float | None = None, margin_m: float = 50.0,
                                add_alpha=not plain and nodata is None and not has_alpha)
                     if geo.crs_from != "file":
                         vkw["src_crs"] = geo.crs
+                    if alpha_as_data:
+                        vkw["src_alpha"] = 0
                     if src.nodata is None and stac_nodata is not None:
                         vkw.update(src_nodata=stac_nodata, nodata=stac_nodata, add_alpha=False)
                     if dgrp:

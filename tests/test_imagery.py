@@ -845,3 +845,4 @@ def test_rgbn_written_with_gdal_defaults_keeps_its_nir(tmp_path):
     chip = read_chip(path, _aoi(), resampling="nearest")
     assert chip.roles == ("red", "green", "blue", "nir") and chip.coverage == pytest.approx(1.0)
     assert 60 <= np.median(chip.band("nir")) <= 200
+    assert chip.meta["files"][path]["nodata"] is None and chip.valid.all()
