@@ -655,6 +655,29 @@ def role_of(name: Any) -> str | None:
     return ROLE_ALIASES.get(s) or ROLE_ALIASES.get(s.replace(" ", "_"))
 
 
+_DESC_SKIP_WORDS = ("edge", "coastal", "aerosol", "yellow", "swir", "thermal", "cirrus", "vapour", "vapor")
+
+
+def role_of_description(desc: Any) -> str | None:
+    """The band role a free-text band description names: an exact name
+    (:func:`role_of`), else the one role its words name (``"Band 4 - Red"``,
+    ``"Red (B4)"``, ``"Near Infrared"``, ``"NIR1"``); :data:`SKIP` when a word
+    names an unused band (``"Red Edge"``, ``"Coastal Blue"``); ``None`` when
+    no word or several roles are named."""
+    r = role_of(desc)
+    if r is not None or desc is None:
+        return r
+    words = [w for w in re.split(r"[^a-z0-9]+", str(desc).lower()) if w]
+    if any(w in _DESC_SKIP_WORDS or ROLE_ALIASES.get(w) == SKIP for w in words):
+        return SKIP
+    found = {ROLE_ALIASES.get(w) or {"nir1": "nir", "ir": None, "near": None}.get(w) for w in words
+             if len(w) > 1 and not re.fullmatch(r"b\d+", w)}
+    found.discard(None)
+    if "near" in words and "infrared" in words:
+        found = {"nir"}
+    return found.pop() if len(found) == 1 else None
+
+
 def _default_roles(count: int, sensor: str | None) -> tuple[str, ...] | None:
     if sensor == "sar":
         return {1: ("vv",), 2: ("vv", "vh")}.get(count)
@@ -746,7 +769,7 @@ def raster_roles(src, href: str, sensor: str | None = None,
         roles: list[str | None] = []
         names: list[str | None] = []
         for i in range(n):
-            r = role_of(desc[i])
+            r = role_of_description(desc[i])
             names.append(desc[i] or None)
             if r is None and i < len(ci):
                 r = _colorinterp_role(ci[i], n, sensor)

@@ -672,3 +672,20 @@ def test_sentinel2_baseline_4_items_without_raster_bands_get_the_offset(tmp_path
     assert {(b.scale, b.offset) for b in new.bands} == {(1e-4, -0.1)}
     old = open_scene(item("03.01", "old"))
     assert {(b.scale, b.offset) for b in old.bands} == {(None, None)}
+
+
+@pytest.mark.parametrize("descriptions,roles", [
+    (["Band 3 - Red", "Band 2 - Green", "Band 1 - Blue", "Near Infrared"], ("red", "green", "blue", "nir")),
+    (["Blue (B2, 490 nm)", "Green (B3)", "Red (B4)", "Red Edge (B5)", "NIR1"], ("blue", "green", "red", "nir")),
+    (["Coastal Blue", "Blue", "Green", "Red"], ("blue", "green", "red")),
+])
+def test_free_text_band_descriptions(tmp_path, descriptions, roles):
+    s = open_scene(write(tmp_path / "d.tif", count=len(descriptions), dtype="uint16", descriptions=descriptions))
+    assert s.roles == roles
+
+
+def test_ambiguous_descriptions_are_refused_in_one_line(tmp_path):
+    p = write(tmp_path / "amb.tif", count=2, dtype="uint16", descriptions=["red green", "band x"])
+    with pytest.raises(SceneError) as e:
+        open_scene(p)
+    assert "\n" not in str(e.value) and "amb.tif: unsupported band layout" in str(e.value)
