@@ -5,6 +5,15 @@ a scene's files through a GDAL warped VRT onto one north-up grid in the
 AOI's local UTM zone, at the scene's native ground resolution unless a
 coarser ``gsd_m`` is asked (then the fitting overview level is read). The
 cost follows the AOI's pixels, not the scene's size.
+
+Rasters tied to the ground by GCPs or RPCs only are warped through them
+(a window of source pixels around the AOI). Pixels are valid unless a
+nodata value, alpha band, internal or side-car mask, cloud/QA mask band
+(Sentinel-2 SCL, Landsat QA_PIXEL, PlanetScope udm2), non-finite value,
+wide exactly-0 fill in a file without nodata (:func:`fill_mask`), or wide
+clipping at the bit-depth ceiling (:func:`saturated_mask`) says otherwise,
+and only inside the raster's true outline (rotated grids too). Values are
+the stored ones times the file's or STAC item's scale plus offset.
 """
 
 from __future__ import annotations
