@@ -1391,7 +1391,8 @@ def _s2_metadata(path: str) -> dict:
     return out
 
 
-def band_file_scenes(paths: Iterable[str], *, errors: list | None = None) -> tuple[list[Scene], set[str]]:
+def band_file_scenes(paths: Iterable[str], *, errors: list | None = None,
+                     bands: Sequence[str] | None = None) -> tuple[list[Scene], set[str]]:
     """Scenes made of one file per band outside STAC, and the files they use.
 
     Files whose names differ only by a band token form one scene:
@@ -1406,6 +1407,7 @@ def band_file_scenes(paths: Iterable[str], *, errors: list | None = None) -> tup
     reflectance (``L2SP``/``L2SR``) gets 2.75e-5 / -0.2. Other files are
     left alone; a group that fails is appended to ``errors`` (raised if
     ``errors`` is None) and its files are left to the caller too.
+    ``bands``: the roles to keep (the mask band is always kept).
     """
     groups: dict[str, dict[str, tuple[int, str]]] = {}
     for p in paths:
@@ -1419,16 +1421,22 @@ def band_file_scenes(paths: Iterable[str], *, errors: list | None = None) -> tup
             g[tok] = (r, p)
     scenes: list[Scene] = []
     used: set[str] = set()
+    want = [role_of(b) or str(b).lower() for b in bands] if bands is not None else None
     for key, g in groups.items():
         first = next(iter(g.values()))[1]
         stem = os.path.basename(first)
         table = LANDSAT89_BAND_FILES if _LANDSAT_89.match(stem) else \
             LANDSAT457_BAND_FILES if _LANDSAT_457.match(stem) else S2_BAND_FILES
-        bands = {table[t]: (t, p) for t, (_, p) in g.items() if t in table}
-        if "red" not in bands or len(g) < 2:
+        found = {table[t]: (t, p) for t, (_, p) in g.items() if t in table}
+        if "red" not in found or len(g) < 2:
             continue
         try:
-            scenes.append(_band_file_scene(key, bands, table is S2_BAND_FILES))
+            sc = _band_file_scene(key, found, table is S2_BAND_FILES)
+            if want is not None:
+                sc = replace(sc, bands=tuple(b for b in sc.bands if b.role in want or b.role == "mask"))
+                if not any(b.role != "mask" for b in sc.bands):
+                    raise SceneError(sc.path, f"scene {sc.id} has no band {', '.join(want)}")
+            scenes.append(sc)
             used.update(p for _, p in g.values())
         except SceneError as e:
             if errors is None:
@@ -1561,7 +1569,7 @@ def find_scenes(inputs: "str | Path | Iterable[str | Path]", *, recursive: bool 
             if explicit:
                 fail(e)
             return
-        grouped, _ = band_file_scenes(members, errors=errors)
+        grouped, _ = band_file_scenes(members, errors=errors, bands=bands)
         for s in grouped:
             add(s)
         if explicit and not grouped:
@@ -1579,7 +1587,7 @@ def find_scenes(inputs: "str | Path | Iterable[str | Path]", *, recursive: bool 
     # files given one by one that are the bands of one scene (B02.tif B03.tif B04.tif ...)
     explicit = [p for p in inputs if os.path.isfile(p) and p.lower().endswith(RASTER_SUFFIXES + (".jp2",))]
     if len(explicit) > 1:
-        grouped, used = band_file_scenes(explicit, errors=errors)
+        grouped, used = band_file_scenes(explicit, errors=errors, bands=bands)
         for s in grouped:
             add(s)
         claimed.update(os.path.abspath(u) for u in used)
@@ -1595,7 +1603,7 @@ def find_scenes(inputs: "str | Path | Iterable[str | Path]", *, recursive: bool 
                 do_json(j, explicit=False)
             # one file per band (Sentinel-2 SAFE or exports, Landsat): one scene per group
             free = [r for r in rasters + jp2 if os.path.abspath(r) not in claimed]
-            grouped, used = band_file_scenes(free, errors=errors)
+            grouped, used = band_file_scenes(free, errors=errors, bands=bands)
             for s in grouped:
                 add(s)
             claimed.update(os.path.abspath(u) for u in used)

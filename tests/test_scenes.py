@@ -689,3 +689,9 @@ def test_ambiguous_descriptions_are_refused_in_one_line(tmp_path):
     with pytest.raises(SceneError) as e:
         open_scene(p)
     assert "\n" not in str(e.value) and "amb.tif: unsupported band layout" in str(e.value)
+
+
+def test_band_selection_applies_to_band_file_scenes(tmp_path):
+    _s2_safe(tmp_path)
+    (s,) = find_scenes(tmp_path, bands=["red", "nir"])
+    assert s.roles == ("red", "nir", "mask")
