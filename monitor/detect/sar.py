@@ -778,6 +778,28 @@ def fit_hulls(cover: np.ndarray, use: np.ndarray, row: float, col: float, theta:
             lo_, hi_ = q[int(0.03 * (q.size - 1))], q[int(0.97 * (q.size - 1))]
             ends.append((0.5 * (lo_ + hi_), max(hi_ - lo_ + 1.0, 0.5)))
         inits.append([ends[0][0], ends[0][1], ends[1][0], ends[1][1], b0, f * wb, (1 - f) * wb, A])
+    # staggered pairs (a short hull alongside one end of a long one): the
+    # best few of a coarse grid of seams, short sides, lengths and ends
+    sa, ea = ca - la / 2, ca + la / 2
+    grid = []
+    for f in (0.3, 0.4, 0.5, 0.6, 0.7):
+        for short in (0, 1):
+            for q in (0.35, 0.5, 0.65, 0.8):
+                ls = q * la
+                for cs in (sa + ls / 2, ca, ea - ls / 2):
+                    p = [ca, la, cs, ls] if short else [cs, ls, ca, la]
+                    grid.append(p + [b0, f * wb, (1 - f) * wb, A])
+    g = np.asarray(grid)
+    # model without the level, then the best level for each (linear)
+    m = (_slab(a[None], (g[:, 0] - g[:, 1] / 2)[:, None], (g[:, 0] + g[:, 1] / 2)[:, None], sig)
+         * _slab(b[None], g[:, 4:5], (g[:, 4] + g[:, 5])[:, None], sig)
+         + _slab(a[None], (g[:, 2] - g[:, 3] / 2)[:, None], (g[:, 2] + g[:, 3] / 2)[:, None], sig)
+         * _slab(b[None], (g[:, 4] + g[:, 5])[:, None], (g[:, 4] + g[:, 5] + g[:, 6])[:, None], sig))
+    lev = np.clip((m * y[None]).sum(1) / np.maximum((m * m).sum(1), 1e-9), 0.05, 2.9)
+    sse = ((lev[:, None] * m - y[None]) ** 2).sum(1)
+    for k in np.argsort(sse)[:2]:
+        g[k, 7] = lev[k]
+        inits.append(list(g[k]))
     lo2 = [-span, 0.3, -span, 0.3, -span, 0.1, 0.1, 0.02]
     hi2 = [span, 2 * span, span, 2 * span, span, span, span, 3.0]
     best = None
