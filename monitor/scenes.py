@@ -518,9 +518,10 @@ def _raster_time(tags: dict, meta: dict, name: str) -> tuple[datetime | None, st
 
     An acquisition tag (``ACQUISITIONDATETIME``...) first, then a side-car
     metadata file's time, then ``TIFFTAG_DATETIME``, then a date in the file
-    name. ``TIFFTAG_DATETIME`` is, by the TIFF standard, when the file was
-    written: when the file name holds an earlier day, the name's date is
-    the acquisition and the tag the export, so the name wins.
+    name: the order of the contract in shared/DESIGN.md. ``TIFFTAG_DATETIME``
+    is, by the TIFF standard, when the file was written; when the file name
+    holds an earlier day the tag still wins (the contract) and the
+    disagreement is said in ``properties["acquired_from"]``.
     """
     t, tag = _time_from_tags(tags)
     if t is not None and tag not in _FILE_TIME_TAGS:
@@ -531,7 +532,8 @@ def _raster_time(tags: dict, meta: dict, name: str) -> tuple[datetime | None, st
     named = time_from_name(name)
     if t is not None:
         if named is not None and named.date() < t.date():
-            return named, f"file name (tag {tag} {iso_utc(t)} is later: the file's writing time)"
+            return t, (f"tag {tag} (the file name says {named.date().isoformat()}: "
+                       f"the tag may be the file's writing time)")
         return t, f"tag {tag}"
     if named is not None:
         return named, "file name"

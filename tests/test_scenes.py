@@ -396,12 +396,15 @@ def test_colour_interpretation_names_nir_and_pan(tmp_path):
     assert open_scene(p).roles == ("pan",)
 
 
-def test_tiff_datetime_is_the_writing_time_when_the_name_holds_an_earlier_day(tmp_path):
+def test_tiff_datetime_beats_the_file_name_as_the_contract_says_and_the_doubt_is_recorded(tmp_path):
+    # shared/DESIGN.md: STAC, then TIFFTAG_DATETIME / ACQUISITIONDATETIME, then the file name
     s = open_scene(write(tmp_path / "najin_2021-09-30.tif", tags={"TIFFTAG_DATETIME": "2024:02:01 10:00:00"}))
-    assert s.acquired == datetime(2021, 9, 30, tzinfo=timezone.utc)
-    assert s.properties["acquired_from"].startswith("file name")
+    assert s.acquired == datetime(2024, 2, 1, 10, tzinfo=timezone.utc)
+    assert s.properties["acquired_from"].startswith("tag TIFFTAG_DATETIME")
+    assert "2021-09-30" in s.properties["acquired_from"]
     s = open_scene(write(tmp_path / "najin_2021-10-01.tif", tags={"TIFFTAG_DATETIME": "2021:10:01 02:03:04"}))
     assert s.acquired == datetime(2021, 10, 1, 2, 3, 4, tzinfo=timezone.utc)  # same day: the tag has the time
+    assert s.properties["acquired_from"] == "tag TIFFTAG_DATETIME"
     s = open_scene(write(tmp_path / "najin_2021-10-02.tif", tags={"TIFFTAG_DATETIME": "2024:02:01 10:00:00",
                                                                  "ACQUISITIONDATETIME": "2021-10-02T02:00:00Z"}))
     assert s.acquired == datetime(2021, 10, 2, 2, 0, tzinfo=timezone.utc)
