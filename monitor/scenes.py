@@ -14,9 +14,9 @@ Where the metadata comes from, first hit wins:
   then a date in the file name (``..._20230414T021530_...``,
   ``20230414_021530_...``, ``2023-04-14``, Maxar ``22MAR14021530-...``);
   ``None`` if none. ``TIFFTAG_DATETIME`` is when the file was written
-  (TIFF 6.0); it still wins over the file name (the DESIGN.md order), and
-  ``properties["acquired_from"]`` says so when the name holds an earlier day.
-  ``properties["acquired_from"]`` says which.
+  (TIFF 6.0); it still wins over the file name (the DESIGN.md order).
+  ``properties["acquired_from"]`` says which, and notes a file name that
+  holds an earlier day.
 - band roles: an explicit ``bands`` option, STAC ``eo:bands`` common names
   and ``sar:polarizations``, band descriptions (``"red"``, ``"B04"``,
   ``"vv"``...), colour interpretation (red/green/blue/alpha/pan/nir), the
