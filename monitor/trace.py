@@ -546,7 +546,7 @@ def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1
                 max_dev_deg: float = 30.0, max_seeds: int = 3000, car_low: float = 2.0,
                 excl_m: float = 2.9, stats: dict | None = None, min_own: float = 0.5,
                 car_min_length_m: float | None = None, car_min_support: float = 0.7,
-                car_snap_m: float = 0.3):
+                car_snap_m: float = 0.1):
     """Greedy tracking from the strongest seeds: (points (n, 2) row/col, mean evidence, support) per line."""
     cg = ev.gsd_m
     sc = ev.score
@@ -864,7 +864,7 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
                  car_width_m: float = 2.9, n_angles: int = 16, inside: bool = True,
                  evidence: TraceEvidence | None = None, complete: bool = True, car_support: float = 2.5,
                  extend: bool = True, car_min_length_m: float | None = None, car_min_support: float = 0.7,
-                 car_snap_m: float = 0.3, **_ignored) -> list[Feature]:
+                 car_snap_m: float = 0.1, **_ignored) -> list[Feature]:
     """Trace rail track centrelines in one or more chips of one AOI.
 
     Parameters
@@ -894,7 +894,8 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     car_snap_m: where a rail-followed line runs on through cars, it moves
         towards the car bodies' axis by at most this much (m) per 1 m step
         (0: straight on); the axis of the cars standing on a track is its
-        centreline, and tracks in a fan or a curve leave the straight line.
+        centreline, and tracks in a fan or a curve leave the straight line
+        (0.1 m per m is about the divergence of a 1:9 turnout).
     car_min_length_m, car_min_support: lines found only through car rows
         may be this short (m, default ``min_length_m``) when car bodies
         cover at least ``car_min_support`` of them.
