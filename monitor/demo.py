@@ -279,10 +279,12 @@ def write_report(store, out_dir: "str | Path", aois: Sequence[str], *, scenes_di
                  max_quicklooks: int = 3, acc=None) -> Path:
     """Write ``report.md``: the alerts, counted against true counts (when
     ``scenes_dir`` holds a synthetic archive's truth), and per AOI the series
-    plot (baseline band, low-coverage points, alerts, truth) and quicklooks of
-    its alert scenes (up to ``max_quicklooks``; the busiest scene when it has
-    none). Ports also get the series of ships of at least
-    :data:`LARGE_SHIP_M` m. ``acc``: a frame from :func:`accuracy` already
+    plot (baseline band, low-coverage points, alerts, truth) and up to
+    ``max_quicklooks`` quicklooks: the first alert scene then the biggest
+    ones (the busiest scene when there is no alert); ports show at most one
+    alert scene, then the scene with the most ships of at least
+    :data:`LARGE_SHIP_M` m and the latest scored scene, beside the series
+    of those ships. ``acc``: a frame from :func:`accuracy` already
     computed. Returns the report's path."""
     import pandas as pd
 
@@ -353,25 +355,31 @@ def write_report(store, out_dir: "str | Path", aois: Sequence[str], *, scenes_di
                       f"at least {LARGE_SHIP_M:.0f} m with their truth above: a sustained change of one ship "
                       "per scene is the story here, and a single-scene test does not alert on it. (Red dots on the "
                       "ships panel: what the same baseline flags on that derived series; they are not stored alerts.)", ""]
-        picks = sorted(my_alerts, key=lambda a: -a.count)[:max_quicklooks]
-        todo = [(a.scene_id, f"Alert scene {pd.Timestamp(a.acquired):%Y-%m-%d}: {a.count:.0f} {a.cls}s counted"
-                 + _alert_note(a, acc)) for a in picks]
-        if not todo:
-            if cls == "vessel" and mine is not None and "counted_large" in mine and mine["counted_large"].max() > 0:
-                seen = mine[mine["scored"]]
-                r = mine.sort_values(["counted_large", "acquired"]).iloc[-1]
-                todo = [(r["scene_id"], f"Scene with the most ships of at least {LARGE_SHIP_M:.0f} m detected: "
-                         f"{r['acquired']:%Y-%m-%d}, {int(r['counted_large'])} (truth {int(r['truth_large'])}), "
-                         f"{int(r['counted'])} vessels in all (truth {int(r['truth'])})")]
-                if len(seen) and seen.iloc[-1]["scene_id"] != r["scene_id"]:
-                    q = seen.iloc[-1]
-                    todo.append((q["scene_id"], f"The latest scored scene: {q['acquired']:%Y-%m-%d}, "
-                                 f"{int(q['counted_large'])} ships of at least {LARGE_SHIP_M:.0f} m "
-                                 f"(truth {int(q['truth_large'])}), {int(q['counted'])} vessels in all "
-                                 f"(truth {int(q['truth'])})"))
-            else:
-                best = obs[obs["class"] == cls].sort_values("count").iloc[-1]
-                todo = [(best["scene_id"], f"Busiest scene: {best['acquired']:%Y-%m-%d}, {int(best['count'])} {cls}s")]
+        # the first alert (the onset), then the biggest ones
+        first = sorted(my_alerts, key=lambda a: pd.Timestamp(a.acquired))[:1]
+        picks = first + sorted([a for a in my_alerts if a not in first], key=lambda a: -a.count)
+        todo = [(a.scene_id, f"Alert scene {pd.Timestamp(a.acquired):%Y-%m-%d}"
+                 + (" (the first alert)" if a in first and len(my_alerts) > 1 else "")
+                 + f": {a.count:.0f} {a.cls}s counted" + _alert_note(a, acc)) for a in picks]
+        if cls == "vessel" and mine is not None and "counted_large" in mine and mine["counted_large"].max() > 0:
+            seen = mine[mine["scored"]]
+            r = mine.sort_values(["counted_large", "acquired"]).iloc[-1]
+            extra = [(r["scene_id"], f"Scene with the most ships of at least {LARGE_SHIP_M:.0f} m detected: "
+                      f"{r['acquired']:%Y-%m-%d}, {int(r['counted_large'])} (truth {int(r['truth_large'])}), "
+                      f"{int(r['counted'])} vessels in all (truth {int(r['truth'])})")]
+            if len(seen):
+                q = seen.iloc[-1]
+                extra.append((q["scene_id"], f"The latest scored scene: {q['acquired']:%Y-%m-%d}, "
+                              f"{int(q['counted_large'])} ship{'s' if int(q['counted_large']) != 1 else ''} of at "
+                              f"least {LARGE_SHIP_M:.0f} m "
+                              f"(truth {int(q['truth_large'])}), {int(q['counted'])} vessels in all "
+                              f"(truth {int(q['truth'])})"))
+            # ports: at most one alert scene, then the ships
+            todo = todo[:1] + [e for e in extra if e[0] not in {t[0] for t in todo[:1]}]
+        elif not todo:
+            best = obs[obs["class"] == cls].sort_values("count").iloc[-1]
+            todo = [(best["scene_id"], f"Busiest scene: {best['acquired']:%Y-%m-%d}, {int(best['count'])} {cls}s")]
+        todo = todo[:max_quicklooks]
         for sid, caption in todo:
             try:
                 ql = scene_quicklook(store, sid, aid, out / f"{sid}.png")

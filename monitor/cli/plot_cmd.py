@@ -35,10 +35,13 @@ def quicklook_cmd(
     aoi: str = typer.Option(..., "--aoi", help="AOI id or file."),
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
     gsd: Optional[float] = typer.Option(None, "--gsd", help="Read at this ground sample distance (m)."),
+    truth: bool = typer.Option(True, "--truth/--no-truth",
+                               help="Draw the truth outlines of a synthetic scene (SCENE.truth.geojson beside it)."),
 ):
     """Draw the AOI's chip of SCENE with each detection outlined and numbered."""
     from monitor.aoi import load_aoi
     from monitor.cli import fail
+    from monitor.demo import truth_objects
     from monitor.detect import detect
     from monitor.imagery import read_chip
     from monitor.plots import quicklook
@@ -48,7 +51,8 @@ def quicklook_cmd(
         a = load_aoi(aoi)
         chip = read_chip(open_scene(scene), a, gsd_m=gsd)
         results = detect(chip)
-        p = quicklook(chip, results, out)
+        tr = truth_objects(scene) if truth and not str(scene).endswith(".json") else None
+        p = quicklook(chip, results, out, truth=list(tr.to_crs(chip.crs).geometry) if tr is not None else None)
     except InputError as e:
         raise fail(e)
     typer.echo(str(p))
