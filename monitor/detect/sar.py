@@ -748,9 +748,29 @@ def fit_hulls(cover: np.ndarray, use: np.ndarray, row: float, col: float, theta:
     sig = math.sqrt(1.0 / 12.0 + max(blur_px2, 0.0))
     L, W = max(length_px, 1.0), max(width_px, 0.5)
 
+    from scipy.special import ndtr
+
+    knorm = 1.0 / (sig * math.sqrt(2.0 * math.pi))
+
+    def phi(u, e):  # Gaussian edge density at offset u - e, divided by sig
+        z = (u - e) / sig
+        return knorm * np.exp(-0.5 * z * z)
+
+    def along(c, ln):  # slab along the axis and its derivatives by centre and length
+        lo, hi = c - ln / 2, c + ln / 2
+        plo, phi_ = phi(a, lo), phi(a, hi)
+        return ndtr((a - lo) / sig) - ndtr((a - hi) / sig), phi_ - plo, 0.5 * (plo + phi_)
+
     def one(p):
         ca, la, b0, wb, A = p
         return A * _slab(a, ca - la / 2, ca + la / 2, sig) * _slab(b, b0, b0 + wb, sig) - y
+
+    def one_jac(p):
+        ca, la, b0, wb, A = p
+        sa, dca, dla = along(ca, la)
+        sb = _slab(b, b0, b0 + wb, sig)
+        p0, p1_ = phi(b, b0), phi(b, b0 + wb)
+        return np.column_stack([A * sb * dca, A * sb * dla, A * sa * (p1_ - p0), A * sa * p1_, sa * sb])
 
     def two(p):
         c1, l1, c2, l2, b0, w1, w2, A = p
@@ -758,11 +778,22 @@ def fit_hulls(cover: np.ndarray, use: np.ndarray, row: float, col: float, theta:
         return A * (_slab(a, c1 - l1 / 2, c1 + l1 / 2, sig) * _slab(b, b0, bm, sig)
                     + _slab(a, c2 - l2 / 2, c2 + l2 / 2, sig) * _slab(b, bm, bm + w2, sig)) - y
 
+    def two_jac(p):
+        c1, l1, c2, l2, b0, w1, w2, A = p
+        bm, b1 = b0 + w1, b0 + w1 + w2
+        s1, d1c, d1l = along(c1, l1)
+        s2, d2c, d2l = along(c2, l2)
+        sb1, sb2 = _slab(b, b0, bm, sig), _slab(b, bm, b1, sig)
+        q0, qm, q1 = phi(b, b0), phi(b, bm), phi(b, b1)
+        return np.column_stack([A * sb1 * d1c, A * sb1 * d1l, A * sb2 * d2c, A * sb2 * d2l,
+                                A * (s1 * (qm - q0) + s2 * (q1 - qm)), A * (s1 * qm + s2 * (q1 - qm)),
+                                A * s2 * q1, s1 * sb1 + s2 * sb2])
+
     span = L + W + 4.0
     lo1 = [-span, 0.3, -span, 0.2, 0.02]
     hi1 = [span, 2 * span, span, span, 3.0]
-    p1 = least_squares(one, [0.0, L, -W / 2, W, 1.0], bounds=(lo1, hi1), x_scale=[1, 1, 0.5, 0.5, 0.2],
-                       max_nfev=200)
+    p1 = least_squares(one, [0.0, L, -W / 2, W, 1.0], jac=one_jac, bounds=(lo1, hi1),
+                       x_scale=[1, 1, 0.5, 0.5, 0.2], max_nfev=200)
     ca, la, b0, wb, A = p1.x
     # the halves' own ends as the pair's start
     inits = []
@@ -805,15 +836,16 @@ def fit_hulls(cover: np.ndarray, use: np.ndarray, row: float, col: float, theta:
     best = None
     for p0 in inits:
         p0 = np.clip(p0, np.array(lo2) + 1e-6, np.array(hi2) - 1e-6)
-        r = least_squares(two, p0, bounds=(lo2, hi2), x_scale=[1, 1, 1, 1, 0.5, 0.5, 0.5, 0.2], max_nfev=300)
+        r = least_squares(two, p0, jac=two_jac, bounds=(lo2, hi2), x_scale=[1, 1, 1, 1, 0.5, 0.5, 0.5, 0.2],
+                          max_nfev=300)
         if best is None or r.cost < best.cost:
             best = r
     # the single hull again from the pair's outline (one local minimum less)
     c1, l1, c2, l2, pb0, w1, w2, pA = best.x
     s0, e0 = min(c1 - l1 / 2, c2 - l2 / 2), max(c1 + l1 / 2, c2 + l2 / 2)
     p1b = least_squares(one, np.clip([(s0 + e0) / 2, e0 - s0, pb0, w1 + w2, pA], np.array(lo1) + 1e-6,
-                                     np.array(hi1) - 1e-6), bounds=(lo1, hi1), x_scale=[1, 1, 0.5, 0.5, 0.2],
-                        max_nfev=200)
+                                     np.array(hi1) - 1e-6), jac=one_jac, bounds=(lo1, hi1),
+                        x_scale=[1, 1, 0.5, 0.5, 0.2], max_nfev=200)
     if p1b.cost < p1.cost:
         p1 = p1b
     return {"n": n, "sse1": 2.0 * float(p1.cost), "sse2": 2.0 * float(best.cost), "single": tuple(p1.x),
