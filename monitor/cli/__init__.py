@@ -24,7 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_COMMAND_MODULES = ("aoi_cmd", "trace_cmd", "scenes_cmd", "detect_cmd", "store_cmd", "synth_cmd", "run_cmd", "plot_cmd")
+_COMMAND_MODULES = ("aoi_cmd", "trace_cmd", "scenes_cmd", "detect_cmd", "store_cmd", "synth_cmd", "run_cmd", "plot_cmd",
+                    "evaluate_cmd")
 
 
 def _version(value: bool):
