@@ -124,8 +124,8 @@ def quicklook(chip, results, out: "str | Path", *, title: str | None = None, max
     ``truth``: optional geometries in the chip CRS (known objects, e.g. a
     synthetic scene's truth) drawn as dashed green outlines.
 
-    A chip wider or taller than 2.5 x ``zoom_px`` pixels (``zoom=None``) gets
-    a second panel: the window of ``zoom_px`` x ``zoom_px / 2`` pixels
+    A chip wider or taller than 4 x ``zoom_px`` pixels (``zoom=None``: too big
+    to show its pixels in one panel) gets a second panel: the window of ``zoom_px`` x ``zoom_px / 2`` pixels
     holding the most detections, at full resolution, outlined in the
     overview; numbers are the same in both panels (the overview numbers
     only up to ``max_labels`` detections). The title gives the count per
@@ -153,7 +153,7 @@ def quicklook(chip, results, out: "str | Path", *, title: str | None = None, max
         dets += list(r.detections)
     dets = list(enumerate(dets, start=1))
     if zoom is None:
-        zoom = max(h, w) > zoom_px * 2.5
+        zoom = max(h, w) > zoom_px * 4
     gsd = abs(t.a)
     if zoom:
         pts = np.array([[d.geometry.centroid.x, d.geometry.centroid.y] for _, d in dets]).reshape(-1, 2)
@@ -321,6 +321,9 @@ def plot_store(store, aoi: str, out: "str | Path", *, cls: str | None = None, se
         cls = obs["class"].value_counts().index[0]
         obs = obs[obs["class"] == cls]
     ext = store.series(series) if series else None
+    label = series
+    if ext is not None and "unit" in ext and ext["unit"].notna().any() and str(ext["unit"].dropna().iloc[0]):
+        label = f"{series} ({ext['unit'].dropna().iloc[0]})"
     return plot_observations(obs, out, title=f"{aoi_name(aoi)}: {cls}s per scene ({window_years:g}-year baseline)",
                              unit=f"{cls}s per scene", window_years=window_years, truth=truth, external=ext,
-                             external_label=series, **score_options)
+                             external_label=label, **score_options)
