@@ -46,7 +46,7 @@ from shapely.strtree import STRtree
 
 from monitor.errors import InputError
 
-__all__ = ["Match", "Score", "SceneEval", "Report", "match", "iou", "score", "evaluate_scene",
+__all__ = ["Match", "Score", "SceneEval", "Report", "match", "iou", "score", "tally", "long_side_m", "evaluate_scene",
            "evaluate_many", "valid_area", "read_objects", "Objects"]
 
 #: Geometry types a label or detection may have (points only match by centroid distance).
@@ -225,11 +225,49 @@ def _num(x, signed: bool = False):
     return f"{v:+}" if signed else v
 
 
+def long_side_m(geoms: Sequence) -> np.ndarray:
+    """Length of each geometry: the long side of its minimum rotated
+    rectangle, in CRS units (metres); 0 for a point."""
+    g = np.asarray(list(geoms), dtype=object)
+    if len(g) == 0:
+        return np.zeros(0)
+    out = np.zeros(len(g))
+    for k, r in enumerate(shapely.oriented_envelope(g)):
+        if r.geom_type == "Polygon":
+            xy = np.asarray(r.exterior.coords)
+            out[k] = float(np.max(np.hypot(*np.diff(xy, axis=0).T)))
+        elif r.geom_type == "LineString":
+            out[k] = float(r.length)
+    return out
+
+
+def tally(matches: Sequence[Match], n_detected: int, n_truth: int, *, ignore_truth=None,
+          ignore_detected=None, count: float | None = None) -> Score:
+    """The :class:`Score` of ``matches`` between ``n_detected`` detections
+    and ``n_truth`` true objects, with optional "don't care" objects.
+
+    ignore_truth: bool per true object: never a miss, and a detection
+        matched to it is neither a hit nor a false alarm (e.g. ships shorter
+        than the size being evaluated).
+    ignore_detected: bool per detection: not a false alarm when unmatched
+        (a matched one still counts as a hit).
+    count: the detected count (default ``tp + fp``).
+    """
+    it = np.zeros(n_truth, bool) if ignore_truth is None else np.asarray(ignore_truth, bool)
+    idet = np.zeros(n_detected, bool) if ignore_detected is None else np.asarray(ignore_detected, bool)
+    matched_d = {m.detected for m in matches}
+    tp = sum(1 for m in matches if not it[m.truth])
+    fp = sum(1 for i in range(n_detected) if i not in matched_d and not idet[i])
+    fn = int((~it).sum()) - tp
+    return Score(tp, fp, fn, count)
+
+
 def score(detected: Sequence, truth: Sequence, *, min_iou: float = 0.25,
-          max_centroid_m: float | None = None) -> Score:
-    """The :class:`Score` of two geometry sequences (one metric CRS) under :func:`match`."""
-    m = len(match(detected, truth, min_iou=min_iou, max_centroid_m=max_centroid_m))
-    return Score(tp=m, fp=len(detected) - m, fn=len(truth) - m)
+          max_centroid_m: float | None = None, ignore_truth=None, ignore_detected=None) -> Score:
+    """The :class:`Score` of two geometry sequences (one metric CRS) under
+    :func:`match`; ``ignore_truth`` / ``ignore_detected`` as in :func:`tally`."""
+    m = match(detected, truth, min_iou=min_iou, max_centroid_m=max_centroid_m)
+    return tally(m, len(detected), len(truth), ignore_truth=ignore_truth, ignore_detected=ignore_detected)
 
 
 # ---------------------------------------------------------------------------
@@ -417,7 +455,8 @@ class SceneEval:
     matches: per class, the :class:`Match` list (indices into the kept
         objects of that class).
     crs: the metric CRS the geometries were compared in.
-    dropped: objects left out by ``within``: ``{"detections": n, "truth": m}``.
+    dropped: objects left out by ``within``: ``{"detections": n, "truth": m}``,
+        plus ``"small_truth"``: labels shorter than ``min_length_m``.
     """
 
     name: str
@@ -477,6 +516,7 @@ def _class_sets(det: Objects, tru: Objects, cls: str | None) -> list[str]:
 
 def evaluate_scene(detections, truth, *, cls: str | None = None, within=None, within_crs: Any = "EPSG:4326",
                    min_iou: float = 0.25, max_centroid_m: float | None = None,
+                   min_length_m: float | None = None, min_detected_length_m: float | None = None,
                    name: str | None = None) -> SceneEval:
     """Score one scene's detections against its hand labels.
 
@@ -496,14 +536,30 @@ def evaluate_scene(detections, truth, *, cls: str | None = None, within=None, wi
         part of the scene that was clear, so that labels the detector could
         not see are not counted as misses.
     min_iou, max_centroid_m: the matching rule of :func:`match` (metres).
+    min_length_m: evaluate objects at least this long only (metres, the
+        long side of the minimum rotated rectangle; e.g. ships >= 30 m):
+        shorter labels are "don't care" (:func:`tally`): never a miss, and
+        the detection matched to one is neither hit nor false alarm.
+    min_detected_length_m: an unmatched detection shorter than this is
+        not a false alarm (default ``min_length_m``; a little less allows
+        for outlines that come out short).
     name: the scene's name in reports.
 
     Returns a :class:`SceneEval`. Bad inputs raise :class:`InputError`
     naming the file.
     """
     _check_rule(min_iou, max_centroid_m)
+    if min_detected_length_m is None:
+        min_detected_length_m = min_length_m
+    for k, v in (("min_length_m", min_length_m), ("min_detected_length_m", min_detected_length_m)):
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise InputError(f"{k}={v}", "the length must be a finite number >= 0 (metres)")
     det = read_objects(detections, what="detections", allow_points=True)
     tru = read_objects(truth, what="truth", allow_points=True)
+    if min_length_m is not None:
+        k = next((k for k, g in enumerate(tru.geoms) if g.geom_type == "Point"), None)
+        if k is not None:
+            raise InputError(tru.source, f"feature {k} is a Point: a point has no length for min_length_m")
     if max_centroid_m is None:
         for o in (det, tru):
             k = next((k for k, g in enumerate(o.geoms) if g.geom_type == "Point"), None)
@@ -527,10 +583,14 @@ def evaluate_scene(detections, truth, *, cls: str | None = None, within=None, wi
             keep[key] = (g, n_all)
         (dg, n_det_all), (tg, _) = keep["detections"], keep["truth"]
         m = match(list(dg), list(tg), min_iou=min_iou, max_centroid_m=max_centroid_m)
-        count = None
-        if c in det.reported:  # the detector's own count, less the detections left out
+        count = ign_t = ign_d = None
+        if min_length_m is not None:  # a size class: counted as tp + fp of that size
+            ign_t = long_side_m(tg) < min_length_m
+            ign_d = long_side_m(dg) < min_detected_length_m
+            dropped["small_truth"] = dropped.get("small_truth", 0) + int(ign_t.sum())
+        elif c in det.reported:  # the detector's own count, less the detections left out
             count = det.reported[c] - (n_det_all - len(dg))
-        by_class[c] = Score(len(m), len(dg) - len(m), len(tg) - len(m), count)
+        by_class[c] = tally(m, len(dg), len(tg), ignore_truth=ign_t, ignore_detected=ign_d, count=count)
         matches[c] = m
     if name is None:
         name = Path(det.source).stem if det.source not in ("detections", "input") else "scene"

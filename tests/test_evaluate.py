@@ -111,6 +111,20 @@ def test_score_rates_count_error_and_pooling():
     assert "F1=" in s.line() and s.to_dict()["count_error"] == -2
 
 
+def test_size_scope_ignores_smaller_labels():
+    # ships >= 30 m: a 20 m boat is "don't care", never a miss, and the detection on it no false alarm
+    ship, boat = at(box(0, 0, 40, 8)), at(box(100, 0, 120, 5))
+    det = [at(box(1, 0, 41, 8)), at(box(100, 0, 119, 5)), at(box(200, 0, 210, 3)), at(box(300, 0, 335, 6))]
+    truth = gpd.GeoDataFrame(geometry=[ship, boat], crs=UTM)
+    ev = evaluate_scene(gpd.GeoDataFrame(geometry=det, crs=UTM), truth, min_length_m=30)
+    s = ev.score  # the 35 m detection of nothing is a false alarm, the 10 m one is below the size
+    assert (s.tp, s.fp, s.fn, s.truth_count, ev.dropped["small_truth"]) == (1, 1, 0, 1, 1)
+    s24 = evaluate_scene(gpd.GeoDataFrame(geometry=det, crs=UTM), truth, min_length_m=30, min_detected_length_m=5)
+    assert s24.score.fp == 2
+    with pytest.raises(InputError, match="min_length_m=-1"):
+        evaluate_scene(gpd.GeoDataFrame(geometry=det, crs=UTM), truth, min_length_m=-1)
+
+
 # --- inputs, CRS, classes, within ---------------------------------------------------------------------
 
 

@@ -26,6 +26,9 @@ def register(app: typer.Typer) -> None:
         min_iou: float = typer.Option(0.25, "--iou", help="A match needs at least this IoU (0-1]."),
         centroid_m: Optional[float] = typer.Option(None, "--centroid-m", help="Also match when the centroids are "
                                                    "at most this many metres apart (small objects, point labels)."),
+        min_length: Optional[float] = typer.Option(None, "--min-length", help="Only objects at least this long "
+                                                   "(metres, e.g. 30 for ships >= 30 m); shorter labels are "
+                                                   "neither missed nor false alarms."),
         cls: Optional[str] = typer.Option(None, "--class", help="Evaluate this class only (railcar, vessel)."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
         gsd: Optional[float] = typer.Option(None, "--gsd", help="With --scene: read the chip at this pixel size (m)."),
@@ -58,17 +61,21 @@ def register(app: typer.Typer) -> None:
                 if not detections:
                     raise InputError(scene, "no detector ran")
                 ev = evaluate_scene(detections, truth, cls=cls, within=valid_area(chip), within_crs=chip.crs,
-                                    min_iou=min_iou, max_centroid_m=centroid_m, name=str(scene))
+                                    min_iou=min_iou, max_centroid_m=centroid_m, min_length_m=min_length,
+                                    name=str(scene))
                 source = str(scene)
             else:
                 ev = evaluate_scene(paths[0], truth, cls=cls, within=a, min_iou=min_iou,
-                                    max_centroid_m=centroid_m, name=paths[0])
+                                    max_centroid_m=centroid_m, min_length_m=min_length, name=paths[0])
                 source = paths[0]
         except InputError as e:
             raise fail(e)
         rule = f"IoU>={min_iou:g}" + (f" or centroid<={centroid_m:g} m" if centroid_m is not None else "")
+        if min_length is not None:
+            rule += f", objects >= {min_length:g} m"
         if json_out:
-            out = {"detections": source, "truth": truth, "rule": {"min_iou": min_iou, "max_centroid_m": centroid_m},
+            out = {"detections": source, "truth": truth,
+                   "rule": {"min_iou": min_iou, "max_centroid_m": centroid_m, "min_length_m": min_length},
                    "within": "aoi-clear" if scene else ("aoi" if a is not None else None),
                    "dropped": ev.dropped, "classes": {c: s.to_dict() for c, s in ev.by_class.items()},
                    "total": ev.score.to_dict()}
@@ -90,6 +97,8 @@ def register(app: typer.Typer) -> None:
                       f"{d['count_error']:+} ({s.relative_count_error:.0%})")
         con = Console(width=140)
         con.print(t)
-        if any(ev.dropped.values()):
+        if ev.dropped["detections"] or ev.dropped["truth"]:
             con.print(f"left out (outside the AOI or unseen): {ev.dropped['detections']} detection(s), "
                       f"{ev.dropped['truth']} label(s)")
+        if ev.dropped.get("small_truth"):
+            con.print(f"not scored (shorter than {min_length:g} m): {ev.dropped['small_truth']} label(s)")
