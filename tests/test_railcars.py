@@ -77,7 +77,7 @@ def hline(y_m, x0=5.0, x1=295.0, dy=0.0):
 
 def test_registered_for_rail_yards():
     spec = detectors()["railcar"]
-    assert spec.fn is detect_railcars and spec.version == VERSION == "1.2" and "rail_yard" in spec.kinds
+    assert spec.fn is detect_railcars and spec.version == VERSION == "1.3" and "rail_yard" in spec.kinds
 
 
 def test_empty_yard_gives_zero():
@@ -349,3 +349,24 @@ def test_usual_contrast_follows_the_empty_stations_only():
     few = np.zeros(2000, bool)
     few[:40] = True
     assert not _usual_contrast(c, few, ds).any()
+
+
+def test_shade_gain_counts_a_faint_shade_beyond_the_flanks_own_scatter():
+    from monitor.detect.railcars import _shade_gain
+
+    rng = np.random.default_rng(0)
+    n = 600
+    ok = np.ones(n, bool)
+    haze = slice(200, 320)    # a faint shade: 6 % less light on both flanks
+    # smooth ground (1 % scatter): the faint shade stands out of it
+    left, right = 120.0 * (1 + 0.01 * rng.standard_normal(n)), 90.0 * (1 + 0.01 * rng.standard_normal(n))
+    left[haze] *= 0.94
+    right[haze] *= 0.94
+    g = _shade_gain(left, right, ok)
+    assert np.median(g[haze]) == pytest.approx(0.94, abs=0.02) and np.mean(g[:150] == 1.0) > 0.9
+    # rough ground (8 % scatter): the same change is within its texture
+    left, right = 120.0 * (1 + 0.08 * rng.standard_normal(n)), 90.0 * (1 + 0.08 * rng.standard_normal(n))
+    left[haze] *= 0.94
+    right[haze] *= 0.94
+    g = _shade_gain(left, right, ok)
+    assert np.mean(g[haze] == 1.0) > 0.6

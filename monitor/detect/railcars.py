@@ -61,7 +61,7 @@ from monitor.detect.tracks import Strip, sample, shifted, stations
 from monitor.errors import InputError, SceneError
 from monitor.sun import sun_position
 
-VERSION = "1.2"
+VERSION = "1.3"
 
 #: Car lengths over couplers, metres: shortest two-axle wagons, typical
 #: freight car (gondola 13.9 m, boxcar ~15 m), longest common (flat ~19.6 m,
@@ -553,6 +553,9 @@ def _distance(f: np.ndarray, models) -> np.ndarray:
 #: from this factor on: a cloud shadow takes a third or more of the light;
 #: ballast and ground texture vary by less.
 SHADE_MAX_GAIN = 0.9
+#: ... or from this many robust spreads of the flanks' own scatter, where
+#: that is less.
+SHADE_NOISE_K = 2.0
 #: A cloud shadow darkens both flanks of a track alike: the smaller of the
 #: two flanks' darkenings is at least this share of the larger (a car's
 #: own shadow, or a neighbouring train's, darkens one side only).
@@ -564,9 +567,11 @@ def _shade_gain(left: np.ndarray, right: np.ndarray, ok: np.ndarray) -> np.ndarr
     level (ns,), from the raw grey level of the ground on either flank
     (``left``, ``right``, (ns,), e.g. 2-3.2 m off the centre): each flank
     over its own median on the visible stations ``ok``; where both flanks
-    changed alike (within ``FLANK_AGREE``) and by ``SHADE_MAX_GAIN`` or
-    more, the brighter flank's factor (a car's shadow darkens one side,
-    the other shows the light), else 1 (no change of illumination)."""
+    changed alike (within ``FLANK_AGREE``) and by more than their own
+    scatter along the track (``SHADE_NOISE_K`` robust spreads; a change
+    by ``SHADE_MAX_GAIN`` always counts), the brighter flank's factor (a
+    car's shadow darkens one side, the other shows the light), else 1 (no
+    change of illumination)."""
     ones = np.ones(len(left))
     if ok.sum() < 2:
         return ones
@@ -575,7 +580,12 @@ def _shade_gain(left: np.ndarray, right: np.ndarray, ok: np.ndarray) -> np.ndarr
         return ones
     a, b = left / rl, right / rr
     hi, lo = np.maximum(a, b), np.minimum(a, b)
-    use = ok & (lo >= FLANK_AGREE * hi) & ((hi <= SHADE_MAX_GAIN) | (hi >= 1.0 / SHADE_MAX_GAIN))
+    # a change of light beyond the flanks' own scatter along the track
+    # (ground texture, a few decimetres of misplaced flank): at most
+    # ``SHADE_MAX_GAIN``
+    noise = 1.4826 * float(np.median(np.abs(np.concatenate([a[ok], b[ok]]) - 1.0)))
+    dead = max(SHADE_MAX_GAIN, 1.0 - SHADE_NOISE_K * noise)
+    use = ok & (lo >= FLANK_AGREE * hi) & ((hi <= dead) | (hi >= 1.0 / dead))
     return np.where(use, np.clip(hi, 0.05, 20.0), 1.0)
 
 
