@@ -184,3 +184,18 @@ def test_default_scenario_ports_follow_the_reporting():
     assert oct23["shuttle"] + oct23["large"] > 5 * (covid["shuttle"] + covid["large"])
     for aid in ("najin", "dunay"):
         assert all(isinstance(k.get("note", ""), str) for k in sc.entry(aid, "port")["keyframes"])
+
+
+def test_plot_cli_draws_the_store_and_names_bad_input(demo_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    d, _, _ = demo_dir
+    db = str(d / "monitor.db")
+    out = tmp_path / "s.png"
+    r = CliRunner().invoke(app, ["plot", "--aoi", "najin", "--store", db, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.exists() and out.stat().st_size > 10_000
+    r = CliRunner().invoke(app, ["plot", "--aoi", "najin", "--store", db, "--series", "nope", "--out", str(out)])
+    assert r.exit_code == 2 and "nope" in r.output and len(r.output.strip().splitlines()) == 1
