@@ -713,7 +713,7 @@ def _slab(u, lo, hi, sig):
 
 
 def fit_hulls(cover: np.ndarray, use: np.ndarray, row: float, col: float, theta: float, length_px: float,
-              width_px: float, blur_px2: float = 0.0) -> dict | None:
+              width_px: float, blur_px2: float = 0.0, accept=None) -> dict | None:
     """One rectangular hull or two side by side, fitted to a cluster's cover.
 
     ``cover``: per-pixel hull cover of a window (0..1, the clipped excess
@@ -727,12 +727,17 @@ def fit_hulls(cover: np.ndarray, use: np.ndarray, row: float, col: float, theta:
     ``blur_px2`` along each axis (any direction's projection of a square
     pixel has variance 1/12). The pair shares the long axis and a seam
     line between the hulls; each hull has its own ends and level (rafted
-    hulls differ in length, stagger and brightness).
+    hulls differ in length, stagger and brightness). The pair is fitted
+    from several starts (halves of the single hull, the best of a coarse
+    grid of staggered pairs); ``accept`` (a test of the pair's parameters,
+    e.g. plausible hull shapes) prefers the best accepted fit to a better
+    one it rejects.
 
     Returns dict(n, sse1, sse2, single (along centre, length, across
     start, width, level), pair (along centre 1, length 1, along centre 2,
     length 2, across start, width 1, width 2, level 1, level 2), seam
-    (across offset of the seam from the centroid, pixels)), or None when
+    (across offset of the seam from the centroid, pixels), sig (the edge
+    blur, pixels)), or None when
     there are too few pixels for the pair's nine parameters.
     """
     from scipy.optimize import least_squares
@@ -833,13 +838,14 @@ def fit_hulls(cover: np.ndarray, use: np.ndarray, row: float, col: float, theta:
         inits.append(list(g[k]))
     lo2 = [-span, 0.3, -span, 0.3, -span, 0.1, 0.1, 0.02]
     hi2 = [span, 2 * span, span, 2 * span, span, span, span, 3.0]
-    best = None
+    best, best_ok = None, False
     for p0 in inits:
         p0 = np.clip(p0, np.array(lo2) + 1e-6, np.array(hi2) - 1e-6)
         r = least_squares(two, p0, jac=two_jac, bounds=(lo2, hi2), x_scale=[1, 1, 1, 1, 0.5, 0.5, 0.5, 0.2],
                           max_nfev=300)
-        if best is None or r.cost < best.cost:
-            best = r
+        ok = accept is None or bool(accept(r.x))
+        if best is None or (ok, -r.cost) > (best_ok, -best.cost):
+            best, best_ok = r, ok
     # the single hull again from the pair's outline (one local minimum less)
     c1, l1, c2, l2, pb0, w1, w2, pA = best.x
     s0, e0 = min(c1 - l1 / 2, c2 - l2 / 2), max(c1 + l1 / 2, c2 + l2 / 2)
@@ -849,13 +855,13 @@ def fit_hulls(cover: np.ndarray, use: np.ndarray, row: float, col: float, theta:
     if p1b.cost < p1.cost:
         p1 = p1b
     return {"n": n, "sse1": 2.0 * float(p1.cost), "sse2": 2.0 * float(best.cost), "single": tuple(p1.x),
-            "pair": tuple(best.x), "seam": float(best.x[4] + best.x[5])}
+            "pair": tuple(best.x), "seam": float(best.x[4] + best.x[5]), "sig": sig}
 
 
 def split_two_hulls(member: np.ndarray, cover: np.ndarray, use: np.ndarray, meas: dict, sl, gsd_m: float,
                     blur_px2: float = 0.0, min_ratio: float = 0.2, force_ratio: float = 0.5,
                     min_beam_m: float = 3.0, min_beam_px: float = 0.8, min_part_ratio: float = 0.1,
-                    max_part_ratio: float = 0.5, min_gain: float = 10.0) -> list[np.ndarray] | None:
+                    max_part_ratio: float = 0.5, min_gain: float = 10.0) -> list[tuple[np.ndarray, dict]] | None:
     """The two hulls of a cluster rafted side by side, or None for one hull.
 
     ``meas``: the cluster's :func:`measure_cluster` (chip pixel frame, ``sl``
@@ -864,17 +870,31 @@ def split_two_hulls(member: np.ndarray, cover: np.ndarray, use: np.ndarray, meas
     ``min_ratio`` of its length (and two pixels) can hold two. The pair
     model of :func:`fit_hulls` must beat the single hull by the Bayesian
     information criterion (four more parameters), both hulls must be at
-    least ``min_beam_m`` (and ``min_beam_px``) wide and ``min_part_ratio``
+    least ``min_beam_m`` and ``min_beam_px`` pixels (resolution cells where
+    the product is blurred beyond its pixel) wide and ``min_part_ratio``
     to ``max_part_ratio`` as wide as long; a cluster wider than
     ``force_ratio`` of its length (and three pixels) is never one hull and
     is cut at the pair's seam when those two hull shapes fit, whatever the
-    gain (two equal hulls side by side leave no step to fit). The cut runs
-    along the long axis; returns the two bool masks of ``member``."""
+    gain (two equal hulls side by side leave no step to fit). Each pixel of
+    ``member`` goes to the hull whose fitted rectangle covers more of it.
+    Returns two (bool mask of ``member``, outline) pairs, the outline the
+    fitted rectangle in the chip's pixel frame (dict row, col, length_px,
+    width_px, theta, area_px as from :func:`measure_cluster`; the fit is
+    already free of the pixel footprint and the blur), or None for one
+    hull."""
     L, W = meas["length_px"], meas["width_px"]
     if W < 2.0 or W < min_ratio * L:
         return None
     row, col = meas["row"] - sl[0].start, meas["col"] - sl[1].start
-    f = fit_hulls(cover, use, row, col, meas["theta"], L, W, blur_px2)
+
+    res_px = math.sqrt(1.0 + 8.0 * math.log(2.0) * max(blur_px2, 0.0))  # resolution, pixels
+
+    def shape_ok(p):
+        _, l1, _, l2, _, w1, w2, _ = p
+        return (min(w1, w2) >= max(min_beam_m / gsd_m, min_beam_px * res_px)
+                and all(min_part_ratio * li <= wi <= max_part_ratio * li for wi, li in ((w1, l1), (w2, l2))))
+
+    f = fit_hulls(cover, use, row, col, meas["theta"], L, W, blur_px2, accept=shape_ok)
     if f is None:
         return None
     c1, l1, c2, l2, b0, w1, w2, _ = f["pair"]
@@ -882,21 +902,28 @@ def split_two_hulls(member: np.ndarray, cover: np.ndarray, use: np.ndarray, meas
     # independent samples: pixels per resolution cell of the blurred image
     ne = f["n"] / (1.0 + 8.0 * math.log(2.0) * max(blur_px2, 0.0))
     gain = ne * math.log(max(f["sse1"], 1e-12) / max(f["sse2"], 1e-12)) - 3.0 * math.log(max(ne, 2.0))
-    plausible = (min(w1, w2) >= max(min_beam_m / gsd_m, min_beam_px)
-                 and all(min_part_ratio * li <= wi <= max_part_ratio * li for wi, li in ((w1, l1), (w2, l2))))
+    plausible = shape_ok(f["pair"])
     forced = W >= 3.0 and W > force_ratio * L
     if not (plausible and (gain > min_gain or forced)):
         return None
+    # each pixel goes to the hull the fit puts more cover on (the seam line
+    # alone would give the short hull the long one's edge beyond its ends)
     rr, cc = np.nonzero(member)
     th = meas["theta"]
+    along = -(rr - row) * math.sin(th) + (cc - col) * math.cos(th)
     across = (rr - row) * math.cos(th) + (cc - col) * math.sin(th)
-    seam = f["seam"]
+    bm, sig = b0 + w1, f["sig"]
+    m1 = _slab(along, c1 - l1 / 2, c1 + l1 / 2, sig) * _slab(across, b0, bm, sig)
+    m2 = _slab(along, c2 - l2 / 2, c2 + l2 / 2, sig) * _slab(across, bm, bm + w2, sig)
     parts = []
-    for sel in (across < seam, across >= seam):
+    sn, cs = math.sin(th), math.cos(th)
+    for sel, ca_, la_, bc, wb_ in ((m1 >= m2, c1, l1, b0 + w1 / 2, w1), (m1 < m2, c2, l2, bm + w2 / 2, w2)):
         q = np.zeros_like(member)
         q[rr[sel], cc[sel]] = True
-        parts.append(q)
-    if min(int(q.sum()) for q in parts) < 2:
+        outline = {"row": meas["row"] - ca_ * sn + bc * cs, "col": meas["col"] + ca_ * cs + bc * sn,
+                   "length_px": float(la_), "width_px": float(wb_), "theta": th, "area_px": float(la_ * wb_)}
+        parts.append((q, outline))
+    if min(int(q.sum()) for q, _ in parts) < 2:
         return None
     return parts
 
@@ -988,27 +1015,22 @@ def _split_too_wide(x, bg, m, sl, gsd, resolution_m, level_q, water, max_ratio, 
     return parts
 
 
-def _split_pairs(parts, x, bg, sl, gsd, resolution_m, level_q, water, taken, cover, depth=2):
-    """Each part cut in two where :func:`split_two_hulls` finds two hulls
-    side by side, the halves again (up to ``depth`` times: three rafted)."""
+def _split_pairs(parts, x, bg, sl, gsd, resolution_m, level_q, water, taken, cover, depth=1):
+    """Each (mask, outline or None) part cut in two where
+    :func:`split_two_hulls` finds two hulls side by side, the halves again
+    (up to ``depth`` times: three rafted); halves carry their fitted outline."""
     s2 = 0.0
     if resolution_m and resolution_m > gsd:
         s2 = (float(resolution_m) ** 2 - gsd ** 2) / (8.0 * math.log(2.0)) / gsd ** 2
     out = []
-    for p in parts:
+    for p, outline in parts:
         meas = measure_cluster(x, bg, p, sl, gsd, resolution_m, level_q, water, RING_K, exclude=taken & ~p)
         halves = None
         if meas is not None and depth > 0:
             use = ndi.binary_dilation(p, structure=_EIGHT, iterations=2) & (water[sl] | p) & ~(taken & ~p)
             halves = split_two_hulls(p, cover, use, meas, sl, gsd, s2)
-        if halves is not None:
-            # each half must be a resolved hull itself, not a line of blur
-            mh = [measure_cluster(x, bg, q, sl, gsd, resolution_m, level_q, water, RING_K, exclude=taken & ~q)
-                  for q in halves]
-            if any(m_ is None or m_["width_px"] < 0.75 for m_ in mh):
-                halves = None
         if halves is None:
-            out.append(p)
+            out.append((p, outline))
         else:
             out += _split_pairs(halves, x, bg, sl, gsd, resolution_m, level_q, water, taken, cover, depth - 1)
     return out
@@ -1202,14 +1224,18 @@ def detect_ships_sar(chip, water: np.ndarray | None = None, *, pfa: float = 1e-6
         taken = lab[sl] > 0
         if split and fit_pairs:
             cover = np.clip(np.maximum(x[sl] - bg[sl], 0) / lvl, 0, 1)
-            parts = _split_pairs(parts, x, bg, sl, gsd, resolution_m, level_q, water, taken, cover)
-        for p in parts:
+            parts = _split_pairs([(p, None) for p in parts], x, bg, sl, gsd, resolution_m, level_q, water, taken,
+                                 cover)
+        else:
+            parts = [(p, None) for p in parts]
+        for p, outline in parts:
             if not (p & seeds).any():
                 continue
             if len(parts) > 1 and (d_land[sl][p] <= 1).any() and _land_spill(x, p, sl, valid & ~water, c["factor"]):
                 continue
             # the outline's ring may not take pixels of a neighbouring hull
-            meas = measure_cluster(x, bg, p, sl, gsd, resolution_m, level_q, water, RING_K, exclude=taken & ~p)
+            meas = outline or measure_cluster(x, bg, p, sl, gsd, resolution_m, level_q, water, RING_K,
+                                              exclude=taken & ~p)
             if meas is None:
                 continue
             L, W = meas["length_px"] * gsd, meas["width_px"] * gsd
