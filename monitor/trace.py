@@ -20,8 +20,10 @@ parallel to the track. Both are *linear* and *long*. The tracer:
 2. following (:class:`_Follower`): from the strongest rail ridges first,
    lines are followed both ways in 1 m steps, snapping across the track to
    the rail-pair peak within a narrow window, turning no faster than the
-   curvature limit, keeping straight on through cars (car evidence under
-   the line) and through gaps up to ``max_gap_m`` (switches, couplings),
+   curvature limit, on through cars (car evidence under the line: the
+   line moves onto the car bodies' axis by at most ``car_snap_m`` per
+   step, so a track turning away under a train is kept) and straight on
+   through gaps up to ``max_gap_m`` (switches, couplings),
    stopping on running into a line already traced (a converging track).
    A second pass seeds on car rows whose rails are hidden everywhere;
 3. a lattice step adds tracks between two parallel traced neighbours
