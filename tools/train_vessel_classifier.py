@@ -81,8 +81,11 @@ class SceneData:
         self.layers = vc.Layers(chip)
         self.cands = vc.vessel_candidates(self.layers)
         self.rects = [vc._rect(c, chip.transform) for c in self.cands]
-        # the rule-based detector at its defaults, as classify_vessels gets it
-        self.rule = [d.geometry for d in detect_vessels(chip).detections]
+        # the rule-based stage at its defaults, as classify_vessels gets it
+        # inside detect_vessels: WITHOUT the learned stage (at 10 m that is
+        # the default, and it would feed the shipped model's own in-sample
+        # decisions into the rule_iou feature: a leak into the LOSO figures)
+        self.rule = [d.geometry for d in detect_vessels(chip, classifier=False).detections]
         self.X = vc.candidate_features(self.layers, self.cands, self.rects, self.rule)
         self.shape = self.layers.B.shape
         self.y = self._labels()
