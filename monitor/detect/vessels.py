@@ -34,7 +34,10 @@ Optical pipeline (:func:`detect_vessels` with ``chip.sensor == "optical"``):
    objects whose brightness above the water stays under ``min_rel_contrast``
    of the scene's land-minus-water gap (wave crests, glint, slicks); and
    objects touching land that are no brighter than the land beside them
-   (``shore_ramp``: the mixed pixels along a quay or breakwater).
+   (``shore_ramp``: the mixed pixels along a quay or breakwater); at
+   pixels finer than 5 m, blobs about as wide as long (``max_beam_ratio``:
+   cloud puffs and glint over the water; a hull is at least twice as long
+   as its beam).
 
 SAR pipeline: linear sigma0 (dB input is converted), a two-pass
 cell-averaging CFAR (the second pass censors the first pass's targets from
@@ -863,6 +866,10 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         ``max_length_m`` whose mean width (area / length) is under this
         many metres (and under 3 pixels) is a line structure (breakwater,
         mole, bridge, wake), not a row of hulls; it is dropped whole.
+    max_beam_ratio: at pixels finer than :data:`BLOB_MIN_GSD_M`, an object
+        wider than this share of its length plus 2 pixels (blur) is a blob,
+        not a hull (cloud puffs, glint, slicks are about as wide as long; a
+        hull is at least twice as long as its beam); 0 turns the test off.
     shore_ramp: an object touching land is the blurred edge of that land
         (mixed water/land pixels along a breakwater or quay) unless its
         brightest pixels reach this share of the adjacent land's median
