@@ -1,7 +1,8 @@
 """SAR ship detector benchmark on synthetic radar port scenes.
 
 Run: ``python benchmarks/bench_sar.py [--vessels] [--seeds N] [--first-seed I] [--gsd 5,10,20]
-[--aoi najin,dunay] [--looks N] [--blur R [--hide-resolution]] [--water-shift M] [--beam-ratio Q]``.
+[--aoi najin,dunay] [--looks N] [--blur R [--hide-resolution]] [--water-shift M] [--beam-ratio Q]
+[--no-pairs] [--holdout-gsd 10]``.
 
 Renders SAR port scenes (monitor.synth: linear sigma0, 4-look gamma
 speckle, bright land clutter and quays, ships as clusters of scatterers

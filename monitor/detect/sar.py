@@ -8,9 +8,14 @@ clockwise from north, 0..180) and a score.
 
 Pipeline of :func:`detect_ships_sar`:
 
-1. Intensity: the VV band (else HH, VH, HV) as linear sigma0; decibel
-   input is converted, amplitude digital numbers are squared
-   (:func:`sar_intensity`). CFAR is scale-invariant, so an uncalibrated
+1. Intensity: the VV band (else HH, VH, HV) as linear sigma0
+   (:func:`sar_intensity`). The units come from :func:`sar_units`: the
+   band's name (``Sigma0_VV_db``, ``Amplitude_VV``, ``Sigma0_VV``), else
+   negative values (dB), else integer pixels (uint16 amplitude DN of
+   Sentinel-1 GRD GeoTIFFs), else the magnitude; decibels are converted,
+   amplitudes squared, dB scaled by 10/100 is refused. Exact zeros (GRD
+   zero-filled swath borders) and dB fill values are nodata even when the
+   file does not say so. CFAR is scale-invariant, so an uncalibrated
    intensity (beta0, DN^2) works as well as sigma0.
 2. Speckle and resolution: the equivalent number of looks of the water is
    estimated from the spread of log-intensity around a ring mean
@@ -38,6 +43,14 @@ Pipeline of :func:`detect_ships_sar`:
    sidelobes, speckle) stay two (a group 15 dB dimmer than the brightest of
    its region is part of that hull); a cluster wider than 0.3 of its length
    with a darker seam along its axis is cut there (hulls side by side).
+   Rafted hulls touching without a seam: a cluster wider than 0.2 of its
+   length is fitted with one rectangular hull and with two side by side
+   (each with its own ends, a shared seam; pixel footprint and resolution
+   as Gaussian edges, :func:`fit_hulls`); two hulls are kept when they win
+   by the Bayesian information criterion (> 10 over the independent
+   resolution cells) and both have hull shapes (beam 0.1-0.5 of the
+   length, at least a pixel / resolution cell wide) (:func:`split_two_hulls`);
+   their outlines are the fitted rectangles.
    A cluster needs two seed pixels (or, in open water, one at twice the
    threshold); one touching land must outshine the land clutter beside it
    (mixed pixels of bright land spilling over the water's edge).
@@ -51,13 +64,15 @@ Pipeline of :func:`detect_ships_sar`:
    corners. Heading is the long axis, score grows with the peak CFAR
    ratio above the threshold (dB).
 
-Measured (benchmarks/bench_sar.py, synthetic najin + dunay scenes, 10
+Measured (benchmarks/bench_sar.py, synthetic najin + dunay scenes from
 seeds the tests do not use, ships >= 30 m, one-to-one IoU >= 0.25): F1
-0.971 at 3 and 5 m, 0.962 at 10 m, 0.73 at 20 m (recall 0.91; ships under
-30 m are sub-pixel there and their outlines miss IoU 0.25); Sentinel-1
-IW GRDH-like (10 m pixels, 21 m resolution, correlated 5-look speckle)
-0.84-0.86. Rafted hulls touching side by side stay one ship unless a seam
-shows (or ``max_beam_ratio`` is set): 20 more seeds give 0.88 at 10 m.
+0.990 at 3 m, 0.981 at 5 m, 0.971 at 10 m, 0.73 at 20 m (10 development
+seeds; at 20 m boats under 30 m measure 25-45 m and count as false
+alarms); held-out seeds at 10 m 0.936 (9211-9230) and 0.922 (9231-9240,
+never looked at before); Sentinel-1 IW GRDH-like (10 m pixels, 21 m
+resolution, correlated 5-look speckle) 0.85. Left: about one rafted pair
+in ten at 10 m stays merged, and a lopsided single hull (bright
+superstructure on one side) is sometimes cut in two.
 """
 
 from __future__ import annotations
