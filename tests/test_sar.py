@@ -456,6 +456,15 @@ def test_linear_sigma0_named_bands_and_declared_nodata(tmp_path):
     ships = detect_ships_sar(c, info=info)
     assert info["units"] == "linear" and "Sigma0_VV" in info["units_from"]
     assert _hits(ships) == 3 and len(ships) == 3
+    # the same in dB, told by the name (SNAP's Sigma0_VV_db)
+    db = np.where(sig > 0, 10 * np.log10(np.maximum(sig, 1e-6)), -9999.0)
+    path = _write(tmp_path / "rtc_db.tif", db[None], chip.transform, "float32", nodata=-9999.0,
+                  descriptions=("Sigma0_VV_db",))
+    c = read_chip(path, chip.aoi, gsd_m=10.0)
+    from monitor.detect.sar import sar_units
+
+    assert sar_units(c) == ("db", "band name 'Sigma0_VV_db'")
+    assert _hits(detect_ships_sar(c)) == 3
 
 
 def test_stac_item_with_sar_polarizations(tmp_path):
