@@ -71,7 +71,8 @@ _CYCLE_S = {"month": YEAR_S, "quarter": YEAR_S, "week": YEAR_S, "dayofweek": 7 *
 
 _OUT_COLUMNS = ("valid", "n_history", "rate", "median", "season", "expected", "spread", "z", "ratio",
                 "window_max", "alertable", "spike", "record", "record_since", "first_time", "drop",
-                "level_shift", "regime", "anomaly")
+                "level_shift", "regime", "anomaly", "rise", "rise_n", "rise_count", "rise_expected", "rise_p",
+                "rise_start", "rise_ref_start")
 
 
 def _roll(codes: np.ndarray, t_s: np.ndarray, values: np.ndarray, window_s: float, op: str,
@@ -130,7 +131,8 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
           min_coverage: float = 0.6, z_threshold: float = 3.5, min_history: int = 8, min_spread: float = 1.0,
           season: str | None = "month", min_season_cycles: float = 2.0, shift_run: int = 4,
           shift_z: float = 3.0, record_z: float = 3.0, record_min_years: float = 2.0, drop: bool = False, max_passes: int = 12, poisson_floor: bool = True,
-          mean_floor: float = 0.5,
+          mean_floor: float = 0.5, rise: bool = True, rise_windows: tuple[int, ...] = (3, 4, 5, 6, 8),
+          rise_alpha: float = 1e-4,
           time: str = "acquired", value: str = "count", coverage: str | None = "coverage",
           by: tuple[str, ...] | list[str] | None = None) -> pd.DataFrame:
     """Score every observation against its own prior baseline.
@@ -162,6 +164,10 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
     record_z: a record (above every valid count in the window) must also be
         at least this many spreads above the baseline to be flagged, and the
         series must be at least ``record_min_years`` old.
+    rise, rise_windows, rise_alpha: test for a sustained rise (see
+        :func:`sustained_rise`) over the last ``m`` valid observations for
+        each ``m`` in ``rise_windows``, at level ``rise_alpha`` (Bonferroni
+        over the windows); ``rise=False`` skips it (columns stay empty).
 
     Returns a copy of the frame sorted by series and time with columns:
     ``valid`` (coverage ok), ``n_history`` (prior valid observations in the
@@ -317,7 +323,156 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
     out["level_shift"] = shift_flag
     out["regime"] = regime
     out["anomaly"] = np.where(alertable, absz / (absz + z_threshold), 0.0)
+    rcodes = codes * (int(regime.max()) + 1) + regime  # sorted like the rows (regime grows with time)
+    need = np.where(regime > 0, min(shift_run, min_history), min_history)
+    if rise:
+        rs = sustained_rise(rcodes, t_s, np.where(valid, x_raw, np.nan), cov_eff, need, window_s=wseconds,
+                            windows=rise_windows, alpha=rise_alpha)
+    else:
+        rs = {"rise": np.zeros(n, dtype=bool), "n": np.zeros(n, dtype=np.int64), "count": np.full(n, np.nan),
+              "expected": np.full(n, np.nan), "p": np.full(n, np.nan), "start": np.full(n, -1, dtype=np.int64),
+              "ref_start": np.full(n, -1, dtype=np.int64)}
+    out["rise"] = rs["rise"]
+    out["rise_n"] = rs["n"]
+    out["rise_count"] = rs["count"]
+    out["rise_expected"] = rs["expected"]
+    out["rise_p"] = rs["p"]
+    tt = pd.DatetimeIndex(t)
+    for col, key in (("rise_start", "start"), ("rise_ref_start", "ref_start")):
+        k = rs[key]
+        out[col] = tt.take(np.maximum(k, 0)).where(k >= 0)
     return out
+
+
+def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, coverage: np.ndarray,
+                   min_history: int | np.ndarray = 8, *, window_s: float = 5 * YEAR_S,
+                   windows: tuple[int, ...] = (3, 4, 5, 6, 8), alpha: float = 1e-4,
+                   prior: tuple[float, float] = (0.5, 1.0)) -> dict:
+    """Onsets of rises sustained over several observations, none a spike on its own.
+
+    Rows must be sorted by series ``codes`` then time ``t_s`` (seconds);
+    ``counts`` are NaN for rows not to use (low coverage, no count);
+    ``coverage`` (0..1] is each row's observed share of the AOI;
+    ``min_history`` (scalar or per row) is the least number of reference
+    observations.
+
+    For each usable row and each ``m`` in ``windows``, the ``m`` usable rows
+    of its series ending at it (the window) are compared with the usable
+    rows of the ``window_s`` seconds before the window's first row (the
+    reference, strictly before the window: no look-ahead):
+
+    - reference rate per unit coverage ``(sum + prior[0]) / (coverage sum +
+      prior[1])`` (a Jeffreys-like prior, so an all-zero reference still
+      predicts a little: 0.5 objects over the reference's scenes plus one);
+    - expected window sum ``E`` = rate x the window's coverage sum;
+    - overdispersion ``phi`` = max(1, Pearson chi-square / (n - 1)) of the
+      reference counts around its rate (var / mean for full coverage);
+    - window sum ``S`` with its largest count capped at its second largest
+      (the rise must hold without its biggest scene, so one spike is not a
+      sustained rise);
+    - quasi-Poisson upper tail ``p = P(Poisson(E/phi) >= S/phi)`` (the
+      regularised incomplete gamma), times ``len(windows)`` (Bonferroni);
+      windows whose ``S`` is within one quasi-Poisson standard deviation
+      ``sqrt(phi E)`` of ``E`` (p well above 0.1) are given p = 1 without
+      computing it.
+
+    A row is significant when the least adjusted ``p`` is below ``alpha``;
+    the rise is flagged at the onset only: a significant row with no
+    significant row among the ``max(windows)`` usable rows before it in its
+    series. Vectorised with prefix sums and sorted searches (no loop over
+    rows). Returns a dict of per-row arrays: ``rise`` (bool), ``n`` (window
+    length of the least p, 0 = not tested), ``count`` (the window's actual
+    sum), ``expected`` (E), ``p`` (adjusted, NaN = not tested), ``start``
+    and ``ref_start`` (row indices of the window's and the reference's
+    first rows, -1 = none).
+    """
+    from scipy.special import gammainc
+
+    n = len(counts)
+    res = {"rise": np.zeros(n, dtype=bool), "n": np.zeros(n, dtype=np.int64), "count": np.full(n, np.nan),
+           "expected": np.full(n, np.nan), "p": np.full(n, np.nan), "start": np.full(n, -1, dtype=np.int64),
+           "ref_start": np.full(n, -1, dtype=np.int64)}
+    windows = tuple(sorted({int(m) for m in windows}))
+    if not windows or windows[0] < 1:
+        raise InputError("rise_windows", "need one or more window lengths >= 1")
+    if not 0 < alpha < 1:
+        raise InputError("rise_alpha", f"must be between 0 and 1, got {alpha}")
+    vi = np.flatnonzero(np.isfinite(counts))
+    nv = len(vi)
+    if nv == 0:
+        return res
+    g, tv = np.asarray(codes, dtype=np.int64)[vi], np.asarray(t_s, dtype=np.int64)[vi]
+    xv = np.maximum(np.asarray(counts, dtype=float)[vi], 0.0)
+    cv = np.clip(np.asarray(coverage, dtype=float)[vi], 1e-6, 1.0)
+    need = np.broadcast_to(np.asarray(min_history), (n,))[vi]
+    C = np.r_[0.0, np.cumsum(xv)]
+    K = np.r_[0.0, np.cumsum(cv)]
+    Q = np.r_[0.0, np.cumsum(xv * xv / cv)]
+    first = np.r_[True, g[1:] != g[:-1]]
+    gs = np.maximum.accumulate(np.where(first, np.arange(nv), 0))  # first usable row of the series
+    w = int(np.ceil(window_s))
+    tv0 = tv - tv.min()
+    big = int(tv0.max()) + w + 1
+    # series laid end to end on one axis (gaps wider than the window): one sorted search for all
+    key = (np.cumsum(first) - 1).astype(np.int64) * big + tv0
+    ref_hi = np.searchsorted(key, key, side="left")  # first row at the same time: reference ends before it
+    ref_lo = np.searchsorted(key, key - w, side="left")
+    j = np.arange(nv)
+    # the reference of a window starting at row i: usable rows in [t_i - window, t_i) of its series
+    nref = ref_hi - ref_lo
+    sr, cr, qr = C[ref_hi] - C[ref_lo], K[ref_hi] - K[ref_lo], Q[ref_hi] - Q[ref_lo]
+    rate = (sr + prior[0]) / (cr + prior[1])
+    mle = np.where(cr > 0, sr / np.where(cr > 0, cr, 1.0), 0.0)
+    pearson = np.where(mle > 0, qr / np.where(mle > 0, mle, 1.0) - sr, 0.0)  # sum (x - r c)^2 / (r c)
+    phi = np.maximum(1.0, pearson / np.maximum(nref - 1, 1))
+    ref_ok = nref >= need
+
+    def back(a, k, fill):  # a[j - k] (fill where j < k), without fancy indexing
+        if k == 0:
+            return a[:nv]
+        return np.concatenate([np.full(k, fill, dtype=a.dtype), a[:nv - k]])
+
+    best = np.full(nv, np.inf)
+    b_n = np.zeros(nv, dtype=np.int64)
+    top1 = np.full(nv, -np.inf)
+    top2 = np.full(nv, -np.inf)
+    done = 0
+    for m in windows:
+        for k in range(done, m):  # the two largest counts of the last m rows
+            v = np.where(j - k >= gs, back(xv, k, -np.inf), -np.inf)
+            top2 = np.maximum(top2, np.minimum(top1, v))
+            top1 = np.maximum(top1, v)
+        done = m
+        ok = (j - m + 1 >= gs) & back(ref_ok, m - 1, False)
+        ssum = C[1:] - back(C, m - 1, 0.0)
+        e = back(rate, m - 1, 0.0) * (K[1:] - back(K, m - 1, 0.0))
+        ph = back(phi, m - 1, 1.0)
+        capped = ssum - np.where(np.isfinite(top2), top1 - top2, top1)
+        # p > 0.1 where the sum is within one quasi-Poisson sd of E: left at 1 (saves the gamma calls)
+        up = np.flatnonzero(ok & (capped - e > np.sqrt(ph * e)))
+        p = np.where(ok, 1.0, np.inf)
+        p[up] = np.minimum(1.0, len(windows) * gammainc(capped[up] / ph[up], e[up] / ph[up]))
+        better = p < best
+        best = np.where(better, p, best)
+        b_n = np.where(better, m, b_n)
+    tested = b_n > 0
+    s0 = np.where(tested, j - b_n + 1, 0)
+    b_s = np.where(tested, C[j + 1] - C[s0], np.nan)
+    b_e = np.where(tested, rate[s0] * (K[j + 1] - K[s0]), np.nan)
+    b_start = np.where(tested, vi[s0], -1)
+    b_ref = np.where(tested & (nref[s0] > 0), vi[np.minimum(ref_lo[s0], nv - 1)], -1)
+    sig = best < alpha
+    cs = np.r_[0, np.cumsum(sig)]
+    look = max(windows)
+    onset = sig & (cs[j] - cs[np.maximum(gs, j - look)] == 0)
+    res["rise"][vi] = onset
+    res["n"][vi] = b_n
+    res["count"][vi] = b_s
+    res["expected"][vi] = b_e
+    res["p"][vi] = np.where(np.isfinite(best), best, np.nan)
+    res["start"][vi] = b_start
+    res["ref_start"][vi] = b_ref
+    return res
 
 
 def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, season_need, min_spread, order,
@@ -611,6 +766,7 @@ def streaming_score(values, times, keys=None, *, coverage=None, suppress: str | 
         frame["coverage"] = np.broadcast_to(np.asarray(coverage, dtype=float), (n,))
         cov = "coverage"
     options = dict(options)
+    options.setdefault("rise", False)  # not part of the streaming score; skip its cost
     for name in ("time", "value", "by"):
         options.pop(name, None)
     zt = float(options.get("z_threshold", 3.5))
