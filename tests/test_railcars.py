@@ -77,7 +77,7 @@ def hline(y_m, x0=5.0, x1=295.0, dy=0.0):
 
 def test_registered_for_rail_yards():
     spec = detectors()["railcar"]
-    assert spec.fn is detect_railcars and spec.version == VERSION == "1.3" and "rail_yard" in spec.kinds
+    assert spec.fn is detect_railcars and spec.version == VERSION == "1.4" and "rail_yard" in spec.kinds
 
 
 def test_empty_yard_gives_zero():
@@ -370,3 +370,39 @@ def test_shade_gain_counts_a_faint_shade_beyond_the_flanks_own_scatter():
     right[haze] *= 0.94
     g = _shade_gain(left, right, ok)
     assert np.mean(g[haze] == 1.0) > 0.6
+
+
+def shaded_neighbour_yard(gsd, own_cars=False, reach=5.5):
+    """Tracks 20 and 25 m below the top, a third at 45 m; sun in the south:
+    each car's shadow falls north to ``reach`` m off its track centre, so
+    the long train on the middle track shades the bed of the northern
+    track (5 m away). ``own_cars``: three cars on the northern track too,
+    in that shade, casting their own shadows on the open ground north."""
+    ys = (20.0, 25.0, 45.0)
+    trains = {1: [(40.0, [14.0] * 12)], 2: [(100.0, [14.0] * 6)]}
+    if own_cars:
+        trains[0] = [(70.0, [14.0] * 3)]
+    bands, valid, truth = yard(width_m=400.0, height_m=60.0, gsd=gsd, tracks_y=ys, trains=trains, seed=5)
+    h, w = valid.shape
+    U, V = np.meshgrid((np.arange(w) + 0.5) * gsd, (np.arange(h) + 0.5) * gsd)
+    for k, a, b in sorted(truth, key=lambda t: -t[0]):
+        bands[:, (V < ys[k] - 1.5) & (V > ys[k] - reach) & (U >= a) & (U < b)] *= 0.45
+    bands = ndimage.gaussian_filter(bands, (0, 0.6, 0.6))
+    return chip_of(bands, valid, [hline(y, x1=395.0) for y in ys], gsd=gsd), truth
+
+
+@pytest.mark.parametrize("gsd", [1.0, 1.2])
+def test_a_trains_shadow_over_the_next_track_is_not_cars(gsd):
+    chip, truth = shaded_neighbour_yard(gsd)
+    res = detect_railcars(chip, sun_azimuth_deg=180.0)
+    per = {k: v["count"] for k, v in res.extras["per_track"].items()}
+    assert per["T0"] == 0 and per["T1"] == 12 and per["T2"] == 6
+    # without the rule the shaded bed reads as a row of cars
+    off = detect_railcars(chip, sun_azimuth_deg=180.0, neighbour_shade=False)
+    assert off.extras["per_track"]["T0"]["count"] >= 6
+
+
+def test_cars_in_a_neighbouring_trains_shade_still_count_by_their_own_shadows():
+    chip, truth = shaded_neighbour_yard(1.0, own_cars=True)
+    res = detect_railcars(chip, sun_azimuth_deg=180.0, snap=False)
+    assert res.extras["per_track"]["T0"]["count"] == 3

@@ -61,7 +61,7 @@ from monitor.detect.tracks import Strip, sample, shifted, stations
 from monitor.errors import InputError, SceneError
 from monitor.sun import sun_position
 
-VERSION = "1.3"
+VERSION = "1.4"
 
 #: Car lengths over couplers, metres: shortest two-axle wagons, typical
 #: freight car (gondola 13.9 m, boxcar ~15 m), longest common (flat ~19.6 m,
@@ -617,6 +617,38 @@ def _hides_rails(left: np.ndarray, right: np.ndarray, ok: np.ndarray, mine, rail
     return r_mode < 0.5 * float(np.quantile(rails[rest], 0.8))
 
 
+#: Another track's centreline this far (m) towards the sun from a station
+#: can throw its cars' shadow over it (track spacing 4-6.5 m; cars 3.5-4.5 m
+#: tall cast shadows of several metres under most sun elevations).
+CAST_REACH_M = (3.5, 6.5)
+
+
+def _under_neighbour(pts: list[np.ndarray], occ: list[np.ndarray], k: int, u_sun: np.ndarray,
+                     reach=CAST_REACH_M) -> np.ndarray:
+    """Stations (bool, per point of ``pts[k]``) with an occupied station of
+    another track ``reach`` m away towards the sun (within 60 degrees of the
+    sun's direction ``u_sun``, a unit map vector): a car there can shade
+    this track."""
+    from scipy.spatial import cKDTree
+
+    own = pts[k]
+    others = [p[o] for j, (p, o) in enumerate(zip(pts, occ)) if j != k and o.any()]
+    out = np.zeros(len(own), dtype=bool)
+    if not others or not len(own):
+        return out
+    op = np.concatenate(others)
+    lo, hi = own.min(axis=0) - reach[1], own.max(axis=0) + reach[1]
+    op = op[np.all((op >= lo) & (op <= hi), axis=1)]
+    if not len(op):
+        return out
+    d, idx = cKDTree(op).query(own, k=8, distance_upper_bound=reach[1])
+    fin = np.isfinite(d)
+    v = op[np.where(fin, idx, 0)] - own[:, None, :]
+    along_sun = v @ u_sun
+    ok = fin & (d >= reach[0]) & (along_sun >= 0.5 * d)
+    return ok.any(axis=1)
+
+
 def _rail_pair(strip: Strip, rail_sep: float, gsd: float, along_m: float = 2.0, tol_m: float = 0.5) -> np.ndarray:
     """Evidence (ns,) of the two rails on the strip's centreline: the
     geometric mean of the thin-line (second derivative) response at
@@ -720,7 +752,8 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     surround_model: bool = True, local_shadow: bool = True, clear_m: float = 3.0,
                     flat_gate: bool = True, hysteresis: float = 1.5, coarse_flat: bool = True,
                     sun_azimuth_deg: float | None = None, rails_gsd_m: float | None = None,
-                    deshade: bool = True, usual_flanks: bool = True, **_ignored) -> DetectionResult:
+                    deshade: bool = True, usual_flanks: bool = True, neighbour_shade: bool = True,
+                    **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
     Parameters
@@ -770,6 +803,14 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         is undone, while a car still differs from the ballast around it.
         At fine GSD only (``fine_gsd_m``), where the flanks are resolved
         apart from a car body.
+    neighbour_shade: where the rails are not resolved, a station that
+        another track's occupied station 3.5-6.5 m towards the sun may
+        shade (and is darker than the track's empty stations, with open
+        ground on its anti-sun side) counts as occupied only by the shadow
+        cue, its own car's shadow: a train's shadow over the neighbouring
+        empty track darkens it unlike its empty look. Finer, a shaded empty
+        track keeps its rails and sleepers, and the less different half of
+        the bed (a shadow's edge across it) decides as everywhere.
     usual_flanks: where the rails are not resolved (GSD above
         ``rails_gsd_m``), the shadow cue counts only the darkening of the
         anti-sun flank beyond what both flanks usually show beside the
@@ -967,10 +1008,36 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr, levels=levels,
                              anti_sun_deg=anti_sun, usual_side=usual_flanks and gsd > rails_gsd) if (fine and use_shadows) else None
         if shadow is not None:
+            under = None
+            if neighbour_shade and gsd > rails_gsd:
+                # a train throws its shadow over the track beside it on its
+                # anti-sun side: a darkened empty track there looks unlike
+                # its empty look, so only a car's own shadow tells a car
+                pts = [xy + sh[:, None] * nrm for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts)]
+                occ0 = [(d > thr) & ok for d, (_, _, ok) in zip(dists, feats)]
+                az = np.radians(shadow["azimuth_deg"])
+                u_sun = -np.array([np.sin(az), np.cos(az)])
+                under = []
+                for k_t, (left, right, ok) in enumerate(feats):
+                    # ... where its own shadow would fall on open ground: with
+                    # cars on the anti-sun neighbour too (a full yard) it falls
+                    # into the gap and onto their roofs, and is no test
+                    un = _under_neighbour(pts, occ0, k_t, u_sun) & ~_under_neighbour(pts, occ0, k_t, -u_sun)
+                    # a shadow only darkens: a cross-section brighter than the
+                    # track's empty stations is no shadow, whatever is beside
+                    body = 0.5 * (left.mean(axis=1) + right.mean(axis=1))
+                    emp = ok & ~occ0[k_t]
+                    if emp.sum() >= 10:
+                        un &= body < float(np.median(body[emp]))
+                    under.append(un)
             # a car casts a shadow beside it on the scene's anti-sun side: the
             # stronger of the two cues (in units of their thresholds) decides
             dists = [np.maximum(d / thr * shadow_weight, c / shadow["thr"]) * thr
                      for d, c in zip(dists, shadow["c"])]
+            if under is not None:
+                # (where the car's own shadow is seen, the combined score stands)
+                dists = [np.where(un & (c < shadow["thr"]), np.minimum(d, c / shadow["thr"] * thr), d)
+                         for d, c, un in zip(dists, shadow["c"], under)]
         return strips, feats, dists, thr, shadow, scale
 
     # --- 1. snap --------------------------------------------------------
