@@ -548,9 +548,17 @@ def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1
                 max_dev_deg: float = 30.0, max_seeds: int = 3000, car_low: float = 2.0,
                 excl_m: float = 2.9, stats: dict | None = None, min_own: float = 0.5,
                 car_min_length_m: float | None = None, car_min_support: float = 0.7,
-                car_snap_m: float = 0.1):
-    """Greedy tracking from the strongest seeds: (points (n, 2) row/col, mean evidence, support) per line."""
+                car_snap_m: float = 0.1, edge_min_length_m: float | None = None, edge_m: float = 4.0):
+    """Greedy tracking from the strongest seeds: (points (n, 2) row/col, mean evidence, support) per line.
+
+    With ``edge_min_length_m``, a car-row line (second pass) that ends within
+    ``edge_m`` of the edge of the seen area and runs along the yard's
+    dominant direction (within 10 degrees where it is coherent) may be that
+    short: the frame cuts rows of cars, so the part seen is shorter than a
+    whole track.
+    """
     cg = ev.gsd_m
+    edge_d = ndimage.distance_transform_edt(np.pad(ev.valid, 1))[1:-1, 1:-1] * cg    # m to the unseen
     sc = ev.score
     dev = np.abs((ev.theta - ev.dominant + np.pi / 2) % np.pi - np.pi / 2)
     seeds = ev.ridge & (sc >= high) & ev.valid & ((dev <= np.radians(max_dev_deg)) | (ev.coherence < 0.3))
@@ -599,6 +607,10 @@ def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1
             need_len, need_sup = min_length_m, min_support
             if npass == 1 and car_min_length_m is not None:
                 need_len, need_sup = min(min_length_m, car_min_length_m), max(min_support, car_min_support)
+            if (npass == 1 and edge_min_length_m is not None and need_len > length >= edge_min_length_m
+                    and support >= max(need_sup, car_min_support) and _at_edge(rc, edge_d, edge_m)
+                    and _along_dominant(rc, ev, 10.0)):
+                need_len, need_sup = float(edge_min_length_m), max(need_sup, car_min_support)
             if length >= need_len and support >= need_sup and own.mean() >= min_own * support:
                 mean_e = float(np.mean([p[3] for p in pts if p[2]]))
                 lines.append((rc, mean_e, support, need_len))
@@ -607,6 +619,31 @@ def _follow_all(ev: TraceEvidence, high: float, low: float, *, step_m: float = 1
             else:
                 _stamp(excl, rc[own], tried_d, True)
     return lines
+
+
+def _at_edge(rc: np.ndarray, edge_d: np.ndarray, edge_m: float) -> bool:
+    """Whether either end of the (row, col) polyline ``rc`` lies within
+    ``edge_m`` (distances ``edge_d``, m) of the edge of the seen area."""
+    h, w = edge_d.shape
+    for r, c in (rc[0], rc[-1]):
+        i, j = min(max(int(round(r)), 0), h - 1), min(max(int(round(c)), 0), w - 1)
+        if edge_d[i, j] <= edge_m:
+            return True
+    return False
+
+
+def _along_dominant(rc: np.ndarray, ev: TraceEvidence, max_deg: float) -> bool:
+    """Whether the chord of ``rc`` runs within ``max_deg`` of the local
+    dominant track direction at its middle (True where that is incoherent)."""
+    h, w = ev.dominant.shape
+    r, c = rc[len(rc) // 2]
+    i, j = min(max(int(round(r)), 0), h - 1), min(max(int(round(c)), 0), w - 1)
+    if ev.coherence[i, j] < 0.3:
+        return True
+    d = rc[-1] - rc[0]
+    th = np.arctan2(d[0], d[1]) % np.pi
+    dev = abs((th - ev.dominant[i, j] + np.pi / 2) % np.pi - np.pi / 2)
+    return bool(dev <= np.radians(max_deg))
 
 
 def _to_map(rc: np.ndarray, transform) -> np.ndarray:
@@ -866,7 +903,7 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
                  car_width_m: float = 2.9, n_angles: int = 16, inside: bool = True,
                  evidence: TraceEvidence | None = None, complete: bool = True, car_support: float = 2.5,
                  extend: bool = True, car_min_length_m: float | None = None, car_min_support: float = 0.7,
-                 car_snap_m: float = 0.1, **_ignored) -> list[Feature]:
+                 car_snap_m: float = 0.1, edge_min_length_m: float | None = 20.0, **_ignored) -> list[Feature]:
     """Trace rail track centrelines in one or more chips of one AOI.
 
     Parameters
@@ -901,6 +938,11 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     car_min_length_m, car_min_support: lines found only through car rows
         may be this short (m, default ``min_length_m``) when car bodies
         cover at least ``car_min_support`` of them.
+    edge_min_length_m: a track cut by the image or AOI edge is seen only in
+        part: a car row (``car_min_support`` covered, along the yard's
+        direction) ending at the edge of the image, or the piece of a whole
+        traced line left inside the AOI boundary, may be this short (m;
+        None: ``min_length_m`` everywhere). 20 m is about a long car and a half.
 
     Returns
     -------
@@ -917,7 +959,8 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     low = float(threshold) if threshold is not None else _auto_threshold(ev)
     found = _follow_all(ev, 1.35 * low, low, max_gap_m=max_gap_m, min_radius_m=min_radius_m,
                         min_length_m=min_length_m, car_min_length_m=car_min_length_m,
-                        car_min_support=car_min_support, car_snap_m=car_snap_m)
+                        car_min_support=car_min_support, car_snap_m=car_snap_m,
+                        edge_min_length_m=edge_min_length_m)
     lines = []
     for rc, mean_e, support, need_len in found:
         xy = _smooth(_to_map(rc, ev.transform), 3)
@@ -926,11 +969,18 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     if inside and aoi is not None:
         bnd = reproject_to(aoi.boundary, aoi.crs, ev.crs) if aoi.crs is not None else aoi.boundary
         clipped = []
+        edge = bnd.boundary
         for ln, s in lines:
             g = ln.intersection(bnd)
+            need = _min_len(s, min_length_m)
             for q in (g.geoms if hasattr(g, "geoms") else [g]):
                 if isinstance(q, LineString) and not q.is_empty:
-                    clipped.append((q, s))
+                    sq = s
+                    if (edge_min_length_m is not None and q.length < need <= ln.length
+                            and q.distance(edge) < 1.0):
+                        # the part inside of a whole track cut by the boundary
+                        sq = (s[0], s[1], min(need, float(edge_min_length_m)))
+                    clipped.append((q, sq))
         lines = clipped
     lines = [(ln, s) for ln, s in lines if ln.length >= _min_len(s, min_length_m)]
     lines = _dedupe(lines, 0.65 * min(spacing_m), min_length_m)
