@@ -6,7 +6,10 @@
 
 A message reads like an analyst's note:
 "Tumangang: 73 railcars on 2023-10-05, 4.3x the 5-year median (17), the
-highest since records began (2018-01)".
+highest since records began (2018-01)", or, for a rise sustained over
+several scenes none of which is a spike by itself, "Port Dunay: 6 vessels
+in the 4 scenes 2023-08-30..2024-02-16 (1.5 a scene), against 0.14 a scene
+in the 5 years before: a sustained rise".
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ _PLURAL = {"railcar": "railcars", "vessel": "vessels", "ship": "ships", "locomot
 class Alert:
     """One alert about one observation.
 
-    kind: ``spike``, ``record``, ``spike+record`` or ``drop``.
+    kind: ``spike``, ``record``, ``drop``, ``rise`` (a sustained rise) or
+    a combination joined by ``+`` (``spike+record``, ``spike+rise``).
     acquired: the observation's time (UTC). count: the observed count.
     score: the robust z of the observation. message: the plain-words text.
     """
@@ -81,8 +85,51 @@ def _fmt_count(x: float) -> str:
     return f"{x:.0f}" if abs(x - round(x)) < 1e-9 or abs(x) >= 10 else f"{x:.1f}"
 
 
+def _what(row: Any) -> str:
+    cls = str(row.get("class", "object"))
+    return _PLURAL.get(cls, cls if cls.endswith("s") else cls + "s")
+
+
+def describe_rise(row: Any, *, name: str | None = None, window_years: float = 5.0) -> str:
+    """The plain-words sentence of a sustained rise (a row of :func:`monitor.baseline.score` with ``rise``).
+
+    "Port Dunay: 6 vessels in the 4 scenes 2023-08-30..2024-02-16 (1.5 a
+    scene), against 0.14 a scene in the 5 years before: a sustained rise".
+    The reference is "in the N years before" when it spans the whole window,
+    else "since" its first observation (a young series or a new regime).
+    """
+    n = int(row.get("rise_n", 0) or 0)
+    total = float(row.get("rise_count", np.nan))
+    exp = float(row.get("rise_expected", np.nan))
+    t = pd.Timestamp(row["acquired"])
+    start = row.get("rise_start")
+    start = t if start is None or pd.isna(start) else pd.Timestamp(start)
+    ref = row.get("rise_ref_start")
+    if ref is not None and pd.notna(ref) and (start - pd.Timestamp(ref)).total_seconds() < (window_years - 0.05) * YEAR_S:
+        before = f"since {pd.Timestamp(ref):%Y-%m}"
+    else:
+        before = f"in the {window_years:g} years before"
+    per = total / n if n else np.nan
+    per_ref = exp / n if n else np.nan
+    ref_txt = f"{per_ref:.2f}" if per_ref < 1 else _fmt_count(round(per_ref, 1))
+    return (f"{name or row.get('aoi_id')}: {_fmt_count(total)} {_what(row)} in the {n} scenes "
+            f"{start:%Y-%m-%d}..{t:%Y-%m-%d} ({per:.1f} a scene), against {ref_txt} a scene {before}: "
+            "a sustained rise")
+
+
 def describe(row: Any, *, name: str | None = None, window_years: float = 5.0) -> str:
-    """The plain-words message of one scored observation (a row of :func:`monitor.baseline.score`)."""
+    """The plain-words message of one scored observation (a row of :func:`monitor.baseline.score`).
+
+    A spike, record or drop is described by the observation itself; a
+    sustained rise (``rise``) by :func:`describe_rise`, appended after "; "
+    when the observation is also a spike or record."""
+    point = any(bool(row.get(k)) for k in ("spike", "record", "drop"))
+    if bool(row.get("rise")):
+        rise_txt = describe_rise(row, name=name, window_years=window_years)
+        if not point:
+            return rise_txt
+        return describe({**dict(row), "rise": False}, name=name, window_years=window_years) + "; " + \
+            rise_txt.split(": ", 1)[1]
     cls = str(row.get("class", "object"))
     what = _PLURAL.get(cls, cls if cls.endswith("s") else cls + "s")
     t = pd.Timestamp(row["acquired"])
@@ -117,8 +164,8 @@ def describe(row: Any, *, name: str | None = None, window_years: float = 5.0) ->
 
 def alerts_from_scores(scored: pd.DataFrame, *, window_years: float = 5.0, names: dict | None = None,
                        since: Any = None) -> list[Alert]:
-    """One :class:`Alert` per observation flagged spike, record or drop."""
-    flag = scored["spike"] | scored["record"] | scored.get("drop", False)
+    """One :class:`Alert` per observation flagged spike, record, drop or rise (a sustained rise's onset)."""
+    flag = scored["spike"] | scored["record"] | scored.get("drop", False) | scored.get("rise", False)
     rows = scored[flag]
     if since is not None:
         s = pd.Timestamp(since)
@@ -130,7 +177,7 @@ def alerts_from_scores(scored: pd.DataFrame, *, window_years: float = 5.0, names
         aoi = str(r.get("aoi_id", ""))
         if aoi not in names:
             names[aoi] = aoi_name(aoi)
-        kinds = [k for k in ("spike", "record", "drop") if k in r and bool(r[k])]
+        kinds = [k for k in ("spike", "record", "drop", "rise") if k in r and bool(r[k])]
         oid = r.get("id") if "id" in r else None
         out.append(Alert(aoi_id=aoi, cls=str(r.get("class", "")), kind="+".join(kinds),
                          acquired=pd.Timestamp(r["acquired"]), count=float(r["count"]), score=float(r["z"]),

@@ -347,7 +347,7 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
 def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, coverage: np.ndarray,
                    min_history: int | np.ndarray = 8, *, window_s: float = 5 * YEAR_S,
                    windows: tuple[int, ...] = (3, 4, 5, 6, 8), alpha: float = 1e-4,
-                   prior: tuple[float, float] = (0.5, 1.0)) -> dict:
+                   prior: tuple[float, float] = (0.5, 1.0), report_p: float = 0.05) -> dict:
     """Onsets of rises sustained over several observations, none a spike on its own.
 
     Rows must be sorted by series ``codes`` then time ``t_s`` (seconds);
@@ -366,7 +366,12 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
       predicts a little: 0.5 objects over the reference's scenes plus one);
     - expected window sum ``E`` = rate x the window's coverage sum;
     - overdispersion ``phi`` = max(1, Pearson chi-square / (n - 1)) of the
-      reference counts around its rate (var / mean for full coverage);
+      reference counts around its rate (var / mean for full coverage), and,
+      where the reference holds at least ``2 m`` rows, at least the same of
+      its overlapping ``m``-row sums (divided by ``blocks x (1 - m / n)``):
+      nearby scenes share a level (a busy season, a slow drift), so a sum
+      of ``m`` varies more than ``m`` independent scenes would (worked out
+      only where p without it is below ``report_p``, as it only raises p);
     - window sum ``S`` with its largest count capped at its second largest
       (the rise must hold without its biggest scene, so one spike is not a
       sustained rise);
@@ -407,6 +412,7 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
     need = np.broadcast_to(np.asarray(min_history), (n,))[vi]
     C = np.r_[0.0, np.cumsum(xv)]
     K = np.r_[0.0, np.cumsum(cv)]
+    CC, KK = np.r_[0.0, np.cumsum(C)], np.r_[0.0, np.cumsum(K)]  # prefix sums of the prefix sums
     Q = np.r_[0.0, np.cumsum(xv * xv / cv)]
     first = np.r_[True, g[1:] != g[:-1]]
     gs = np.maximum.accumulate(np.where(first, np.arange(nv), 0))  # first usable row of the series
@@ -452,6 +458,29 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
         up = np.flatnonzero(ok & (capped - e > np.sqrt(ph * e)))
         p = np.where(ok, 1.0, np.inf)
         p[up] = np.minimum(1.0, len(windows) * gammainc(capped[up] / ph[up], e[up] / ph[up]))
+        if m > 1:
+            # overdispersion of m-scene sums: scenes close in time share a level (a busy season, a
+            # slow drift), so their sum varies more than phi x E. Pearson of the reference's
+            # overlapping m-row sums around its rate, bias-corrected for the rate fitted to the same
+            # rows. It can only raise p, so it is only worked out where p is small (< report_p).
+            st = up[p[up] < report_p] - (m - 1)  # window start rows
+            st = st[nref[st] >= 2 * m]
+            if len(st):
+                bl = C[m:] - C[:-m]  # sums of m rows starting at rows 0..nv-m
+                bk = np.maximum(K[m:] - K[:-m], 1e-9)
+                pq = np.r_[0.0, np.cumsum(bl * bl / bk)]
+                lo_b = ref_lo[st]
+                nb = ref_hi[st] - m + 1 - lo_b  # such sums inside the reference
+                hi_b = lo_b + nb
+                # sums of the block sums and block coverages from the prefix sums C, K
+                sb = (CC[hi_b + m] - CC[lo_b + m]) - (CC[hi_b] - CC[lo_b])
+                kb = (KK[hi_b + m] - KK[lo_b + m]) - (KK[hi_b] - KK[lo_b])
+                r = mle[st]
+                pear_b = np.where(r > 0, (pq[hi_b] - pq[lo_b]) / np.where(r > 0, r, 1.0) - 2 * sb + r * kb, 0.0)
+                phb = np.maximum(phi[st], pear_b / (nb * (1.0 - m / nref[st])))
+                jj = st + m - 1
+                pb = np.minimum(1.0, len(windows) * gammainc(capped[jj] / phb, e[jj] / phb))
+                p[jj] = np.maximum(p[jj], pb)
         better = p < best
         best = np.where(better, p, best)
         b_n = np.where(better, m, b_n)
