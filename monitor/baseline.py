@@ -347,7 +347,7 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
 def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, coverage: np.ndarray,
                    min_history: int | np.ndarray = 8, *, window_s: float = 5 * YEAR_S,
                    windows: tuple[int, ...] = (3, 4, 5, 6, 8), alpha: float = 1e-4,
-                   prior: tuple[float, float] = (0.5, 1.0), report_p: float = 0.05) -> dict:
+                   prior: tuple[float, float] = (0.5, 0.0), report_p: float = 0.05) -> dict:
     """Onsets of rises sustained over several observations, none a spike on its own.
 
     Rows must be sorted by series ``codes`` then time ``t_s`` (seconds);
@@ -362,8 +362,8 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
     reference, strictly before the window: no look-ahead):
 
     - reference rate per unit coverage ``(sum + prior[0]) / (coverage sum +
-      prior[1])`` (a Jeffreys-like prior, so an all-zero reference still
-      predicts a little: 0.5 objects over the reference's scenes plus one);
+      prior[1])`` (default: the Jeffreys posterior mean, so an all-zero
+      reference still predicts a little: 0.5 objects over its scenes);
     - expected window sum ``E`` = rate x the window's coverage sum;
     - overdispersion ``phi`` = max(1, Pearson chi-square / (n - 1)) of the
       reference counts around its rate (var / mean for full coverage), and,
@@ -372,6 +372,8 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
       nearby scenes share a level (a busy season, a slow drift), so a sum
       of ``m`` varies more than ``m`` independent scenes would (worked out
       only where p without it is below ``report_p``, as it only raises p);
+      both times ``1 + window coverage / reference coverage``, the variance
+      the estimated rate adds (a short reference predicts less surely);
     - window sum ``S`` with its largest count capped at its second largest
       (the rise must hold without its biggest scene, so one spike is not a
       sustained rise);
@@ -427,7 +429,7 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
     # the reference of a window starting at row i: usable rows in [t_i - window, t_i) of its series
     nref = ref_hi - ref_lo
     sr, cr, qr = C[ref_hi] - C[ref_lo], K[ref_hi] - K[ref_lo], Q[ref_hi] - Q[ref_lo]
-    rate = (sr + prior[0]) / (cr + prior[1])
+    rate = (sr + prior[0]) / np.maximum(cr + prior[1], 1e-9)  # rows with no reference are not tested
     mle = np.where(cr > 0, sr / np.where(cr > 0, cr, 1.0), 0.0)
     pearson = np.where(mle > 0, qr / np.where(mle > 0, mle, 1.0) - sr, 0.0)  # sum (x - r c)^2 / (r c)
     phi = np.maximum(1.0, pearson / np.maximum(nref - 1, 1))
@@ -451,8 +453,11 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
         done = m
         ok = (j - m + 1 >= gs) & back(ref_ok, m - 1, False)
         ssum = C[1:] - back(C, m - 1, 0.0)
-        e = back(rate, m - 1, 0.0) * (K[1:] - back(K, m - 1, 0.0))
-        ph = back(phi, m - 1, 1.0)
+        wcov = K[1:] - back(K, m - 1, 0.0)
+        e = back(rate, m - 1, 0.0) * wcov
+        # the rate is itself estimated: Var(S - E) = phi E (1 + window coverage / reference coverage)
+        infl = 1.0 + wcov / np.maximum(back(cr, m - 1, 1.0), 1e-9)
+        ph = back(phi, m - 1, 1.0) * infl
         capped = ssum - np.where(np.isfinite(top2), top1 - top2, top1)
         # p > 0.1 where the sum is within one quasi-Poisson sd of E: left at 1 (saves the gamma calls)
         up = np.flatnonzero(ok & (capped - e > np.sqrt(ph * e)))
@@ -477,8 +482,8 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
                 kb = (KK[hi_b + m] - KK[lo_b + m]) - (KK[hi_b] - KK[lo_b])
                 r = mle[st]
                 pear_b = np.where(r > 0, (pq[hi_b] - pq[lo_b]) / np.where(r > 0, r, 1.0) - 2 * sb + r * kb, 0.0)
-                phb = np.maximum(phi[st], pear_b / (nb * (1.0 - m / nref[st])))
                 jj = st + m - 1
+                phb = np.maximum(phi[st], pear_b / (nb * (1.0 - m / nref[st]))) * infl[jj]
                 pb = np.minimum(1.0, len(windows) * gammainc(capped[jj] / phb, e[jj] / phb))
                 p[jj] = np.maximum(p[jj], pb)
         better = p < best

@@ -217,3 +217,78 @@ def test_streaming_score_on_weekly_counts_keeps_the_73_car_alarm():
     s2 = pd.Series(streaming_score(df["count"], df["acquired"], df["aoi_id"], coverage=df["coverage"],
                                    suppress="90D"), index=df.index)
     assert s2.loc[last] >= s.loc[last] and (s2.drop(index=last) > 0.5).sum() <= 2
+
+
+# -- sustained rises: several scenes, none a spike by itself ------------------
+def _fortnightly(counts, coverage=1.0):
+    t = pd.date_range("2019-01-02", periods=len(counts), freq="14D", tz="UTC")
+    return pd.DataFrame({"aoi_id": "port", "class": "vessel", "acquired": t, "count": np.asarray(counts, float),
+                         "coverage": coverage})
+
+
+def test_rise_after_zeros_flags_the_onset_once():
+    # 40 empty scenes, then 1, 1, 2, 1, ...: no scene is a spike, together they are a rise.
+    r = score(_fortnightly([0] * 40 + [1, 1, 2, 1, 1, 2, 1, 1, 1, 2]))
+    assert list(np.flatnonzero(r["rise"])) == [42]  # the third raised scene: 4 vessels where ~0.04 expected
+    onset = r.loc[42]
+    assert onset["rise_n"] == 3 and onset["rise_count"] == 4 and onset["rise_expected"] < 0.1
+    assert onset["rise_p"] < 1e-4 and onset["rise_start"] == r.loc[40, "acquired"]
+    assert onset["rise_ref_start"] == r.loc[0, "acquired"]
+    assert not r["spike"].any() and not r["level_shift"].any()  # the point tests see nothing
+    assert (r.loc[43:, "rise_p"] < 1e-4).any()  # still significant later, but not alerted again
+
+
+def test_single_spike_is_not_a_rise():
+    r = score(_fortnightly([0] * 40 + [9] + [0] * 10))
+    assert r.loc[40, "spike"] and not r["rise"].any()  # the largest scene is capped at the second largest
+
+
+def test_overdispersed_noise_raises_no_rise():
+    for seed in range(4):  # gamma-Poisson counts (variance ~ 6x the mean), no change
+        rng = np.random.default_rng(seed)
+        r = score(_fortnightly(rng.poisson(rng.gamma(2.0, 5.0, 300))))
+        assert not r["rise"].any(), seed
+
+
+def test_busier_yard_rises_once_small_counts():
+    rng = np.random.default_rng(3)
+    r = score(_fortnightly(np.r_[rng.poisson(3, 130), rng.poisson(6, 30)]))
+    rises = np.flatnonzero(r["rise"])
+    assert len(rises) == 1 and 130 <= rises[0] < 145  # within a dozen scenes of the doubling
+    assert not r["level_shift"].any()  # 4 scenes beyond z 3 in a row: too strict for counts this small
+
+
+def test_rise_per_unit_coverage():
+    rng = np.random.default_rng(0)
+    counts = np.r_[rng.poisson(4, 60), np.full(10, 7)]
+    assert not score(_fortnightly(counts))["rise"].any()  # 7 in full scenes: within the noise
+    partial = score(_fortnightly(counts, coverage=np.r_[np.ones(60), np.full(10, 0.7)]))
+    assert partial["rise"].sum() == 1  # 7 in 70 % of the port: 10 a full scene
+    low = score(_fortnightly(counts, coverage=np.r_[np.ones(60), np.full(10, 0.3)]))
+    assert not low["rise"].any() and low.loc[60:, "rise_p"].isna().all()  # below min_coverage: not used
+
+
+def test_rise_after_level_shift_uses_new_regime():
+    rng = np.random.default_rng(5)
+    r = score(_fortnightly(np.r_[rng.poisson(5, 150), rng.poisson(40, 150)]))
+    assert r.loc[150, "level_shift"] and not r["rise"].any()
+    assert (r.loc[156:, "rise_ref_start"] >= r.loc[150, "acquired"]).all()
+
+
+def test_rise_no_look_ahead_and_switch():
+    rng = np.random.default_rng(1)
+    base = _fortnightly(np.r_[rng.poisson(2, 80)])
+    more = pd.concat([base, _fortnightly(np.full(20, 9.0)).assign(
+        acquired=lambda d: d["acquired"] + pd.Timedelta(days=14 * 80))], ignore_index=True)
+    cols = ["rise", "rise_n", "rise_count", "rise_expected", "rise_p"]
+    pd.testing.assert_frame_equal(score(base)[cols], score(more).iloc[:80][cols])
+    off = score(more, rise=False)
+    assert not off["rise"].any() and off["rise_p"].isna().all() and (off["rise_n"] == 0).all()
+
+
+def test_rise_bad_options_are_one_line_errors():
+    df = _fortnightly([0] * 20)
+    for kw in ({"rise_windows": ()}, {"rise_windows": (0, 3)}, {"rise_alpha": 0.0}, {"rise_alpha": 2.0}):
+        with pytest.raises(InputError) as e:
+            score(df, **kw)
+        assert "\n" not in str(e.value) and str(e.value).startswith("rise_")
