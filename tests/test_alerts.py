@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from monitor.alerts import deliver_webhook, describe, raise_alerts, stored_alerts
+from monitor.alerts import deliver_webhook, describe, describe_rise, raise_alerts, stored_alerts
 from monitor.cli import app
 from monitor.errors import InputError
 from monitor.store import Store
@@ -123,3 +123,43 @@ def test_cli_alerts_exit_codes_and_ack(tmp_path, hook):
     assert r.exit_code == 2 and "does not exist" in r.output
     r = CliRunner().invoke(app, ["alerts", "--store", db, "--format", "xml"])
     assert r.exit_code == 2
+
+
+def _rise_row(**kw):
+    row = {"aoi_id": "dunay", "class": "vessel", "acquired": pd.Timestamp("2024-02-16", tz="UTC"), "count": 2.0,
+           "coverage": 1.0, "median": 0.0, "z": 1.5, "spike": False, "record": False, "drop": False, "rise": True,
+           "rise_n": 4, "rise_count": 6.0, "rise_expected": 0.56, "rise_p": 1e-6,
+           "rise_start": pd.Timestamp("2023-08-30", tz="UTC"), "rise_ref_start": pd.Timestamp("2018-08-01", tz="UTC"),
+           "first_time": pd.Timestamp("2018-01-03", tz="UTC"), "record_since": pd.NaT}
+    row.update(kw)
+    return pd.Series(row)
+
+
+def test_rise_message_in_plain_words():
+    assert describe(_rise_row(), name="Port Dunay") == (
+        "Port Dunay: 6 vessels in the 4 scenes 2023-08-30..2024-02-16 (1.5 a scene), against 0.14 a scene"
+        " in the 5 years before: a sustained rise")
+    young = _rise_row(rise_ref_start=pd.Timestamp("2021-03-02", tz="UTC"), rise_expected=10.0)
+    assert describe_rise(young, name="P").endswith("against 2.5 a scene since 2021-03: a sustained rise")
+    both = describe(_rise_row(spike=True, z=5.0, median=0.5, count=3.0), name="P")
+    assert both.startswith("P: 3 vessels on 2024-02-16, 6.0x") and "an unusual spike (z = 5.0); 6 vessels in the 4" in both
+
+
+def _fill_rise(store):
+    # a port that never saw a large ship, then one or two in every scene
+    t = pd.date_range("2019-01-02", periods=60, freq="14D", tz="UTC")
+    counts = [0] * 50 + [1, 2, 1, 1, 2, 1, 1, 2, 1, 1]
+    store.write_observations(pd.DataFrame({"scene_id": [f"p{i}" for i in range(60)], "aoi_id": "port",
+                                           "class": "large_ship", "count": counts, "acquired": t,
+                                           "detector": "vessels", "version": "1.0"}))
+
+
+def test_rise_alert_stored_once(tmp_path):
+    s = Store(tmp_path / "m.db")
+    _fill_rise(s)
+    new = raise_alerts(s)
+    assert [a.kind for a in new] == ["rise"]  # the onset only, not every scene of the rise
+    assert new[0].scene_id == "p52" and "4 large_ships in the 3 scenes" in new[0].message
+    assert "a sustained rise" in new[0].message and "in the 5 years before" not in new[0].message
+    assert raise_alerts(s) == [] and len(s.alerts()) == 1
+    assert s.alerts()["kind"].tolist() == ["rise"]
