@@ -1,4 +1,4 @@
-"""Multi-year baseline and spike / record / drop scoring of count series.
+"""Multi-year baseline and spike / record / drop / sustained-rise scoring of count series.
 
     scored = score(store.observations(aoi="tumangang"))
     scored[scored.spike | scored.record]
@@ -29,6 +29,16 @@ reopened or closed). Those observations are scored against the old
 regime (so the first of them alerts), and from then on the baseline only
 uses data from the start of the new regime, so the new level does not
 alert forever.
+
+Sustained rises (:func:`sustained_rise`, the ``rise`` columns): a port
+that never saw a large ship and now has one or two in every scene, a yard
+a little busier scene after scene, where no observation is a spike by
+itself and small counts keep the level-shift rule's z small. For each
+valid observation the sums of the last 3, 4, 5, 6 and 8 valid
+observations of its regime are compared with what the prior window before
+them predicts (quasi-Poisson, overdispersion of single scenes and of
+sums of nearby scenes, the largest scene capped at the second largest so
+that one spike is not a rise); the onset of a significant run is flagged.
 
 Streaming scores for dense series (sensor feeds, the NAB benchmark, long
 daily count series): :func:`streaming_score` gives one anomaly score in
