@@ -445,30 +445,31 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
     phi = np.maximum(1.0, pearson / np.maximum(nref - 1, 1))
     ref_ok = nref >= need
 
-    def back(a, k, fill):  # a[j - k] (fill where j < k), without fancy indexing
-        if k == 0:
-            return a[:nv]
-        return np.concatenate([np.full(k, fill, dtype=a.dtype), a[:nv - k]])
-
+    pos = j - gs  # position of each row in its series
     best = np.full(nv, np.inf)
     b_n = np.zeros(nv, dtype=np.int64)
     top1 = np.full(nv, -np.inf)
     top2 = np.full(nv, -np.inf)
     done = 0
     for m in windows:
-        for k in range(done, m):  # the two largest counts of the last m rows
-            v = np.where(j - k >= gs, back(xv, k, -np.inf), -np.inf)
-            top2 = np.maximum(top2, np.minimum(top1, v))
-            top1 = np.maximum(top1, v)
+        for k in range(done, m):  # the two largest counts of the last m rows (used only where the
+            v = xv[:nv - k]       # window lies in one series, so no masking at series starts)
+            t1, t2 = top1[k:], top2[k:]
+            np.maximum(t2, np.minimum(t1, v), out=t2)
+            np.maximum(t1, v, out=t1)
         done = m
-        ok = (j - m + 1 >= gs) & back(ref_ok, m - 1, False)
-        ssum = C[1:] - back(C, m - 1, 0.0)
-        wcov = K[1:] - back(K, m - 1, 0.0)
-        e = back(rate, m - 1, 0.0) * wcov
+        L = nv - m + 1  # windows ending at rows m-1..nv-1, starting at rows 0..L-1 (views, no copies)
+        if L <= 0:
+            break
+        ok = (pos[m - 1:] >= m - 1) & ref_ok[:L]
+        ssum = C[m:] - C[:L]
+        wcov = K[m:] - K[:L]
+        e = rate[:L] * wcov
         # the rate is itself estimated: Var(S - E) = phi E (1 + window coverage / reference coverage)
-        infl = 1.0 + wcov / np.maximum(back(cr, m - 1, 1.0), 1e-9)
-        ph = back(phi, m - 1, 1.0) * infl
-        capped = ssum - np.where(np.isfinite(top2), top1 - top2, top1)
+        infl = 1.0 + wcov / np.maximum(cr[:L], 1e-9)
+        ph = phi[:L] * infl
+        t1, t2 = top1[m - 1:], top2[m - 1:]
+        capped = ssum - np.where(np.isfinite(t2), t1 - t2, t1)
         # p > 0.1 where the sum is within one quasi-Poisson sd of E: left at 1 (saves the gamma calls)
         up = np.flatnonzero(ok & (capped - e > np.sqrt(ph * e)))
         p = np.where(ok, 1.0, np.inf)
@@ -478,7 +479,7 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
             # slow drift), so their sum varies more than phi x E. Pearson of the reference's
             # overlapping m-row sums around its rate, bias-corrected for the rate fitted to the same
             # rows. It can only raise p, so it is only worked out where p is small (< report_p).
-            st = up[p[up] < report_p] - (m - 1)  # window start rows
+            st = up[p[up] < report_p]  # window start rows
             st = st[nref[st] >= 2 * m]
             if len(st):
                 bl = C[m:] - C[:-m]  # sums of m rows starting at rows 0..nv-m
@@ -492,13 +493,13 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
                 kb = (KK[hi_b + m] - KK[lo_b + m]) - (KK[hi_b] - KK[lo_b])
                 r = mle[st]
                 pear_b = np.where(r > 0, (pq[hi_b] - pq[lo_b]) / np.where(r > 0, r, 1.0) - 2 * sb + r * kb, 0.0)
-                jj = st + m - 1
-                phb = np.maximum(phi[st], pear_b / (nb * (1.0 - m / nref[st]))) * infl[jj]
-                pb = np.minimum(1.0, len(windows) * gammainc(capped[jj] / phb, e[jj] / phb))
-                p[jj] = np.maximum(p[jj], pb)
-        better = p < best
-        best = np.where(better, p, best)
-        b_n = np.where(better, m, b_n)
+                phb = np.maximum(phi[st], pear_b / (nb * (1.0 - m / nref[st]))) * infl[st]
+                pb = np.minimum(1.0, len(windows) * gammainc(capped[st] / phb, e[st] / phb))
+                p[st] = np.maximum(p[st], pb)
+        bst = best[m - 1:]
+        better = p < bst
+        np.copyto(bst, p, where=better)
+        b_n[m - 1:][better] = m
     tested = b_n > 0
     s0 = np.where(tested, j - b_n + 1, 0)
     b_s = np.where(tested, C[j + 1] - C[s0], np.nan)
