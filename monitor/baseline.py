@@ -433,6 +433,8 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
     big = int(tv0.max()) + w + 1
     # series laid end to end on one axis (gaps wider than the window): one sorted search for all
     key = (np.cumsum(first) - 1).astype(np.int64) * big + tv0
+    if nv > 1 and (np.any(g[1:] < g[:-1]) or np.any(np.diff(key) < 0)):
+        raise InputError("sustained_rise", "rows must be sorted by series code, then time")
     ref_hi = np.searchsorted(key, key, side="left")  # first row at the same time: reference ends before it
     ref_lo = np.searchsorted(key, key - w, side="left")
     j = np.arange(nv)

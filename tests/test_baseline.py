@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitor.baseline import anomaly_likelihood, distribution_change, recent_deviation, score, streaming_score
+from monitor.baseline import (anomaly_likelihood, distribution_change, recent_deviation, score, streaming_score,
+                              sustained_rise)
 from monitor.errors import InputError
 
 
@@ -292,3 +293,5 @@ def test_rise_bad_options_are_one_line_errors():
         with pytest.raises(InputError) as e:
             score(df, **kw)
         assert "\n" not in str(e.value) and str(e.value).startswith("rise_")
+    with pytest.raises(InputError, match="^sustained_rise: rows must be sorted"):
+        sustained_rise(np.zeros(3, dtype=int), np.array([0, 20, 10]), np.ones(3), np.ones(3))
