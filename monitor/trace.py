@@ -861,6 +861,62 @@ def _extend_lattice(lines: list, ev, spacing_m: Sequence[float], min_length_m: f
     return added
 
 
+def _line_profile(ln: LineString, ev: TraceEvidence, bank: np.ndarray, offsets_m, step_m: float = 1.0,
+                  spread_m: float = 0.6) -> np.ndarray:
+    """Evidence of ``bank`` (orientation bank on the grid of ``ev``) at the
+    line's own orientation, every ``step_m`` along ``ln`` (metres, chip CRS)
+    and at each across-track offset of ``offsets_m`` (to the left, metres):
+    the best value within +-``spread_m`` of the offset. (n_offsets, n_points)."""
+    inv = ~ev.transform
+    K = len(ev.angles)
+    h, w = bank.shape[1:]
+    s = np.arange(0.0, ln.length, step_m)
+    p = shapely.get_coordinates(shapely.line_interpolate_point(ln, s))
+    a = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.clip(s - 2, 0, ln.length)))
+    b = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.clip(s + 2, 0, ln.length)))
+    t = b - a
+    t /= np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-9)[:, None]
+    n = np.column_stack([-t[:, 1], t[:, 0]])
+    c0, r0 = _apply(inv, p[:, 0], p[:, 1])
+    c1, r1 = _apply(inv, p[:, 0] + t[:, 0], p[:, 1] + t[:, 1])
+    k = np.rint((np.arctan2(r1 - r0, c1 - c0) % np.pi) / np.pi * K).astype(int) % K
+    spread = np.linspace(-spread_m, spread_m, 2 * int(np.ceil(spread_m / (0.5 * ev.gsd_m))) + 1)
+    out = []
+    for off in offsets_m:
+        best = np.full(len(p), -1.0)
+        for o in spread:
+            q = p + (off + o) * n
+            cc, rr = _apply(inv, q[:, 0], q[:, 1])
+            ii, jj = np.floor(rr).astype(int), np.floor(cc).astype(int)
+            inb = (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)
+            v = np.where(inb, bank[k, np.clip(ii, 0, h - 1), np.clip(jj, 0, w - 1)], -1.0)
+            best = np.maximum(best, v)
+        out.append(best)
+    return np.asarray(out)
+
+
+def _between_tracks(lines: list, ev: TraceEvidence, pitch: float, low: float, max_own: float = 0.3,
+                    max_between: float = 0.4) -> list:
+    """Drop the lines that run in the strip between two empty tracks.
+
+    The ballast between two neighbouring tracks is bounded by their inner
+    rails about (spacing - gauge) ~ 3.3 m apart: to the car channel it looks
+    like a car body ~3 m wide. A line carried by that (rail pairs of its own
+    on less than ``max_own`` of it) with rail pairs half a track spacing
+    (``pitch``, m) away on *both* sides over at least ``max_between`` of its
+    length, where it has none itself, lies between two tracks, not on one."""
+    out = []
+    for ln, sc in lines:
+        if ln.length < 5:
+            out.append((ln, sc))
+            continue
+        here, left, right = _line_profile(ln, ev, ev.bank, (0.0, 0.5 * pitch, -0.5 * pitch)) >= low
+        if here.mean() < max_own and np.mean(left & right & ~here) >= max_between:
+            continue
+        out.append((ln, sc))
+    return out
+
+
 def _true_runs(mask: np.ndarray):
     """(start, stop) index pairs of the runs of True in ``mask``."""
     m = np.r_[False, np.asarray(mask, bool), False]
@@ -903,7 +959,8 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
                  car_width_m: float = 2.9, n_angles: int = 16, inside: bool = True,
                  evidence: TraceEvidence | None = None, complete: bool = True, car_support: float = 2.5,
                  extend: bool = True, car_min_length_m: float | None = None, car_min_support: float = 0.7,
-                 car_snap_m: float = 0.1, edge_min_length_m: float | None = 20.0, **_ignored) -> list[Feature]:
+                 car_snap_m: float = 0.1, edge_min_length_m: float | None = 20.0, prune: bool = True,
+                 **_ignored) -> list[Feature]:
     """Trace rail track centrelines in one or more chips of one AOI.
 
     Parameters
@@ -938,11 +995,14 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     car_min_length_m, car_min_support: lines found only through car rows
         may be this short (m, default ``min_length_m``) when car bodies
         cover at least ``car_min_support`` of them.
-    edge_min_length_m: a track cut by the image or AOI edge is seen only in
-        part: a car row (``car_min_support`` covered, along the yard's
-        direction) ending at the edge of the image, or the piece of a whole
-        traced line left inside the AOI boundary, may be this short (m;
-        None: ``min_length_m`` everywhere). 20 m is about a long car and a half.
+    edge_min_length_m: a track cut by the image edge is seen only in part:
+        a car row (``car_min_support`` covered, along the yard's direction)
+        ending at the edge of the seen area may be this short (m; None:
+        ``min_length_m`` everywhere). 20 m is about a long car and a half.
+        (Pieces of lines cut by the AOI boundary keep ``min_length_m``:
+        there they are mostly edges of roads and buildings outside.)
+    prune: drop lines carried by car evidence that run in the ballast strip
+        between two empty tracks (:func:`_between_tracks`).
 
     Returns
     -------
@@ -969,18 +1029,11 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     if inside and aoi is not None:
         bnd = reproject_to(aoi.boundary, aoi.crs, ev.crs) if aoi.crs is not None else aoi.boundary
         clipped = []
-        edge = bnd.boundary
         for ln, s in lines:
             g = ln.intersection(bnd)
-            need = _min_len(s, min_length_m)
             for q in (g.geoms if hasattr(g, "geoms") else [g]):
                 if isinstance(q, LineString) and not q.is_empty:
-                    sq = s
-                    if (edge_min_length_m is not None and q.length < need <= ln.length
-                            and q.distance(edge) < 1.0):
-                        # the part inside of a whole track cut by the boundary
-                        sq = (s[0], s[1], min(need, float(edge_min_length_m)))
-                    clipped.append((q, sq))
+                    clipped.append((q, s))
         lines = clipped
     lines = [(ln, s) for ln, s in lines if ln.length >= _min_len(s, min_length_m)]
     lines = _dedupe(lines, 0.65 * min(spacing_m), min_length_m)
@@ -1006,6 +1059,9 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     if complete and extend:
         lines += _extend_lattice(lines, ev, spacing_m, min_length_m, 0.8 * car_support)
         lines = _dedupe(lines, 0.65 * min(spacing_m), min_length_m)
+    if prune and lines:
+        pitch = _yard_pitch([ln for ln, _ in lines], spacing_m) or float(np.mean(spacing_m))
+        lines = _between_tracks(lines, ev, pitch, low)
     lines.sort(key=lambda t: (-t[0].centroid.y, t[0].centroid.x))
     gauges = np.atleast_1d(np.asarray(gauge_m, float))
     feats = []
