@@ -276,7 +276,8 @@ def band(scored, z_threshold: float = 3.5):
     ``baseline`` (expected count at the scene's coverage), ``lo``/``hi`` (the
     expected count minus / plus ``z_threshold`` robust spreads, scaled to
     coverage), ``low_coverage`` (not valid, so not scored) and ``alert``
-    (spike or record). Returns the frame."""
+    (spike, record or the onset of a sustained rise: what
+    :func:`monitor.alerts.alerts_from_scores` alerts). Returns the frame."""
     sc = scored
     cov = sc["coverage"].clip(upper=1.0).fillna(1.0) if "coverage" in sc else 1.0
     sc["baseline"] = sc["expected"] * cov
@@ -284,6 +285,8 @@ def band(scored, z_threshold: float = 3.5):
     sc["hi"] = (sc["expected"] + z_threshold * sc["spread"]) * cov
     sc["low_coverage"] = ~sc["valid"].astype(bool)
     sc["alert"] = sc["spike"].astype(bool) | sc["record"].astype(bool)
+    if "rise" in sc:
+        sc["alert"] |= sc["rise"].fillna(False).astype(bool)
     return sc
 
 
