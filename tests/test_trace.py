@@ -211,3 +211,58 @@ def test_line_through_a_train_follows_the_car_bodies_axis():
             assert xy[:, 0].max() > 155, "the line stops inside the train"
     assert off[0.3] < 0.5, f"line {off[0.3]:.2f} m off the car axis"
     assert off[0.0] > 1.0
+
+
+def _hand_evidence(h, w, rails_y=(), cars=()):
+    """Hand-made evidence (0.5 m, 16 orientations, tracks along x, origin at
+    (0, h * 0.5)): rail pairs along the rows ``rails_y`` (m) and car bodies
+    ``cars`` = (y, x0, x1) in metres, couplings every 15 m."""
+    from types import SimpleNamespace
+
+    from monitor.trace import _ridge
+
+    g = 0.5
+    angles = np.arange(16) * np.pi / 16
+    y = h * g - (np.arange(h) + 0.5) * g
+    x = (np.arange(w) + 0.5) * g
+    Y, X = np.meshgrid(y, x, indexing="ij")
+    bank = np.full((16, h, w), 0.2, np.float32)
+    for yr in rails_y:
+        bank[0] = np.maximum(bank[0], np.where(np.abs(Y - yr) < 0.5, 3.0, 0.2))
+    carb = np.full((16, h, w), 0.3, np.float32)
+    for yc, x0, x1 in cars:
+        body = (np.abs(Y - yc) < 1.5) & (X >= x0) & (X < x1) & ((X - x0) % 15 < 14)
+        carb[0] = np.maximum(carb[0], np.where(body, 0.3 + 5.0 * np.exp(-0.5 * ((Y - yc) / 0.7) ** 2), 0.3))
+    score, theta = bank.max(axis=0), np.zeros((h, w), np.float32)
+    return SimpleNamespace(bank=bank, cars=carb, angles=angles, score=score, theta=theta,
+                           ridge=_ridge(score, np.zeros((h, w), int), angles, 3), dominant=theta,
+                           coherence=np.ones((h, w), np.float32), valid=np.ones((h, w), bool),
+                           transform=from_origin(0, h * g, g, g), gsd_m=g)
+
+
+def test_a_line_in_the_strip_between_two_empty_tracks_is_dropped():
+    """The ballast between two tracks looks like a car body to the car
+    channel; a car-carried line there (rails half a spacing away on both
+    sides, none of its own) is dropped; the tracks and a real car row stay."""
+    from monitor.trace import _between_tracks
+
+    ev = _hand_evidence(100, 300, rails_y=(20.0, 25.0), cars=((22.5, 0, 150), (40.0, 0, 150)))
+    lines = [(LineString([(5, y), (145, y)]), (2.0, 0.9)) for y in (20.0, 22.5, 25.0, 40.0)]
+    kept = _between_tracks(lines, ev, 5.0, 1.3)
+    assert sorted(round(ln.centroid.y, 1) for ln, _ in kept) == [20.0, 25.0, 40.0]
+
+
+def test_a_car_row_cut_by_the_image_edge_may_be_short():
+    """A 30 m row of cars running off the image is a track cut by the frame
+    (kept with edge_min_length_m=20); the same row inside the image is too
+    short for a track (min_length_m=50), and so is the edge row without the
+    edge rule."""
+    from monitor.trace import _follow_all, _to_map
+
+    ev = _hand_evidence(80, 340, cars=((20.0, 140, 170), (30.0, 60, 90)))
+    for edge, want in ((20.0, 1), (None, 0)):
+        found = _follow_all(ev, 1.755, 1.3, min_length_m=50, edge_min_length_m=edge)
+        assert len(found) == want
+        if want:
+            xy = _to_map(found[0][0], ev.transform)
+            assert np.abs(xy[:, 1] - 20.0).max() < 0.6 and xy[:, 0].max() > 165 and xy[:, 0].min() < 145
