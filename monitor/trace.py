@@ -33,8 +33,13 @@ parallel to the track. Both are *linear* and *long*. The tracer:
    spacing beside a traced line that has a parallel neighbour one spacing
    on its other side (:func:`_extend_lattice`: a lone line on a road edge
    is never extended); lines are smoothed, clipped to the AOI,
-   kept when at least ``min_length_m`` long, and never run closer than
-   0.65 x the track spacing to a stronger line (except at switches).
+   kept when at least ``min_length_m`` long (a car row cut by the image
+   edge: ``edge_min_length_m``), and never run closer than 0.65 x the
+   track spacing to a stronger line (except at switches);
+4. pruning (:func:`_between_tracks`): a line carried by car evidence
+   that has rail pairs half a track spacing away on both sides and none
+   of its own runs in the ballast strip between two empty tracks (to the
+   car channel a bar ~3 m wide between two rails) and is dropped.
 
 :func:`trace_tracks` returns :class:`~monitor.aoi.Feature` lines in the
 **chip CRS** (metres); :func:`trace_aoi` writes them into a copy of the AOI
