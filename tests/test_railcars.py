@@ -406,3 +406,22 @@ def test_cars_in_a_neighbouring_trains_shade_still_count_by_their_own_shadows():
     chip, truth = shaded_neighbour_yard(1.0, own_cars=True)
     res = detect_railcars(chip, sun_azimuth_deg=180.0, snap=False)
     assert res.extras["per_track"]["T0"]["count"] == 3
+
+
+def test_train_over_most_of_track_opt_in():
+    """A train over most of one track (14 cars on t1 of a 300 m yard) is
+    that track's densest look; with ``train_rhythm`` its coupler rhythm
+    refuses it as the track's empty look and the cars are counted."""
+    from monitor.synth.demo import demo_rail_aoi
+    from monitor.synth.rail import render_rail_scene
+
+    aoi = demo_rail_aoi(n_tracks=3, length_m=300)
+    sc = render_rail_scene(aoi, gsd_m=0.5, seed=11, cars=14)
+    assert {t.track for t in sc.truth} == {"t1"}
+    chip = Chip(bands=sc.bands.astype(np.float32), roles=sc.roles, valid=np.ones(sc.shape, bool),
+                transform=sc.transform, crs=sc.crs, gsd_m=sc.gsd_m, aoi=aoi,
+                meta={"scene": "synth seed 11", "acquired": sc.acquired})
+    res = detect_railcars(chip, train_rhythm=True)
+    per = res.extras["per_track"]
+    assert abs(per["t1"]["count"] - len(sc.truth)) <= 2
+    assert sum(v["count"] for k, v in per.items() if k != "t1") == 0

@@ -597,6 +597,67 @@ def _deshade(f: np.ndarray, gain: np.ndarray, zoff: np.ndarray) -> np.ndarray:
     return f * ig + zoff[None, :] * (ig - 1.0)
 
 
+#: A track's own densest look is a train's (not its ballast's) when it is
+#: this many spreads from the yard's empty looks (the auto threshold's
+#: floor: under the yard's look it would itself read as occupied) ...
+RHYTHM_FAR = 2.5
+#: ... and its coupler rhythm exceeds this many standard errors of an
+#: autocorrelation of uncorrelated samples 1 m apart (a gap's width; 3 sigma).
+RHYTHM_K = 3.0
+
+
+def _coupler_rhythm(left: np.ndarray, right: np.ndarray, ok: np.ndarray, mine, ds: float,
+                    detrend_m: float = 8.0, yard=None) -> float:
+    """How strongly a track's along-track distance to the empty look repeats
+    at a car length: the normalised autocorrelation (detrended over
+    ``detrend_m``), its peak over lags ``CAR_MIN_M``..``CAR_MAX_M`` (0..1).
+    Along a train the coupler gaps break the cars' look every 12-25 m;
+    ballast has no such rhythm. The distance is to ``yard`` (the yard's
+    empty models; the gaps dip towards them) on the stretches of the
+    track's own look ``mine``, or to ``mine`` when ``yard`` is None.
+    ``left``/``right`` (ns, k) half features, ``ok`` (ns,) visible, ``ds``
+    station spacing (m)."""
+    ref = mine if yard is None else yard
+    d = np.minimum(_distance(left, ref), _distance(right, ref))
+    if yard is not None:
+        # only the track's own look's stretches: the gaps between its cars
+        # dip towards the yard's empty look
+        ok = ok & (np.minimum(_distance(left, mine), _distance(right, mine)) < 3.0) | (ok & (d < RHYTHM_FAR))
+    d = np.where(ok, d, np.nan)
+    if np.isfinite(d).sum() < 20:
+        return 0.0
+    d = np.where(np.isfinite(d), d, np.nanmedian(d))
+    x = d - ndimage.uniform_filter1d(d, max(3, int(round(detrend_m / ds))), mode="nearest")
+    x = np.where(ok, x, 0.0)
+    n = len(x)
+    lo, hi = int(round(CAR_MIN_M / ds)), int(round(CAR_MAX_M / ds))
+    if n < 3 * hi:
+        return 0.0
+    fx = np.fft.rfft(x, 2 * n)
+    ac = np.fft.irfft(fx * np.conj(fx))[:n]
+    w = np.fft.irfft(np.abs(np.fft.rfft(ok.astype(float), 2 * n)) ** 2)[:n]
+    ac = ac / np.maximum(w, 1.0)
+    if not ac[0] > 0:
+        return 0.0
+    return float(ac[lo:hi + 1].max() / ac[0])
+
+
+def _mine_vs_surround(left, right, ok, mine, flank, coef, cscale, within: float = 1.0) -> float:
+    """Median distance (spreads) of the stations of a track's own look
+    ``mine`` (within ``within`` of it) to the empty look predicted from the
+    ground beside them (``flank`` (ns,), :func:`_surround_model`'s
+    ``coef``, ``cscale``); the less different half counts."""
+    dm = np.minimum(_distance(left, mine), _distance(right, mine))
+    member = ok & (dm < within)
+    if member.sum() < 10:
+        return 0.0
+    X = np.stack([np.ones(member.sum()), flank[member]], axis=1)
+    pred = X @ coef
+    dl = np.sqrt(np.mean(((left[member] - pred) / cscale) ** 2, axis=1))
+    dr = np.sqrt(np.mean(((right[member] - pred) / cscale) ** 2, axis=1))
+    return float(np.median(np.minimum(dl, dr)))
+
+
 def _hides_rails(left: np.ndarray, right: np.ndarray, ok: np.ndarray, mine, rails: np.ndarray,
                  rail_ref: float, within: float = 1.0, min_n: int = 20) -> bool:
     """Is a track's own densest look (``mine``) a car's? Its stations
@@ -753,6 +814,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     flat_gate: bool = True, hysteresis: float = 1.5, coarse_flat: bool = True,
                     sun_azimuth_deg: float | None = None, rails_gsd_m: float | None = None,
                     deshade: bool = True, usual_flanks: bool = True, neighbour_shade: bool = True,
+                    train_rhythm: bool = False,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -824,6 +886,15 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     hysteresis: at fine GSD an occupied run must somewhere reach this
         multiple of the threshold (over 1 m); runs that only hover at the
         threshold are ballast texture.
+    train_rhythm: (off by default; experimental) at fine GSD where the rails
+        are not resolved, refuse a track's own densest look as "empty" when
+        it is more than ``RHYTHM_FAR`` spreads from the yard's empty look and
+        from the look predicted from its surroundings, and the distance to
+        the yard's look along the track repeats at a car length
+        (:func:`_coupler_rhythm`, over ``RHYTHM_K`` standard errors): a
+        train over most of its track. Finds such trains on the generator at
+        0.5-1 m, but long tracks through varied ground (a main line) and
+        partly occupied tracks also pass the test, so it over-counts there.
     debug: a list to which per-track strips and scores are appended.
 
     Returns a :class:`DetectionResult` with ``counts["railcar"]``, the
@@ -964,6 +1035,17 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                                         keep_scale=0.35 if fine else 0.5, min_scale=min_spread)
                 if rail_ref is not None and _hides_rails(left, right, ok, mine, rails[k_t], rail_ref):
                     mine = []
+                if mine and train_rhythm and fine and not gsd <= rails_gsd:
+                    # a train over most of the track is that track's densest
+                    # look: refuse it where it is unlike the yard's empty
+                    # track and the empty look for its surroundings, and
+                    # its coupler gaps repeat at a car length
+                    far = float(_distance(mine[0][0][None], models)[0])
+                    if surround:
+                        far = min(far, _mine_vs_surround(left, right, ok, mine, flanks[k_t], coef, cscale))
+                    _rh = _coupler_rhythm(left, right, ok, mine, ds, yard=models) if far > RHYTHM_FAR else 0.0
+                    if far > RHYTHM_FAR and _rh > RHYTHM_K / math.sqrt(max(1.0, ok.sum() * ds)):
+                        mine = []
                 own = models + mine
                 if shade is not None:
                     nl, nr = shade[0][k_t]
