@@ -58,11 +58,11 @@ Figures (sen2ships, 9 real Sentinel-2 ports, 183 labelled vessels; matched
 one-to-one, IoU >= 0.1 or centroid within 20 m), from
 ``benchmarks/bench_vessel_classifier.py``: candidate recall 0.907 (166/183,
 8427 candidates); leave-one-scene-out (train on 8 scenes, threshold chosen
-inside those 8, test on the 9th) P 0.397 R 0.475 F1 0.433, median |count
-error| 7 vessels/scene, per-scene F1 0.17..0.58 (the rule-based detector
+inside those 8, test on the 9th) P 0.400 R 0.481 F1 0.437, median |count
+error| 6 vessels/scene, per-scene F1 0.19..0.67 (the rule-based detector
 alone: F1 0.373, median |count error| 8). Busy-port moored hulls and quay
 buildings remain hard to tell apart at 10 m: far from the issue's 0.85.
-The model (200 trees of depth <= 4, 4.6k nodes) is retrained by
+The model (200 trees of depth <= 3, 2.6k nodes, >= 60 samples a leaf) is retrained by
 ``tools/train_vessel_classifier.py`` (scikit-learn, training only).
 """
 
