@@ -454,8 +454,8 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
     top2 = np.full(nv, -np.inf)
     done = 0
     for m in windows:
-        for k in range(done, m):  # the two largest counts of the last m rows (used only where the
-            v = xv[:nv - k]       # window lies in one series, so no masking at series starts)
+        for k in range(done, min(m, nv)):  # the two largest counts of the last m rows (used only where
+            v = xv[:nv - k]       # the window lies in one series, so no masking at series starts)
             t1, t2 = top1[k:], top2[k:]
             np.maximum(t2, np.minimum(t1, v), out=t2)
             np.maximum(t1, v, out=t1)

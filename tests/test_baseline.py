@@ -295,3 +295,12 @@ def test_rise_bad_options_are_one_line_errors():
         assert "\n" not in str(e.value) and str(e.value).startswith("rise_")
     with pytest.raises(InputError, match="^sustained_rise: rows must be sorted"):
         sustained_rise(np.zeros(3, dtype=int), np.array([0, 20, 10]), np.ones(3), np.ones(3))
+
+
+def test_sustained_rise_on_a_series_shorter_than_its_windows():
+    # five observations against windows of up to 8: nothing to test, and no error
+    t = pd.date_range("2024-01-01", periods=5, freq="30D", tz="UTC")
+    obs = pd.DataFrame({"acquired": t, "count": [0, 1, 0, 2, 1], "coverage": 1.0,
+                        "aoi_id": "a", "class": "vessel"})
+    sc = score(obs)
+    assert len(sc) == 5 and not sc["rise"].any()
