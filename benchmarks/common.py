@@ -12,34 +12,16 @@ import os
 import statistics
 import time
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
-import shapely
-from shapely.strtree import STRtree
+
+from monitor.evaluate import Score as _Score, match as _match
 
 
-@dataclass
-class Score:
-    """True positives, false positives, false negatives and derived rates."""
-
-    tp: int
-    fp: int
-    fn: int
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
+class Score(_Score):
+    """:class:`monitor.evaluate.Score` (tp, fp, fn and the derived rates),
+    printed in the benchmarks' short form."""
 
     def __add__(self, other: "Score") -> "Score":
         return Score(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
@@ -55,38 +37,11 @@ def shared_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
 
 
-def iou(a, b) -> float:
-    """Intersection over union of two polygons (0 when both are empty)."""
-    u = a.union(b).area
-    return a.intersection(b).area / u if u > 0 else 0.0
-
-
 def match(detected: Sequence, truth: Sequence, min_iou: float = 0.25) -> list[tuple[int, int, float]]:
-    """One-to-one matches ``(i_detected, j_truth, iou)`` with IoU >= ``min_iou``.
-
-    Greedy by decreasing IoU (ties broken by order), which for well
-    separated objects equals the optimal assignment.
-    """
-    det = [shapely.make_valid(g) for g in detected]
-    tru = [shapely.make_valid(g) for g in truth]
-    if not det or not tru:
-        return []
-    tree = STRtree(tru)
-    pairs = []
-    for i, g in enumerate(det):
-        for j in tree.query(g, predicate="intersects"):
-            v = iou(g, tru[int(j)])
-            if v >= min_iou:
-                pairs.append((v, i, int(j)))
-    pairs.sort(key=lambda t: (-t[0], t[1], t[2]))
-    used_d, used_t, out = set(), set(), []
-    for v, i, j in pairs:
-        if i in used_d or j in used_t:
-            continue
-        used_d.add(i)
-        used_t.add(j)
-        out.append((i, j, v))
-    return out
+    """One-to-one matches ``(i_detected, j_truth, iou)`` with IoU >= ``min_iou``
+    (:func:`monitor.evaluate.match`: greedy by decreasing IoU, which for well
+    separated objects equals the optimal assignment)."""
+    return [(m.detected, m.truth, m.iou) for m in _match(detected, truth, min_iou=min_iou)]
 
 
 def score(detected: Sequence, truth: Sequence, min_iou: float = 0.25) -> Score:
