@@ -408,15 +408,11 @@ def _split_stepped(m, z, min_len_px):
     xb = np.floor(across - across.min()).astype(int)
     nb = xb.max() + 1
     zz = z[r, c]
-    w_x = xb[in_wide]
-    prof = np.bincount(w_x, weights=zz[in_wide], minlength=nb) / np.maximum(np.bincount(w_x, minlength=nb), 1)
-    prof = ndi.uniform_filter1d(prof, 3 if nb >= 7 else 1, mode="nearest")
-    lo, hi = int(nb * 0.25), int(math.ceil(nb * 0.75))
-    if hi <= lo:
+    found = _across_seam(xb[in_wide], zz[in_wide], nb)
+    if found is None:
         return [m]
-    k = lo + int(np.argmin(prof[lo:hi]))
-    left, right = prof[:k].max(initial=-np.inf), prof[k + 1:].max(initial=-np.inf)
-    if prof[k] < 0.7 * min(left, right):
+    k, seam = found
+    if seam:
         # a seam: the short hull lies on the side of it away from the narrow part
         narrow_side = float(np.mean(xb[~in_wide])) < k
         sel = in_wide & ((xb > k) if narrow_side else (xb < k))
@@ -445,6 +441,21 @@ def _split_stepped(m, z, min_len_px):
     return [a, b]
 
 
+def _across_seam(bins: np.ndarray, values: np.ndarray, nb: int):
+    """The darkest bin ``k`` of the mean across-axis profile (``values`` per
+    pixel, ``bins`` its 1-px bin across the hull, ``nb`` bins) within the
+    middle half, and whether it is a seam (below 0.7 of the brightest bin
+    on both sides). None when the profile is too short to tell."""
+    prof = np.bincount(bins, weights=values, minlength=nb) / np.maximum(np.bincount(bins, minlength=nb), 1)
+    prof = ndi.uniform_filter1d(prof, 3 if nb >= 7 else 1, mode="nearest")
+    lo, hi = int(nb * 0.25), int(math.ceil(nb * 0.75))
+    if hi <= lo:
+        return None
+    k = lo + int(np.argmin(prof[lo:hi]))
+    left, right = prof[:k].max(initial=-np.inf), prof[k + 1:].max(initial=-np.inf)
+    return k, bool(prof[k] < 0.7 * min(left, right))
+
+
 def _extent_1d(v: np.ndarray) -> float:
     return float(np.ptp(v) + 1) if v.size else 0.0
 
@@ -462,16 +473,10 @@ def _split_side(m, z, min_len_px):
         return [m]
     bins = np.floor(across - across.min()).astype(int)
     nb = bins.max() + 1
-    zz = z[r, c]
-    prof = np.bincount(bins, weights=zz, minlength=nb) / np.maximum(np.bincount(bins, minlength=nb), 1)
-    prof = ndi.uniform_filter1d(prof, 3 if nb >= 7 else 1, mode="nearest")
-    lo, hi = int(nb * 0.25), int(math.ceil(nb * 0.75))
-    if hi <= lo:
+    found = _across_seam(bins, z[r, c], nb)
+    if found is None or not found[1]:
         return [m]
-    k = lo + int(np.argmin(prof[lo:hi]))
-    left, right = prof[:k].max(initial=-np.inf), prof[k + 1:].max(initial=-np.inf)
-    if not (prof[k] < 0.7 * min(left, right)):
-        return [m]
+    k = found[0]
     a = np.zeros_like(m)
     b = np.zeros_like(m)
     sel = bins < k
