@@ -753,6 +753,26 @@ def _apply(a, x, y):
     return a.a * x + a.b * y + a.c, a.d * x + a.e * y + a.f
 
 
+def _line_frame(ln, step_m: float, half_m: float, inv, K: int):
+    """Stations along ``ln`` (chip CRS, metres) every ``step_m``: distances
+    ``s``, points ``p``, unit tangents ``t`` (chord over +-``half_m``), left
+    normals ``n`` and the index ``k`` of the line's pixel-space orientation
+    in a bank of ``K`` angles over [0, pi) (``inv``: the chip's inverse
+    affine transform)."""
+    s = np.arange(0.0, ln.length, step_m)
+    p = shapely.get_coordinates(shapely.line_interpolate_point(ln, s))
+    a = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.clip(s - half_m, 0, ln.length)))
+    b = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.clip(s + half_m, 0, ln.length)))
+    t = b - a
+    t /= np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-9)[:, None]
+    n = np.column_stack([-t[:, 1], t[:, 0]])
+    c0, r0 = _apply(inv, p[:, 0], p[:, 1])
+    c1, r1 = _apply(inv, p[:, 0] + t[:, 0], p[:, 1] + t[:, 1])
+    th = np.arctan2(np.asarray(r1) - r0, np.asarray(c1) - c0) % np.pi
+    k = np.rint(th / np.pi * K).astype(int) % K
+    return s, p, t, n, k
+
+
 def _extend_lattice(lines: list, ev, spacing_m: Sequence[float], min_length_m: float, car_support: float,
                     step_m: float = 2.0, snap: float = 0.32, min_cover: float = 0.6, rounds: int = 4,
                     bridge_m: float = 12.0, lattice: bool = True) -> list:
@@ -791,18 +811,7 @@ def _extend_lattice(lines: list, ev, spacing_m: Sequence[float], min_length_m: f
         for ln, _sc in frontier:
             if ln.length < min_length_m:
                 continue
-            s = np.arange(0.0, ln.length, step_m)
-            p = shapely.get_coordinates(shapely.line_interpolate_point(ln, s))
-            a = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.clip(s - 3, 0, ln.length)))
-            b = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.clip(s + 3, 0, ln.length)))
-            t = b - a
-            t /= np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-9)[:, None]
-            n = np.column_stack([-t[:, 1], t[:, 0]])
-            # the line's orientation in pixel space, per point
-            c0, r0 = _apply(inv, p[:, 0], p[:, 1])
-            c1, r1 = _apply(inv, p[:, 0] + t[:, 0], p[:, 1] + t[:, 1])
-            th = np.arctan2(np.asarray(r1) - r0, np.asarray(c1) - c0) % np.pi
-            k = np.rint(th / np.pi * K).astype(int) % K
+            s, p, t, n, k = _line_frame(ln, step_m, 3.0, inv, K)
             for side in (1.0, -1.0):
                 q = p + side * pitch * n
                 vals = []
@@ -875,16 +884,7 @@ def _line_profile(ln: LineString, ev: TraceEvidence, bank: np.ndarray, offsets_m
     inv = ~ev.transform
     K = len(ev.angles)
     h, w = bank.shape[1:]
-    s = np.arange(0.0, ln.length, step_m)
-    p = shapely.get_coordinates(shapely.line_interpolate_point(ln, s))
-    a = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.clip(s - 2, 0, ln.length)))
-    b = shapely.get_coordinates(shapely.line_interpolate_point(ln, np.clip(s + 2, 0, ln.length)))
-    t = b - a
-    t /= np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-9)[:, None]
-    n = np.column_stack([-t[:, 1], t[:, 0]])
-    c0, r0 = _apply(inv, p[:, 0], p[:, 1])
-    c1, r1 = _apply(inv, p[:, 0] + t[:, 0], p[:, 1] + t[:, 1])
-    k = np.rint((np.arctan2(r1 - r0, c1 - c0) % np.pi) / np.pi * K).astype(int) % K
+    s, p, t, n, k = _line_frame(ln, step_m, 2.0, inv, K)
     spread = np.linspace(-spread_m, spread_m, 2 * int(np.ceil(spread_m / (0.5 * ev.gsd_m))) + 1)
     out = []
     for off in offsets_m:
