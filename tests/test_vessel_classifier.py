@@ -6,14 +6,12 @@ oriented rectangles brighter than water in every band.
 """
 
 import json
-import math
 
 import numpy as np
 import pytest
 from affine import Affine
-from pyproj import CRS
 from rasterio.features import rasterize
-from shapely.geometry import Polygon, box
+from shapely.geometry import box
 
 from monitor.aoi import AOI
 from monitor.detect import vessel_classifier as vc
@@ -21,26 +19,15 @@ from monitor.detect.vessels import detect_vessels
 from monitor.errors import InputError
 from monitor.imagery import Chip
 
-UTM = CRS.from_epsg(32652)
-X0, Y0 = 600_000.0, 4_680_000.0
+from vessel_chips import DECK, GROUND, ROLES, UTM, WATER, X0, Y0, hull
 
-
-def hull(cx, cy, length, width, heading_deg):
-    t = math.radians(heading_deg)
-    ux, uy, vx, vy = math.sin(t), math.cos(t), math.cos(t), -math.sin(t)
-    hl, hw = length / 2, width / 2
-    return Polygon([(cx + ux * hl + vx * hw, cy + uy * hl + vy * hw), (cx + ux * hl - vx * hw, cy + uy * hl - vy * hw),
-                    (cx - ux * hl - vx * hw, cy - uy * hl - vy * hw), (cx - ux * hl + vx * hw, cy - uy * hl + vy * hw)])
 
 
 def make_chip(size_m=3000.0, gsd=10.0, land=(), hulls=(), seed=0):
     rng = np.random.default_rng(seed)
     n = int(size_m / gsd)
     tr = Affine(gsd, 0, X0, 0, -gsd, Y0 + size_m)
-    water = {"red": 0.03, "green": 0.06, "blue": 0.07, "nir": 0.015}
-    ground = {"red": 0.16, "green": 0.15, "blue": 0.13, "nir": 0.25}
-    deck = {"red": 0.30, "green": 0.30, "blue": 0.30, "nir": 0.32}
-    roles = ("red", "green", "blue", "nir")
+    water, ground, deck, roles = WATER, GROUND, DECK, ROLES
     land_m = rasterize([(g, 1) for g in land], out_shape=(n, n), transform=tr).astype(bool) if land else np.zeros((n, n), bool)
     hull_m = rasterize([(h, 1) for h in hulls], out_shape=(n, n), transform=tr).astype(bool) if hulls else np.zeros((n, n), bool)
     tex = rng.normal(0, 1, (n, n)).astype(np.float32)

@@ -5,36 +5,21 @@ drawn as oriented rectangles (brighter than water in every band, as paint
 and decks are), land with bright buildings.
 """
 
-import math
-
 import numpy as np
 import pytest
 from affine import Affine
-from pyproj import CRS
 from rasterio.features import rasterize
-from shapely.geometry import LineString, Polygon, box
+from shapely.geometry import LineString, box
 
 from monitor.aoi import AOI, Feature
 from monitor.detect import detectors
 from monitor.detect.vessels import detect_vessels, local_background, size_class
-from monitor.detect.water import image_water, water_mask
+from monitor.detect.water import water_mask
 from monitor.errors import InputError
 from monitor.imagery import Chip
 
-UTM = CRS.from_epsg(32652)
-X0, Y0 = 600_000.0, 4_680_000.0
+from vessel_chips import DECK, GROUND, ROLES, UTM, WATER, X0, Y0, hull
 
-
-def hull(cx, cy, length, width, heading_deg):
-    """Oriented rectangle centred on (cx, cy), heading clockwise from north."""
-    t = math.radians(heading_deg)
-    ux, uy = math.sin(t), math.cos(t)          # along
-    vx, vy = math.cos(t), -math.sin(t)         # across
-    hl, hw = length / 2, width / 2
-    return Polygon([(cx + ux * hl + vx * hw, cy + uy * hl + vy * hw),
-                    (cx + ux * hl - vx * hw, cy + uy * hl - vy * hw),
-                    (cx - ux * hl - vx * hw, cy - uy * hl - vy * hw),
-                    (cx - ux * hl + vx * hw, cy - uy * hl + vy * hw)])
 
 
 def make_chip(size_m=600.0, gsd=2.0, land=None, hulls=(), seams=(), water_polys=None, berths=(),
@@ -47,10 +32,7 @@ def make_chip(size_m=600.0, gsd=2.0, land=None, hulls=(), seams=(), water_polys=
     rng = np.random.default_rng(seed)
     n = int(size_m / gsd)
     tr = Affine(gsd, 0, X0, 0, -gsd, Y0 + size_m)
-    water = {"red": 0.03, "green": 0.06, "blue": 0.07, "nir": 0.015}
-    ground = {"red": 0.16, "green": 0.15, "blue": 0.13, "nir": 0.25}
-    deck = {"red": 0.30, "green": 0.30, "blue": 0.30, "nir": 0.32}
-    roles = ("red", "green", "blue", "nir")
+    water, ground, deck, roles = WATER, GROUND, DECK, ROLES
     land_m = rasterize([(land, 1)], out_shape=(n, n), transform=tr).astype(bool) if land is not None else np.zeros((n, n), bool)
     hull_m = rasterize([(h, 1) for h in hulls], out_shape=(n, n), transform=tr).astype(bool) if hulls else np.zeros((n, n), bool)
     seam_m = rasterize([(s, 1) for s in seams], out_shape=(n, n), transform=tr).astype(bool) if seams else np.zeros((n, n), bool)
