@@ -201,3 +201,14 @@ def test_new_refuses_bad_options_with_one_line(tmp_path, args, reason):
     assert r.exit_code == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and reason in lines[0]
+
+
+def test_new_from_a_corrupt_scene_names_the_file(tmp_path):
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"II*\x00not really a tiff")
+    out = tmp_path / "x.geojson"
+    r = runner.invoke(app, ["aoi", "new", "x", "--scene", str(bad), "--out", str(out)])
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0]
+    assert not out.exists()
