@@ -58,7 +58,7 @@ from scipy import ndimage as ndi
 
 from monitor.detect import Detection, DetectionResult, register
 from monitor.detect.sar import grow_from_seeds, principal_axes
-from monitor.detect.water import water_mask
+from monitor.detect.water import MAX_SHIP_WIDTH_M, water_mask
 from monitor.errors import InputError
 
 #: Detector version recorded with each observation (a store re-runs scenes
@@ -1049,6 +1049,10 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
             continue
         if L > 15.0 * W or (W < 1.5 * gsd and L >= 8.0 * gsd):
             # lines, not hulls: bridges, breakwater edges, wakes
+            continue
+        if W > MAX_SHIP_WIDTH_M + 2.0 * gsd:
+            # wider than any hull (plus a pixel of blur on each side): an
+            # islet, a pontoon field, a cloud
             continue
         if shape_resolved and W > max_beam_ratio * L + 2.0 * gsd:
             # blobs, not hulls: a hull is at least twice as long as its beam

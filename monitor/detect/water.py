@@ -139,11 +139,39 @@ def polygon_water(chip, berth_buffer_m: float | None = None) -> np.ndarray | Non
 
 
 def _fill_ship_holes(water: np.ndarray, gsd_m: float) -> np.ndarray:
-    """Fill holes of the water up to twice the largest hull area."""
-    from skimage.morphology import remove_small_holes
-
+    """Fill the holes of the water that could be a hull: up to twice the
+    largest hull area, and no wider (second-moment width) than the widest
+    hull plus two pixels of blur. Wider holes are islets, rocks, moored
+    pontoon clusters, and stay land."""
     max_px = int(2 * MAX_SHIP_LENGTH_M * MAX_SHIP_WIDTH_M / gsd_m**2) + 4
-    return remove_small_holes(water, max_size=max_px)
+    lab, n = ndi.label(~water)
+    if n == 0:
+        return water
+    border = np.zeros(n + 1, bool)
+    for edge in (lab[0], lab[-1], lab[:, 0], lab[:, -1]):
+        border[edge] = True
+    border[0] = True
+    length, width, cnt = piece_shapes(lab, n)
+    hole = ~border & (cnt <= max_px) & (width * gsd_m <= MAX_SHIP_WIDTH_M + 2 * gsd_m)
+    return water | hole[lab]
+
+
+def piece_shapes(lab: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(length, width, pixel count) of labels 0..n, in pixels, from second
+    moments (a filled L x W rectangle has variances L^2/12 and W^2/12)."""
+    rr, cc = np.nonzero(lab)
+    lv = lab[rr, cc]
+    cnt = np.bincount(lv, minlength=n + 1).astype(float)
+    c1 = np.maximum(cnt, 1)
+    my, mx = np.bincount(lv, rr, n + 1) / c1, np.bincount(lv, cc, n + 1) / c1
+    syy = np.bincount(lv, rr.astype(float) ** 2, n + 1) / c1 - my**2
+    sxx = np.bincount(lv, cc.astype(float) ** 2, n + 1) / c1 - mx**2
+    sxy = np.bincount(lv, rr.astype(float) * cc, n + 1) / c1 - my * mx
+    tr, det = syy + sxx, syy * sxx - sxy**2
+    disc = np.sqrt(np.maximum(tr**2 / 4 - det, 0))
+    length = np.sqrt(12 * np.maximum(tr / 2 + disc, 0)) + 1
+    width = np.sqrt(12 * np.maximum(tr / 2 - disc, 0)) + 1
+    return length, width, cnt
 
 
 def _give_back_thin_land(water: np.ndarray, land_ok: np.ndarray, gsd_m: float) -> np.ndarray:
