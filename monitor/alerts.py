@@ -26,7 +26,9 @@ import pandas as pd
 from monitor.baseline import YEAR_S, score
 from monitor.errors import InputError
 
-_PLURAL = {"railcar": "railcars", "vessel": "vessels", "ship": "ships", "locomotive": "locomotives"}
+_PLURAL = {"railcar": "railcars", "vessel": "vessels", "ship": "ships", "locomotive": "locomotives",
+           # the size-class series of monitor.store.SIZE_CLASS_SERIES
+           "vessel_large": "ships of 100 m or more"}
 
 
 @dataclass
@@ -85,9 +87,14 @@ def _fmt_count(x: float) -> str:
     return f"{x:.0f}" if abs(x - round(x)) < 1e-9 or abs(x) >= 10 else f"{x:.1f}"
 
 
-def _what(row: Any) -> str:
-    cls = str(row.get("class", "object"))
+def plural(cls: str) -> str:
+    """The words for several objects of a class: ``railcars``, ``ships of 100 m or more``."""
+    cls = str(cls)
     return _PLURAL.get(cls, cls if cls.endswith("s") else cls + "s")
+
+
+def _what(row: Any) -> str:
+    return plural(row.get("class", "object"))
 
 
 def describe_rise(row: Any, *, name: str | None = None, window_years: float = 5.0) -> str:
@@ -130,8 +137,7 @@ def describe(row: Any, *, name: str | None = None, window_years: float = 5.0) ->
             return rise_txt
         return describe({**dict(row), "rise": False}, name=name, window_years=window_years) + "; " + \
             rise_txt.split(": ", 1)[1]
-    cls = str(row.get("class", "object"))
-    what = _PLURAL.get(cls, cls if cls.endswith("s") else cls + "s")
+    what = _what(row)
     t = pd.Timestamp(row["acquired"])
     count = float(row["count"])
     cov = float(row.get("coverage", 1.0) if pd.notna(row.get("coverage", 1.0)) else 1.0)

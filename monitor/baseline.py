@@ -36,7 +36,7 @@ a little busier scene after scene, where no observation is a spike by
 itself and small counts keep the level-shift rule's z small. For each
 valid observation the sums of the last 3, 4, 5, 6 and 8 valid
 observations of its regime are compared with what the prior window before
-them predicts (quasi-Poisson, overdispersion of single scenes and of
+them, and its recent half, predict (quasi-Poisson, overdispersion of single scenes and of
 sums of nearby scenes, the largest scene capped at the second largest so
 that one spike is not a rise); the onset of a significant run is flagged.
 
@@ -142,7 +142,7 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
           season: str | None = "month", min_season_cycles: float = 2.0, shift_run: int = 4,
           shift_z: float = 3.0, record_z: float = 3.0, record_min_years: float = 2.0, drop: bool = False, max_passes: int = 12, poisson_floor: bool = True,
           mean_floor: float = 0.5, rise: bool = True, rise_windows: tuple[int, ...] = (3, 4, 5, 6, 8),
-          rise_alpha: float = 1e-4,
+          rise_alpha: float = 1e-4, rise_references: tuple[float, ...] = (1.0, 0.5),
           time: str = "acquired", value: str = "count", coverage: str | None = "coverage",
           by: tuple[str, ...] | list[str] | None = None) -> pd.DataFrame:
     """Score every observation against its own prior baseline.
@@ -174,10 +174,12 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
     record_z: a record (above every valid count in the window) must also be
         at least this many spreads above the baseline to be flagged, and the
         series must be at least ``record_min_years`` old.
-    rise, rise_windows, rise_alpha: test for a sustained rise (see
-        :func:`sustained_rise`) over the last ``m`` valid observations for
-        each ``m`` in ``rise_windows``, at level ``rise_alpha`` (Bonferroni
-        over the windows); ``rise=False`` skips it (columns stay empty).
+    rise, rise_windows, rise_alpha, rise_references: test for a sustained
+        rise (see :func:`sustained_rise`) over the last ``m`` valid
+        observations for each ``m`` in ``rise_windows``, against the prior
+        window and its recent shares ``rise_references``, at level
+        ``rise_alpha`` (Bonferroni over windows and references);
+        ``rise=False`` skips it (columns stay empty).
 
     Returns a copy of the frame sorted by series and time with columns:
     ``valid`` (coverage ok), ``n_history`` (prior valid observations in the
@@ -337,7 +339,7 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
     need = np.where(regime > 0, min(shift_run, min_history), min_history)
     if rise:
         rs = sustained_rise(rcodes, t_s, np.where(valid, x_raw, np.nan), cov_eff, need, window_s=wseconds,
-                            windows=rise_windows, alpha=rise_alpha)
+                            windows=rise_windows, alpha=rise_alpha, references=rise_references)
     else:
         rs = {"rise": np.zeros(n, dtype=bool), "n": np.zeros(n, dtype=np.int64), "count": np.full(n, np.nan),
               "expected": np.full(n, np.nan), "p": np.full(n, np.nan), "start": np.full(n, -1, dtype=np.int64),
@@ -357,6 +359,7 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
 def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, coverage: np.ndarray,
                    min_history: int | np.ndarray = 8, *, window_s: float = 5 * YEAR_S,
                    windows: tuple[int, ...] = (3, 4, 5, 6, 8), alpha: float = 1e-4,
+                   references: tuple[float, ...] = (1.0, 0.5),
                    prior: tuple[float, float] = (0.5, 0.0), report_p: float = 0.05) -> dict:
     """Onsets of rises sustained over several observations, none a spike on its own.
 
@@ -368,8 +371,13 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
 
     For each usable row and each ``m`` in ``windows``, the ``m`` usable rows
     of its series ending at it (the window) are compared with the usable
-    rows of the ``window_s`` seconds before the window's first row (the
-    reference, strictly before the window: no look-ahead):
+    rows of the ``f x window_s`` seconds before the window's first row for
+    each share ``f`` in ``references`` (the references, strictly before the
+    window: no look-ahead). The default (1.0, 0.5) compares with the whole
+    prior window and with its recent half: a port that saw a few big ships
+    a scene years ago, then none for three years while a border was shut,
+    and now one every scene, has risen against the recent years even if
+    not yet against the older, busier ones. Each reference:
 
     - reference rate per unit coverage ``(sum + prior[0]) / (coverage sum +
       prior[1])`` (default: the Jeffreys posterior mean, so an all-zero
@@ -388,7 +396,9 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
       (the rise must hold without its biggest scene, so one spike is not a
       sustained rise);
     - quasi-Poisson upper tail ``p = P(Poisson(E/phi) >= S/phi)`` (the
-      regularised incomplete gamma), times ``len(windows)`` (Bonferroni);
+      regularised incomplete gamma), times ``len(windows)`` x the number
+      of distinct references (Bonferroni; a shorter reference holding the
+      same rows as a longer one, in a young series, is the same test);
       windows whose ``S`` is within one quasi-Poisson standard deviation
       ``sqrt(phi E)`` of ``E`` (p well above 0.1) are given p = 1 without
       computing it.
@@ -400,8 +410,8 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
     rows). Returns a dict of per-row arrays: ``rise`` (bool), ``n`` (window
     length of the least p, 0 = not tested), ``count`` (the window's actual
     sum), ``expected`` (E), ``p`` (adjusted, NaN = not tested), ``start``
-    and ``ref_start`` (row indices of the window's and the reference's
-    first rows, -1 = none).
+    and ``ref_start`` (row indices of the window's and the least-p
+    reference's first rows, -1 = none).
     """
     from scipy.special import gammainc
 
@@ -414,6 +424,9 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
         raise InputError("rise_windows", "need one or more window lengths >= 1")
     if not 0 < alpha < 1:
         raise InputError("rise_alpha", f"must be between 0 and 1, got {alpha}")
+    references = tuple(sorted({float(f) for f in references}, reverse=True))
+    if not references or references[-1] <= 0 or references[0] > 1:
+        raise InputError("rise_references", "need one or more shares of the window in (0, 1]")
     vi = np.flatnonzero(np.isfinite(counts))
     nv = len(vi)
     if nv == 0:
@@ -436,20 +449,30 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
     if nv > 1 and (np.any(g[1:] < g[:-1]) or np.any(np.diff(key) < 0)):
         raise InputError("sustained_rise", "rows must be sorted by series code, then time")
     ref_hi = np.searchsorted(key, key, side="left")  # first row at the same time: reference ends before it
-    ref_lo = np.searchsorted(key, key - w, side="left")
     j = np.arange(nv)
-    # the reference of a window starting at row i: usable rows in [t_i - window, t_i) of its series
-    nref = ref_hi - ref_lo
-    sr, cr, qr = C[ref_hi] - C[ref_lo], K[ref_hi] - K[ref_lo], Q[ref_hi] - Q[ref_lo]
-    rate = (sr + prior[0]) / np.maximum(cr + prior[1], 1e-9)  # rows with no reference are not tested
-    mle = np.where(cr > 0, sr / np.where(cr > 0, cr, 1.0), 0.0)
-    pearson = np.where(mle > 0, qr / np.where(mle > 0, mle, 1.0) - sr, 0.0)  # sum (x - r c)^2 / (r c)
-    phi = np.maximum(1.0, pearson / np.maximum(nref - 1, 1))
-    ref_ok = nref >= need
+    # The references of a window starting at row i: usable rows in [t_i - f x window, t_i) of its
+    # series for each share f in ``references`` (the whole window, and its recent part: a port
+    # quiet for the last years is compared with those years, not only with a busier past).
+    refs = []
+    for f in references:
+        ref_lo = np.searchsorted(key, key - int(np.ceil(f * w)), side="left")
+        nref = ref_hi - ref_lo
+        sr, cr, qr = C[ref_hi] - C[ref_lo], K[ref_hi] - K[ref_lo], Q[ref_hi] - Q[ref_lo]
+        mle = np.where(cr > 0, sr / np.where(cr > 0, cr, 1.0), 0.0)
+        pearson = np.where(mle > 0, qr / np.where(mle > 0, mle, 1.0) - sr, 0.0)  # sum (x - r c)^2 / (r c)
+        # a shorter reference holding the same rows as the longer one is the same test
+        same = (ref_lo == refs[-1]["lo"]) if refs else np.zeros(nv, dtype=bool)
+        refs.append({"lo": ref_lo, "n": nref, "cov": cr, "mle": mle, "ok": (nref >= need) & ~same, "same": same,
+                     "rate": (sr + prior[0]) / np.maximum(cr + prior[1], 1e-9),  # rows with no reference are not tested
+                     "phi": np.maximum(1.0, pearson / np.maximum(nref - 1, 1))})
+    # Bonferroni over the windows and the distinct references of each window start
+    n_tests = len(windows) * (len(refs) - np.sum([rf["same"] for rf in refs], axis=0))
 
     pos = j - gs  # position of each row in its series
     best = np.full(nv, np.inf)
     b_n = np.zeros(nv, dtype=np.int64)
+    b_e = np.full(nv, np.nan)
+    b_lo = np.full(nv, -1, dtype=np.int64)
     top1 = np.full(nv, -np.inf)
     top2 = np.full(nv, -np.inf)
     done = 0
@@ -463,51 +486,55 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
         L = nv - m + 1  # windows ending at rows m-1..nv-1, starting at rows 0..L-1 (views, no copies)
         if L <= 0:
             break
-        ok = (pos[m - 1:] >= m - 1) & ref_ok[:L]
         ssum = C[m:] - C[:L]
         wcov = K[m:] - K[:L]
-        e = rate[:L] * wcov
-        # the rate is itself estimated: Var(S - E) = phi E (1 + window coverage / reference coverage)
-        infl = 1.0 + wcov / np.maximum(cr[:L], 1e-9)
-        ph = phi[:L] * infl
         t1, t2 = top1[m - 1:], top2[m - 1:]
         capped = ssum - np.where(np.isfinite(t2), t1 - t2, t1)
-        # p > 0.1 where the sum is within one quasi-Poisson sd of E: left at 1 (saves the gamma calls)
-        up = np.flatnonzero(ok & (capped - e > np.sqrt(ph * e)))
-        p = np.where(ok, 1.0, np.inf)
-        p[up] = np.minimum(1.0, len(windows) * gammainc(capped[up] / ph[up], e[up] / ph[up]))
-        if m > 1:
-            # overdispersion of m-scene sums: scenes close in time share a level (a busy season, a
-            # slow drift), so their sum varies more than phi x E. Pearson of the reference's
-            # overlapping m-row sums around its rate, bias-corrected for the rate fitted to the same
-            # rows. It can only raise p, so it is only worked out where p is small (< report_p).
-            st = up[p[up] < report_p]  # window start rows
-            st = st[nref[st] >= 2 * m]
-            if len(st):
-                bl = C[m:] - C[:-m]  # sums of m rows starting at rows 0..nv-m
-                bk = np.maximum(K[m:] - K[:-m], 1e-9)
-                pq = np.r_[0.0, np.cumsum(bl * bl / bk)]
-                lo_b = ref_lo[st]
-                nb = ref_hi[st] - m + 1 - lo_b  # such sums inside the reference
-                hi_b = lo_b + nb
-                # sums of the block sums and block coverages from the prefix sums C, K
-                sb = (CC[hi_b + m] - CC[lo_b + m]) - (CC[hi_b] - CC[lo_b])
-                kb = (KK[hi_b + m] - KK[lo_b + m]) - (KK[hi_b] - KK[lo_b])
-                r = mle[st]
-                pear_b = np.where(r > 0, (pq[hi_b] - pq[lo_b]) / np.where(r > 0, r, 1.0) - 2 * sb + r * kb, 0.0)
-                phb = np.maximum(phi[st], pear_b / (nb * (1.0 - m / nref[st]))) * infl[st]
-                pb = np.minimum(1.0, len(windows) * gammainc(capped[st] / phb, e[st] / phb))
-                p[st] = np.maximum(p[st], pb)
-        bst = best[m - 1:]
-        better = p < bst
-        np.copyto(bst, p, where=better)
-        b_n[m - 1:][better] = m
+        for rf in refs:
+            ok = (pos[m - 1:] >= m - 1) & rf["ok"][:L]
+            nref, cr = rf["n"], rf["cov"]
+            e = rf["rate"][:L] * wcov
+            # the rate is itself estimated: Var(S - E) = phi E (1 + window coverage / reference coverage)
+            infl = 1.0 + wcov / np.maximum(cr[:L], 1e-9)
+            ph = rf["phi"][:L] * infl
+            # p > 0.1 where the sum is within one quasi-Poisson sd of E: left at 1 (saves the gamma calls)
+            up = np.flatnonzero(ok & (capped - e > np.sqrt(ph * e)))
+            p = np.where(ok, 1.0, np.inf)
+            p[up] = np.minimum(1.0, n_tests[up] * gammainc(capped[up] / ph[up], e[up] / ph[up]))
+            if m > 1:
+                # overdispersion of m-scene sums: scenes close in time share a level (a busy season, a
+                # slow drift), so their sum varies more than phi x E. Pearson of the reference's
+                # overlapping m-row sums around its rate, bias-corrected for the rate fitted to the same
+                # rows. It can only raise p, so it is only worked out where p is small (< report_p).
+                st = up[p[up] < report_p]  # window start rows
+                st = st[nref[st] >= 2 * m]
+                if len(st):
+                    bl = C[m:] - C[:-m]  # sums of m rows starting at rows 0..nv-m
+                    bk = np.maximum(K[m:] - K[:-m], 1e-9)
+                    pq = np.r_[0.0, np.cumsum(bl * bl / bk)]
+                    lo_b = rf["lo"][st]
+                    nb = ref_hi[st] - m + 1 - lo_b  # such sums inside the reference
+                    hi_b = lo_b + nb
+                    # sums of the block sums and block coverages from the prefix sums C, K
+                    sb = (CC[hi_b + m] - CC[lo_b + m]) - (CC[hi_b] - CC[lo_b])
+                    kb = (KK[hi_b + m] - KK[lo_b + m]) - (KK[hi_b] - KK[lo_b])
+                    r = rf["mle"][st]
+                    pear_b = np.where(r > 0, (pq[hi_b] - pq[lo_b]) / np.where(r > 0, r, 1.0) - 2 * sb + r * kb, 0.0)
+                    phb = np.maximum(rf["phi"][st], pear_b / (nb * (1.0 - m / nref[st]))) * infl[st]
+                    pb = np.minimum(1.0, n_tests[st] * gammainc(capped[st] / phb, e[st] / phb))
+                    p[st] = np.maximum(p[st], pb)
+            bst = best[m - 1:]
+            better = p < bst
+            np.copyto(bst, p, where=better)
+            b_n[m - 1:][better] = m
+            b_e[m - 1:][better] = e[better]
+            b_lo[m - 1:][better] = np.where(nref[:L] > 0, rf["lo"][:L], -1)[better]
     tested = b_n > 0
     s0 = np.where(tested, j - b_n + 1, 0)
     b_s = np.where(tested, C[j + 1] - C[s0], np.nan)
-    b_e = np.where(tested, rate[s0] * (K[j + 1] - K[s0]), np.nan)
+    b_e = np.where(tested, b_e, np.nan)
     b_start = np.where(tested, vi[s0], -1)
-    b_ref = np.where(tested & (nref[s0] > 0), vi[np.minimum(ref_lo[s0], nv - 1)], -1)
+    b_ref = np.where(tested & (b_lo >= 0), vi[np.clip(b_lo, 0, nv - 1)], -1)
     sig = best < alpha
     cs = np.r_[0, np.cumsum(sig)]
     look = max(windows)

@@ -15,12 +15,18 @@ the version kept in ``PRAGMA user_version``):
   detector version: count, count_lo/count_hi (interval), coverage 0..1, gsd_m
   (metres), sensor, acquired (UTC), detector, version, created (UTC).
   Unique on (scene_id, aoi_id, class, detector, version): writing the same
-  key again replaces the row (its id is kept) and its detections.
+  key again replaces the row (its id is kept) and its detections. A
+  detector that reports counts by size class (``extras["count_by_size"]``,
+  the vessel detectors) also gets one observation per size class named in
+  :data:`SIZE_CLASS_SERIES` (``vessel_large``: ships of 100 m or more), so
+  the baseline and the alerts follow the big ships on their own.
 - ``detections``: the objects of an observation: class, score 0..1,
   length_m, width_m, properties JSON, geometry as WKB in WGS84 (lon, lat).
 - ``failures``: scenes a batch could not process (scene, path, aoi, reason, time).
-- ``alerts``: id, aoi, class, observation, kind (spike, record, spike+record, drop),
-  score, message, state (new|acknowledged), delivered (UTC or NULL).
+- ``alerts``: id, aoi, class, observation, kind (spike, record, drop, rise or
+  several joined by ``+``: spike+record, spike+rise), score, message, state
+  (new|acknowledged), delivered (UTC or NULL). One alert per (AOI, class,
+  time, scene): a later finding about the same observation upgrades it.
 - ``series``: external series (name, time, value, unit), unique on (name, time).
 
 Writes take the write lock up front (``BEGIN IMMEDIATE``) and wait up to
@@ -126,6 +132,17 @@ CREATE TABLE IF NOT EXISTS series (
 #: Ordered migrations: version -> SQL script bringing the schema from version-1.
 MIGRATIONS: dict[int, str] = {1: _SCHEMA_1}
 SCHEMA_VERSION = max(MIGRATIONS)
+
+#: Size classes of a detector's ``extras["count_by_size"]`` kept as their own
+#: observation class: a series the baseline, the alerts and ``monitor plot
+#: --class`` run on. ``large_gt100m`` (length >= 100 m, the size classes of
+#: :data:`monitor.detect.vessels.SIZE_CLASSES`) -> ``vessel_large``: the
+#: cargo ships that shuttle Rajin <-> Dunay/Vostochny measured 100-135 m
+#: (VOA 2023-10: ~105, ~115, ~120 m; "100 m and 135 m ships at once";
+#: shared/data/reference), while the fishing boats and coasters that make
+#: most of a port's count stay below it. Small and medium classes are not
+#: kept: their totals are the ``vessel`` series.
+SIZE_CLASS_SERIES: dict[str, str] = {"large_gt100m": "vessel_large"}
 
 TABLES = ("scenes", "observations", "detections", "failures", "alerts", "series")
 
@@ -327,7 +344,8 @@ class Store:
         return str(sid)
 
     def write_result(self, scene: Any, aoi_id: str, results: Iterable[Any],
-                     detections: Mapping[str, Sequence[Any]] | Sequence[Any] | None = None) -> list[int]:
+                     detections: Mapping[str, Sequence[Any]] | Sequence[Any] | None = None, *,
+                     size_classes: Mapping[str, str] | None = None) -> list[int]:
         """Write one scene's observations (and detections) for one AOI atomically.
 
         scene: a :class:`monitor.scenes.Scene` or a mapping (id, path, acquired
@@ -339,9 +357,18 @@ class Store:
             mapping class -> list); geometries in the result's ``crs``
             (reprojected to WGS84 here) or WGS84 when no crs is given.
 
+        size_classes: size class -> observation class (default
+            :data:`SIZE_CLASS_SERIES`); a result whose ``extras`` hold
+            ``count_by_size`` gets one more observation per size class named
+            here (same coverage, detector and version; its objects are the
+            parent class's detections of that size, stored once under the
+            parent). ``{}`` writes none.
+
         Re-writing the same (scene, AOI, class, detector, version) replaces
-        the earlier observation and its detections. Returns observation ids.
+        the earlier observation and its detections. Returns observation ids
+        (the classes of ``counts`` first, then the size classes).
         """
+        size_classes = SIZE_CLASS_SERIES if size_classes is None else size_classes
         results = list(results)
         sid = str(_get(scene, "id"))
         acquired = utc_iso(_get(scene, "acquired"))
@@ -366,7 +393,8 @@ class Store:
                     dets = detections.get(detector, []) if isinstance(detections, Mapping) else detections
                 crs = _get(res, "crs")
                 to_wgs84 = _transformer(crs)
-                for cls, n in counts.items():
+                sized = size_counts(res, size_classes)
+                for cls, n in list(counts.items()) + [(c, k) for c, k in sized.items() if c not in counts]:
                     lo, hi = intervals.get(cls, (n, n)) if intervals else (n, n)
                     oid = con.execute(
                         "INSERT INTO observations (scene_id, aoi_id, class, count, count_lo, count_hi, coverage,"
@@ -379,6 +407,8 @@ class Store:
                          acquired, detector, version, created)).fetchone()[0]
                     ids.append(oid)
                     con.execute("DELETE FROM detections WHERE observation_id = ?", (oid,))
+                    if cls in sized and cls not in counts:
+                        continue  # its objects are stored once, under the parent class
                     for d in dets:
                         if str(_get(d, "cls", _get(d, "class"))) != str(cls):
                             continue
@@ -388,6 +418,47 @@ class Store:
                 con.executemany("INSERT INTO detections (observation_id, class, score, length_m, width_m,"
                                 " properties, geometry) VALUES (?,?,?,?,?,?,?)", rows_det)
         return ids
+
+    def add_size_classes(self, aoi: str | Sequence[str] | None = None,
+                         size_classes: Mapping[str, str] | None = None) -> int:
+        """Derive the size-class observations (:data:`SIZE_CLASS_SERIES`) a
+        store written before they existed lacks, from its stored detections.
+
+        For every observation of a parent class (``vessel`` for
+        ``vessel_large``) by a detector whose detections carry a
+        ``size_class`` property, and with no observation of the size class
+        for the same scene, AOI, detector and version: the count of its
+        detections of that size, its coverage, gsd and times. Idempotent;
+        returns the observations written.
+        """
+        size_classes = SIZE_CLASS_SERIES if size_classes is None else size_classes
+        where, params = self._filters(aoi, None, None, None, prefix="o.")
+        n = 0
+        created = _now()
+        with self.transaction() as con:
+            for size, cls in size_classes.items():
+                parent = cls.rsplit("_", 1)[0]
+                if parent == cls:
+                    continue
+                cond = (where + " AND " if where else " WHERE ") + "o.class = ?"
+                sql = (
+                    "INSERT INTO observations (scene_id, aoi_id, class, count, count_lo, count_hi, coverage, gsd_m,"
+                    " sensor, acquired, detector, version, created)"
+                    " SELECT o.scene_id, o.aoi_id, ?, c.n, c.n, c.n, o.coverage, o.gsd_m, o.sensor, o.acquired,"
+                    " o.detector, o.version, ? FROM observations o"
+                    " JOIN (SELECT o2.id AS oid, (SELECT COUNT(*) FROM detections d WHERE d.observation_id = o2.id"
+                    "   AND json_extract(d.properties, '$.size_class') = ?) AS n FROM observations o2) c ON c.oid = o.id"
+                    f"{cond}"
+                    " AND o.detector IN (SELECT DISTINCT o3.detector FROM detections d3 JOIN observations o3"
+                    "   ON o3.id = d3.observation_id WHERE o3.class = ?"
+                    "   AND json_extract(d3.properties, '$.size_class') IS NOT NULL)"
+                    " AND NOT EXISTS (SELECT 1 FROM observations x WHERE x.scene_id = o.scene_id"
+                    "   AND x.aoi_id = o.aoi_id AND x.class = ? AND x.detector = o.detector AND x.version = o.version)")
+                try:
+                    n += con.execute(sql, [cls, created, size] + params + [parent, parent, cls]).rowcount
+                except sqlite3.Error as e:
+                    raise self._error(e) from None
+        return n
 
     def write_observations(self, df: pd.DataFrame) -> int:
         """Bulk upsert observations from a frame (one transaction).
@@ -463,24 +534,44 @@ class Store:
     # -- alerts -----------------------------------------------------------
     def write_alerts(self, alerts: Iterable[Any]) -> list[int]:
         """Store alerts (objects or mappings with aoi_id, cls/class, kind, message,
-        acquired, scene_id, observation_id, count, score). An alert already
-        stored (same AOI, class, time, scene) is left as it is.
-        Returns the ids of the alerts that were new."""
+        acquired, scene_id, observation_id, count, score).
+
+        One alert is kept per (AOI, class, time, scene). An alert already
+        stored is left as it is when the new one adds no kind; when it does
+        (a ``spike`` later also found the onset of a sustained ``rise``), the
+        stored alert is upgraded: its kind becomes the union
+        (``spike+rise``, see :func:`merge_kinds`), its message and score
+        the new ones (the old message kept in front when the new kind does not
+        cover the old), and it counts as new again (state ``new``, not
+        delivered). Returns the ids of the alerts that were new or upgraded.
+        """
         new: list[int] = []
         created = _now()
         with self.transaction() as con:
             for a in alerts:
-                cur = con.execute(
-                    "INSERT INTO alerts (aoi_id, class, observation_id, scene_id, acquired, kind, count, score,"
-                    " message, state, created) VALUES (?,?,?,?,?,?,?,?,?,'new',?)"
-                    " ON CONFLICT(aoi_id, class, acquired, scene_id) DO NOTHING RETURNING id",
-                    (str(_get(a, "aoi_id")), str(_get(a, "cls", _get(a, "class"))),
-                     _get(a, "observation_id"), str(_get(a, "scene_id") or ""), utc_iso(_get(a, "acquired")),
-                     str(_get(a, "kind")), _num(_get(a, "count")), _num(_get(a, "score")),
-                     str(_get(a, "message")), created))
-                row = cur.fetchone()
-                if row is not None:
-                    new.append(int(row[0]))
+                key = (str(_get(a, "aoi_id")), str(_get(a, "cls", _get(a, "class"))),
+                       utc_iso(_get(a, "acquired")), str(_get(a, "scene_id") or ""))
+                kind, message = str(_get(a, "kind")), str(_get(a, "message"))
+                old = con.execute("SELECT id, kind, message FROM alerts WHERE aoi_id=? AND class=? AND acquired IS ?"
+                                  " AND scene_id=?", key).fetchone()
+                if old is None:
+                    cur = con.execute(
+                        "INSERT INTO alerts (aoi_id, class, observation_id, scene_id, acquired, kind, count, score,"
+                        " message, state, created) VALUES (?,?,?,?,?,?,?,?,?,'new',?) RETURNING id",
+                        (key[0], key[1], _get(a, "observation_id"), key[3], key[2], kind,
+                         _num(_get(a, "count")), _num(_get(a, "score")), message, created))
+                    new.append(int(cur.fetchone()[0]))
+                    continue
+                merged = merge_kinds(old[1], kind)
+                if merged == merge_kinds(old[1]):
+                    continue  # nothing the stored alert does not already say
+                if set(merge_kinds(kind).split("+")) < set(merged.split("+")):
+                    message = f"{old[2]}; {message.split(': ', 1)[-1]}"
+                con.execute("UPDATE alerts SET kind=?, message=?, score=?, count=?, observation_id=COALESCE(?,"
+                            " observation_id), state='new', delivered=NULL WHERE id=?",
+                            (merged, message, _num(_get(a, "score")), _num(_get(a, "count")),
+                             _get(a, "observation_id"), old[0]))
+                new.append(int(old[0]))
         return new
 
     def acknowledge(self, ids: Iterable[int] | None = None) -> int:
@@ -660,6 +751,29 @@ class Store:
         except OSError as e:
             raise StoreError(path, f"cannot write: {e.strerror or e}") from None
         return path
+
+
+#: The order alert kinds are joined in (``spike+record``, ``spike+rise``).
+ALERT_KINDS = ("spike", "record", "drop", "rise")
+
+
+def merge_kinds(*kinds: str) -> str:
+    """The union of alert kinds, each ``a`` or ``a+b``, joined by ``+`` in
+    :data:`ALERT_KINDS` order (unknown kinds after them, sorted)."""
+    parts = {p for k in kinds if k for p in str(k).split("+") if p}
+    known = [k for k in ALERT_KINDS if k in parts]
+    return "+".join(known + sorted(parts - set(ALERT_KINDS)))
+
+
+def size_counts(result: Any, size_classes: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Observation class -> count of the size classes a detection result
+    reports in ``extras["count_by_size"]`` and ``size_classes`` names
+    (default :data:`SIZE_CLASS_SERIES`); ``{}`` when it reports none."""
+    size_classes = SIZE_CLASS_SERIES if size_classes is None else size_classes
+    by_size = (_get(result, "extras") or {}).get("count_by_size")
+    if not isinstance(by_size, Mapping) or not _get(result, "counts"):
+        return {}
+    return {size_classes[k]: int(v) for k, v in by_size.items() if k in size_classes and _num(v) is not None}
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:

@@ -287,9 +287,27 @@ def test_rise_no_look_ahead_and_switch():
     assert not off["rise"].any() and off["rise_p"].isna().all() and (off["rise_n"] == 0).all()
 
 
+def test_rise_against_the_recent_years_after_a_busier_past():
+    # a port with a big ship now and then (2 years), none for 3 years (a border shut), then one
+    # or two every month: against the whole 5 years the new level is only ~2x the old average,
+    # against the quiet recent half it is a rise.
+    counts = [1, 0, 2, 0, 1, 0, 0, 3, 1, 0, 2, 0] * 2 + [0] * 36 + [1, 1, 2, 1, 1, 1, 2, 1]
+    t = pd.date_range("2018-01-15", periods=len(counts), freq="30D", tz="UTC")
+    df = pd.DataFrame({"aoi_id": "port", "class": "vessel_large", "acquired": t, "count": np.asarray(counts, float),
+                       "coverage": 1.0})
+    whole = score(df, rise_references=(1.0,))
+    assert not whole["rise"].any() and whole["rise_p"].min() > 1e-3
+    r = score(df)  # default: the whole window and its recent half
+    assert list(np.flatnonzero(r["rise"])) == [63]  # the fourth new scene: 5 ships where ~0.1 expected
+    onset = r.loc[63]
+    assert onset["rise_ref_start"] >= t[24] and onset["rise_start"] == t[60]  # measured against the quiet years
+    assert not r.loc[:59, "rise"].any()
+
+
 def test_rise_bad_options_are_one_line_errors():
     df = _fortnightly([0] * 20)
-    for kw in ({"rise_windows": ()}, {"rise_windows": (0, 3)}, {"rise_alpha": 0.0}, {"rise_alpha": 2.0}):
+    for kw in ({"rise_windows": ()}, {"rise_windows": (0, 3)}, {"rise_alpha": 0.0}, {"rise_alpha": 2.0},
+               {"rise_references": ()}, {"rise_references": (1.0, 0.0)}, {"rise_references": (1.5,)}):
         with pytest.raises(InputError) as e:
             score(df, **kw)
         assert "\n" not in str(e.value) and str(e.value).startswith("rise_")

@@ -173,3 +173,76 @@ def test_series_and_exports(tmp_path):
         s.export(tmp_path / "o.xls")
     with pytest.raises(StoreError, match="no such table"):
         s.export(tmp_path / "o.csv", table="nope")
+
+
+def _vessels(n_small=3, n_large=1, version="1.2", by_size=True):
+    """A vessel detector's result: hulls with their size class, counts by size class in extras."""
+    lengths = [20.0] * n_small + [120.0] * n_large
+    dets = [{"cls": "vessel", "score": 0.99, "length_m": L, "width_m": L / 5,
+             "properties": {"size_class": "large_gt100m" if L >= 100 else "small_lt30m"},
+             "geometry": box(500000 + 200 * k, 4700000, 500000 + 200 * k + L, 4700000 + L / 5)}
+            for k, L in enumerate(lengths)]
+    extras = {"count_by_size": {"small_lt30m": n_small, "medium_30_100m": 0, "large_gt100m": n_large}} if by_size else {}
+    return {"counts": {"vessel": len(dets)}, "coverage": 0.8, "detector": "vessels", "version": version,
+            "crs": "EPSG:32652", "detections": dets, "extras": extras}
+
+
+def test_size_class_is_its_own_observation(tmp_path):
+    s = Store(tmp_path / "m.db")
+    ids = s.write_result(_scene(1), "najin", [_vessels(3, 2)])
+    assert len(ids) == 2  # vessel, then vessel_large
+    obs = s.observations().set_index("class")
+    assert obs.loc["vessel", "count"] == 5 and obs.loc["vessel_large", "count"] == 2
+    assert obs.loc["vessel_large", "coverage"] == 0.8 and obs.loc["vessel_large", "detector"] == "vessels"
+    # the hulls are stored once, under the parent class
+    assert len(s.detections()) == 5 and set(s.detections()["class"]) == {"vessel"}
+    assert s.detections(cls="vessel_large").empty
+    # re-writing replaces both; a scene with no big ship gets a zero, not a gap
+    s.write_result(_scene(1), "najin", [_vessels(1, 0)])
+    assert s.observations().set_index("class")["count"].to_dict() == {"vessel": 1, "vessel_large": 0}
+    # no size counts, or size_classes={}: only the classes of counts
+    s.write_result(_scene(2), "najin", [_vessels(2, 1, by_size=False)])
+    s.write_result(_scene(3), "najin", [_vessels(2, 1)], size_classes={})
+    assert s.observations(cls="vessel_large")["scene_id"].tolist() == ["S1"]
+    # railcars report no size classes
+    s.write_result(_scene(4), "tumangang", [_result(3)])
+    assert s.observations(aoi="tumangang")["class"].tolist() == ["railcar"]
+
+
+def test_size_classes_derived_for_an_older_store(tmp_path):
+    s = Store(tmp_path / "m.db")
+    for i, (ns, nl) in enumerate([(3, 0), (2, 2), (0, 1)], start=1):
+        s.write_result(_scene(i, f"2023-0{i}-01"), "dunay", [_vessels(ns, nl)], size_classes={})
+    s.write_result(_scene(9), "tumangang", [_result(3)])
+    assert s.observations(cls="vessel_large").empty
+    assert s.add_size_classes() == 3
+    got = s.observations(cls="vessel_large")
+    assert got["count"].tolist() == [0, 2, 1] and (got["coverage"] == 0.8).all()
+    assert (got["version"] == "1.2").all() and set(got["aoi_id"]) == {"dunay"}
+    assert s.add_size_classes() == 0  # idempotent
+    assert len(s.observations()) == 3 + 3 + 1
+
+
+def test_alert_upgraded_when_a_later_run_finds_more(tmp_path):
+    from monitor.store import merge_kinds
+
+    assert merge_kinds("spike", "rise") == "spike+rise" and merge_kinds("rise+spike", "record") == "spike+record+rise"
+    s = Store(tmp_path / "m.db")
+    a = {"aoi_id": "port", "cls": "vessel_large", "kind": "spike", "acquired": "2024-02-16T02:00:00Z",
+         "scene_id": "p1", "count": 3, "score": 5.0, "message": "Port: 3 ships on 2024-02-16, an unusual spike"}
+    [i] = s.write_alerts([a])
+    s.acknowledge([i])
+    s.mark_delivered([i])
+    assert s.write_alerts([a]) == []  # the same finding again: nothing new
+    both = dict(a, kind="spike+rise", message="Port: 3 ships on 2024-02-16, an unusual spike; 6 ships in 4 scenes")
+    assert s.write_alerts([both]) == [i]  # upgraded in place, new again
+    row = s.alerts().iloc[0]
+    assert len(s.alerts()) == 1 and row["kind"] == "spike+rise" and row["message"] == both["message"]
+    assert row["state"] == "new" and pd.isna(row["delivered"])
+    # a finding that does not cover the old one keeps the old words in front
+    rec = dict(a, kind="record", message="Port: 3 ships on 2024-02-16, the highest since 2019-01")
+    assert s.write_alerts([rec]) == [i]
+    row = s.alerts().iloc[0]
+    assert row["kind"] == "spike+record+rise"
+    assert row["message"] == both["message"] + "; 3 ships on 2024-02-16, the highest since 2019-01"
+    assert s.write_alerts([both, rec]) == []
