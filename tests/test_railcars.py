@@ -152,7 +152,9 @@ def test_coarse_gsd_estimates_count_with_interval():
     # the empty-track look is learnt from the scene: most track is empty
     cars = [14.0] * 12
     bands, valid, _ = yard(width_m=600.0, gsd=3.0, trains={0: [(100.0, cars)]})
-    res = detect_railcars(chip_of(bands, valid, [hline(30.0, x1=595.0)], gsd=3.0))
+    # the thresholded-length path (coarse_model="length"); the default coarse
+    # model is tested on area-integrated 3 m yards in tests/test_railcars_coarse.py
+    res = detect_railcars(chip_of(bands, valid, [hline(30.0, x1=595.0)], gsd=3.0), coarse_model="length")
     lo, hi = res.intervals["railcar"]
     n = res.counts["railcar"]
     assert res.extras["mode"] == "length"

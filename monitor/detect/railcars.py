@@ -814,7 +814,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     flat_gate: bool = True, hysteresis: float = 1.5, coarse_flat: bool = True,
                     sun_azimuth_deg: float | None = None, rails_gsd_m: float | None = None,
                     deshade: bool = True, usual_flanks: bool = True, neighbour_shade: bool = True,
-                    train_rhythm: bool = False,
+                    train_rhythm: bool = False, coarse_model: str = "mixture",
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -898,7 +898,10 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         0.918), but on the demo Tumangang archive (1.2 m) empty tracks'
         ballast shows a rhythm as strong (the 1 m independence behind the
         standard error does not hold there) and empty scenes fill with cars.
-    debug: a list to which per-track strips and scores are appended.
+    coarse_model: coarser than ``fine_gsd_m``, ``"mixture"`` (default)
+        estimates the occupied length with
+        :func:`monitor.detect.railcars_coarse.detect_railcars_coarse`;
+        ``"length"`` keeps the thresholded occupancy of this function.
     debug: a list to which per-track strips and scores are appended.
 
     Returns a :class:`DetectionResult` with ``counts["railcar"]``, the
@@ -924,6 +927,13 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     gsd = float(chip.gsd_m)
     if not (gsd > 0):
         raise SceneError(name, f"invalid pixel size {chip.gsd_m!r}")
+    if coarse_model not in ("mixture", "length"):
+        raise InputError(f"coarse_model={coarse_model!r}", "expected 'mixture' or 'length'")
+    if gsd > fine_gsd_m and coarse_model == "mixture":
+        from monitor.detect.railcars_coarse import detect_railcars_coarse
+
+        return detect_railcars_coarse(chip, tracks=lines, search_m=search_m, snap=snap, cloud_screen=cloud_screen,
+                                      min_spread=min_spread, clear_m=clear_m, debug=debug)
     # the rail pair is resolved (its spacing spans four pixels or more)
     rails_gsd = rails_gsd_m if rails_gsd_m is not None else min(g for _, _, g in lines) / 1000.0 / 4.0 + 0.0175
     fine = gsd <= fine_gsd_m

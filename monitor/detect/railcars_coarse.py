@@ -1,0 +1,548 @@
+"""Railcars at coarse resolution (GSD above ~1.2 m): occupied length / car length.
+
+At 3 m (PlanetScope) a car, 3 m wide and 12-25 m long, spans about one
+pixel across and 4-8 along; coupler gaps (1-2 m) are not resolved, but a
+train is a continuous stretch of track that looks unlike empty track. The
+count is estimated from the occupied length, with an interval.
+
+Method (per chip, all geometry in the chip's metric CRS):
+
+1. **Snap** each track line to the band of the real track bed nearby
+   (:func:`monitor.detect.railcars._snap_scores` / ``_snap``: one shift per
+   line plus a smooth residual, lines never taking a track another already
+   took), then sample the chip along it (:mod:`monitor.detect.tracks`).
+   Each station's feature is the track centre's value in every band
+   (robust z-scores of the scene), smoothed along the track over half a
+   pixel.
+2. **Empty look.** The yard-wide densest mode of all stations' features is
+   the empty-track look (a yard's tracks are mostly empty). Ballast differs
+   from track to track (old sidings are darker, weedy or rusty), so a
+   track's own densest look counts as its empty look instead, but only
+   where it is as *homogeneous* as the yard's empty look (spread at most
+   ``HOMOGENEOUS_K`` times the yard's): ballast is one material, while a
+   train standing over most of its track mixes car types, loads, shadows
+   and gaps. (A long block train of identical cars covering most of its
+   track is then taken for ballast: a known limit.)
+3. **Neighbours.** A car blurred by the pixel and the optics also darkens
+   (or brightens) the track beside it, 4-6.5 m away. The cross-track
+   response of a car body (``CAR_WIDTH_M`` box) through the pixel footprint,
+   a Gaussian optical PSF (``psf_px`` pixels, 0.5 by default: an MTF of
+   about 0.3 at Nyquist, as specified for PlanetScope and Sentinel-2) and
+   the bilinear sampling gives the share ``h(d)`` of a car's contrast seen
+   ``d`` metres away (0.1 at 5 m for 3 m pixels; 0.8 for 10 m pixels). The
+   anomalies of all tracks (feature minus empty look) are unmixed, ``(I +
+   H) x = a`` with H the leaks between stations of neighbouring tracks,
+   by a damped Richardson iteration.
+4. **Occupancy.** The unmixed anomaly's size (RMS over bands in units of
+   the empty look's spread) is modelled as a two-class mixture over the
+   yard: empty (a chi distribution of the bands' degrees of freedom, its
+   scale fitted) and occupied (log-normal, fitted), by EM. Along each track a
+   two-state hidden Markov chain (trains are continuous: a state lasts
+   ``run_m`` metres on average) turns the likelihoods into a posterior
+   probability of occupancy per station; the likelihoods are tempered by
+   the station spacing over the pixel size (stations within a pixel are
+   not independent). The occupied length is the sum of the posterior
+   over the visible stations; stations within ``clear_m`` of another
+   track (switches, fouling points) are not counted.
+5. **Count.** occupied length / ``car_length_m`` (14.5 m: the mean length
+   over couplers of common 1520/1435 mm freight wagons, gondola 13.9 m,
+   tank 12.0 m, boxcar 14.7-17.6 m, hopper 14.7 m, flat 19.6 m; Russian
+   station norms count tracks in conventional wagons of 14 m). The
+   interval spans the occupancy's uncertainty (two standard deviations of
+   the occupied length, stations correlated over a pixel, plus half a
+   pixel at each end of every occupied run) divided by the longest and
+   shortest common cars (``CAR_LONG_M`` 19.6 m, ``CAR_SHORT_M`` 12 m).
+
+Per occupied run, estimated car polygons (evenly split, ``estimated``
+True, score halved) are returned so that maps and GeoJSON show where the
+cars are; their number equals the count.
+
+Coverage is the share of the AOI's track length visible (inside the chip,
+valid, not cloud). A chip where no track is visible raises
+:class:`monitor.errors.SceneError`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+from shapely.geometry import LineString
+
+from monitor.detect import Detection, DetectionResult
+from monitor.detect.railcars import (CAR_LONG_M, CAR_SHORT_M, CAR_TYPICAL_M, CAR_WIDTH_M, VERSION,
+                                     _band_stats, _car_polygon, _cloud_screen, _Coarse, _deshade, _empty_reference,
+                                     _gray_roles, _near_other, _offsets, _runs, _scene_name, _shade_gain, _snap,
+                                     _snap_scores)
+from monitor.detect.tracks import sample, shifted, stations
+from monitor.errors import SceneError
+
+#: A track's own densest look is its empty look (ballast of its own
+#: colour) only when its spread is at most this many times the yard's
+#: empty-look spread: ballast is one material, a train a mix of cars.
+HOMOGENEOUS_K = 2.0
+#: No train is longer (m): a look that runs on longer along a track is its
+#: ballast. Russian 1520 mm norms cap freight trains at 71 conventional
+#: cars (~1050 m over couplers); trains to and from North Korea are shorter.
+MAX_TRAIN_M = 1100.0
+#: A change of light on both flanks of a track by this factor or more
+#: (either way) is taken for a cloud shadow or thin cloud and undone.
+SHADE_GAIN = 0.75
+#: Typical optical blur, Gaussian sigma in pixels (MTF ~0.3 at Nyquist).
+PSF_PX = 0.5
+
+
+def cross_track_response(gsd_m: float, psf_px: float = PSF_PX, width_m: float = CAR_WIDTH_M,
+                         step_m: float = 0.05):
+    """Share of a car's contrast (its body ``width_m`` wide) seen at a
+    station ``d`` metres across from the car's centreline, for pixels of
+    ``gsd_m`` with a Gaussian optical PSF of ``psf_px`` pixels, sampled by
+    bilinear interpolation. Returns ``(h, peak)``: ``h(d)`` (vectorised,
+    1 at d = 0) and ``peak``, the share of the contrast kept at the centre.
+    """
+    reach = 4.0 * gsd_m + width_m + 6.0 * psf_px * gsd_m
+    x = np.arange(-reach, reach + step_m / 2, step_m)
+    f = (np.abs(x) <= width_m / 2).astype(float)
+    box = (np.abs(x) <= gsd_m / 2).astype(float)
+    f = np.convolve(f, box / box.sum(), mode="same")
+    tri = np.clip(1.0 - np.abs(x) / gsd_m, 0.0, None)
+    f = np.convolve(f, tri / tri.sum(), mode="same")
+    if psf_px > 0:
+        f = ndimage.gaussian_filter1d(f, psf_px * gsd_m / step_m, mode="constant")
+    c = len(x) // 2
+    peak = float(f[c])
+    prof = f / max(peak, 1e-12)
+
+    def h(d):
+        return np.interp(np.abs(np.asarray(d, dtype=float)), x[c:], prof[c:], right=0.0)
+
+    return h, peak
+
+
+def _normal_logpdf(x: np.ndarray, mu: float, s: float) -> np.ndarray:
+    return -np.log(s * math.sqrt(2 * math.pi)) - 0.5 * ((x - mu) / s) ** 2
+
+
+def occupancy_mixture(z: np.ndarray, weight: np.ndarray | None = None, iters: int = 100,
+                      min_ratio: float = 3.0, min_d: float = 2.0) -> dict:
+    """Two-class mixture of anomaly sizes ``z`` (> 0, in units of the empty
+    look's spread): log z is a mixture of two normals, empty (``mu_e``,
+    ``s_e``) and occupied (``mu_o``, ``s_o``, share ``pi``), fitted by EM with
+    ``weight`` per sample (station length over pixel size: samples within a
+    pixel are not independent). The classes must be apart: the occupied
+    median at least ``min_ratio`` times the empty one and Ashman's D (the
+    separation of the two normals over their pooled spread) at least
+    ``min_d`` (2: a clear split); otherwise all is empty track (``pi`` 0)."""
+    x = np.log(np.maximum(np.asarray(z, dtype=float), 1e-6))
+    w = np.ones_like(x) if weight is None else np.asarray(weight, dtype=float)
+    out = {"mu_e": 0.0, "s_e": 1.0, "mu_o": math.log(min_ratio) + 1.0, "s_o": 0.5, "pi": 0.0, "d": 0.0}
+    if x.size < 10:
+        return out
+    lo = x <= np.quantile(x, 0.5)
+    mu_e = float(np.average(x[lo], weights=w[lo]))
+    s_e = max(0.1, float(np.sqrt(np.average((x[lo] - mu_e) ** 2, weights=w[lo]))))
+    out.update(mu_e=mu_e, s_e=s_e)
+    tail = x > mu_e + max(math.log(min_ratio), 2.0 * s_e)
+    if tail.sum() < 3:
+        return out
+    mu_o = float(np.average(x[tail], weights=w[tail]))
+    s_o = max(0.1, float(np.sqrt(np.average((x[tail] - mu_o) ** 2, weights=w[tail]))))
+    pi = float(np.clip(w[tail].sum() / w.sum(), 0.01, 0.9))
+    for _ in range(iters):
+        le = math.log(1 - pi) + _normal_logpdf(x, mu_e, s_e)
+        lo_ = math.log(pi) + _normal_logpdf(x, mu_o, s_o)
+        r = 1.0 / (1.0 + np.exp(np.clip(le - lo_, -50, 50)))
+        we, wo = w * (1 - r), w * r
+        if wo.sum() < 1e-6 or we.sum() < 1e-6:
+            pi = 0.0
+            break
+        mu_e = float(np.sum(we * x) / we.sum())
+        s_e = max(0.1, float(np.sqrt(np.sum(we * (x - mu_e) ** 2) / we.sum())))
+        mu_o = float(np.sum(wo * x) / wo.sum())
+        s_o = max(0.1, float(np.sqrt(np.sum(wo * (x - mu_o) ** 2) / wo.sum())))
+        pi = float(np.clip(wo.sum() / w.sum(), 1e-4, 0.95))
+        if mu_o < mu_e:
+            mu_e, mu_o, s_e, s_o, pi = mu_o, mu_e, s_o, s_e, 1 - pi
+    d = math.sqrt(2.0) * (mu_o - mu_e) / math.sqrt(s_e ** 2 + s_o ** 2)
+    if pi > 0 and (mu_o - mu_e < math.log(min_ratio) or d < min_d):
+        pi = 0.0
+    out.update(mu_e=mu_e, s_e=s_e, mu_o=mu_o, s_o=s_o, pi=pi, d=d)
+    return out
+
+
+def _forward_backward(ll_e: np.ndarray, ll_o: np.ndarray, p_switch: float, prior: float) -> np.ndarray:
+    """Posterior P(occupied) per station of a two-state Markov chain with
+    per-station log-likelihoods ``ll_e``, ``ll_o`` (ns,), switching
+    probability ``p_switch`` per station and initial occupied share
+    ``prior``."""
+    n = len(ll_e)
+    if n == 0:
+        return np.zeros(0)
+    ls, lk = math.log(p_switch), math.log1p(-p_switch)
+    T = np.array([[lk, ls], [ls, lk]])
+    em = np.stack([ll_e, ll_o], axis=1)
+    fa = np.empty((n, 2))
+    fa[0] = np.log([1 - prior, prior]) + em[0]
+    for i in range(1, n):
+        prev = fa[i - 1]
+        fa[i] = np.logaddexp(prev[0] + T[0], prev[1] + T[1]) + em[i]
+    ba = np.zeros((n, 2))
+    for i in range(n - 2, -1, -1):
+        nxt = ba[i + 1] + em[i + 1]
+        ba[i] = np.logaddexp(T[:, 0] + nxt[0], T[:, 1] + nxt[1])
+    post = fa + ba
+    post -= post.max(axis=1, keepdims=True)
+    p = np.exp(post)
+    return p[:, 1] / p.sum(axis=1)
+
+
+def _own_modes(f: np.ndarray, use: np.ndarray, ds: float, min_m: float, min_spread: float,
+               max_modes: int = 3, explained: float = 3.0, bridge_m: float = 30.0) -> list:
+    """A track's own looks, densest first: (reference (k,), spread (k,),
+    extent_m) triples, each the densest mode of the stations (features ``f``
+    (ns, k) every ``ds`` m, visible where ``use``) not within ``explained``
+    spreads of an earlier one, while at least ``min_m`` of track is left
+    (ballast changes along a track: the main line through the yard between
+    other tracks' beds, then through fields). ``extent_m`` is the longest
+    stretch of the track in that look (gaps up to ``bridge_m`` bridged)."""
+    out = []
+    rest = use.copy()
+    for _ in range(max_modes):
+        if rest.sum() * ds < min_m:
+            break
+        ref, sc = _empty_reference(f[rest], None, keep_scale=0.5, min_scale=min_spread)[0]
+        d = np.sqrt(np.mean(((f - ref) / sc) ** 2, axis=1))
+        member = rest & (d <= explained)
+        grown = ndimage.binary_closing(member, structure=np.ones(max(1, int(round(bridge_m / ds))) | 1))
+        grown |= member
+        runs = _runs(grown)
+        extent = max(((b - a) * ds for a, b in runs), default=0.0)
+        out.append((ref, sc, extent))
+        rest = rest & ~member
+    return out
+
+
+def _lines_of(chip, tracks):
+    from monitor.detect.railcars import _track_lines
+
+    if tracks is None:
+        return _track_lines(chip)
+    out = []
+    for i, t in enumerate(tracks):
+        if isinstance(t, (tuple, list)):
+            out.append((str(t[0]), LineString(t[1]), float(t[2]) if len(t) > 2 else 1435.0))
+        else:
+            out.append((f"track{i}", LineString(t), 1435.0))
+    return out
+
+
+def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bool = True,
+                           cloud_screen: bool = True, min_spread: float = 0.05,
+                           car_length_m: float = CAR_TYPICAL_M,
+                           car_range_m: tuple[float, float] = (CAR_SHORT_M, CAR_LONG_M),
+                           psf_px: float = PSF_PX, clear_m: float = 3.0, run_m: float = 60.0,
+                           deshade: bool = True, unmix: bool = True, own_reference: bool = True, own_min_m: float = 60.0, max_train_m: float = MAX_TRAIN_M, min_sep: float = 3.0,
+                           debug: list | None = None, **_ignored) -> DetectionResult:
+    """Estimate the railcar count along the tracks of ``chip``'s AOI from
+    occupied track length (for coarse pixels, above ~1.2 m; see the module
+    docstring for the method).
+
+    Parameters
+    ----------
+    chip: a :class:`monitor.imagery.Chip` (metric CRS).
+    tracks: optional track lines instead of the AOI's: shapely LineStrings
+        or ``(id, LineString[, gauge_mm])`` tuples in the chip CRS.
+    search_m: how far (m) either side of each line to look for the track bed.
+    snap: set False to trust the lines as drawn.
+    car_length_m: mean car length over couplers (m) the count divides by.
+    car_range_m: (shortest, longest) common car length (m) for the interval.
+    psf_px: optical blur (Gaussian sigma, pixels) for the neighbour leak.
+    clear_m: stations closer than this (m) to another track line (switches,
+        fouling points) are not counted.
+    run_m: mean length (m) of an occupied or empty stretch (the Markov
+        chain's persistence).
+    unmix: undo the leak of neighbouring tracks' cars (step 3).
+    own_reference: let a homogeneous track look count as that track's
+        empty look (step 2).
+    min_sep: the occupied class must lie this many empty spreads out.
+    debug: a list to which per-track arrays are appended.
+
+    Returns a :class:`DetectionResult`: ``counts["railcar"]``,
+    ``intervals["railcar"]`` (low, high), ``coverage``, estimated car
+    polygons, and ``extras``: ``mode`` ("length"), ``model`` ("mixture"),
+    ``occupied_m``, ``occupied_sd_m``, ``track_length_m``, ``visible_m``,
+    ``per_track`` (count, estimate, occupied_m, length_m, coverage,
+    offset_m, shift_m, max_offset_m, own_reference), ``mixture`` (the fitted
+    classes) and ``gsd_m``.
+    """
+    from monitor.errors import InputError
+
+    name = _scene_name(chip)
+    lines = _lines_of(chip, tracks)
+    if not lines:
+        raise InputError(chip.aoi.id, "AOI has no track features: the railcar detector needs track centrelines")
+    gsd = float(chip.gsd_m)
+    if not (gsd > 0):
+        raise SceneError(name, f"invalid pixel size {chip.gsd_m!r}")
+    co = _Coarse(chip, chip.valid)
+    cloud = None
+    if cloud_screen and chip.sensor == "optical":
+        cloud = _cloud_screen(co, _gray_roles(chip.roles))
+    med, mad = _band_stats(chip, co, cloud)
+    raw = np.asarray(chip.bands)
+    raw = raw[None] if raw.ndim == 2 else raw
+    nb = raw.shape[0]
+    valid_px = np.asarray(chip.valid, dtype=bool)
+    ds = float(np.clip(gsd / 3.0, 0.5, 2.0))
+    do = float(np.clip(gsd / 4.0, 0.25, 1.0))
+    o_snap = _offsets(search_m + 3.0, do)
+    o_wide = _offsets(search_m + 3.0 + do, do)
+
+    def read_strip(xy, nrm, s):
+        st = sample(raw, valid_px, chip.transform, xy, nrm, o_wide, s)
+        if cloud is not None and cloud.any():
+            st.valid &= ~co.lookup(cloud, xy[:, None, :] + o_wide[None, :, None] * nrm[:, None, :], order=0)
+        v = st.values
+        if np.issubdtype(raw.dtype, np.floating):
+            st.valid &= np.all(np.isfinite(v), axis=0)
+        v -= med[:, None, None]
+        v /= mad[:, None, None]
+        v[:, ~st.valid] = 0.0
+        return st
+
+    geo, wide = [], []
+    for tid, line, gauge in lines:
+        s, xy, nrm = stations(line, ds)
+        geo.append((tid, line, gauge, s, xy, nrm))
+        wide.append(read_strip(xy, nrm, s))
+    total_len = float(sum(g[1].length for g in geo))
+    centre = np.flatnonzero(np.abs(o_wide) < 1e-9)
+    if not any(w.valid[:, centre[0]].any() for w in wide):
+        raise SceneError(name, f"no track of AOI {chip.aoi.id} is visible in the chip "
+                               "(tracks outside the chip, or all nodata/cloud)")
+
+    # --- 1. snap to the track bed -------------------------------------------
+    shifts = [np.zeros(len(g[3])) for g in geo]
+    if snap and search_m > 0:
+        pre = []
+        for (tid, line, gauge, s, xy, nrm), wst in zip(geo, wide):
+            st = shifted(wst, np.zeros(len(s)), o_snap)
+            sc, cand, _ = _snap_scores(st, gsd, gauge / 1000.0 + 0.07, search_m)
+            pre.append((st, sc, cand))
+        tot = sum(sc.sum(axis=0) for _, sc, _ in pre)
+        prior = float(pre[0][2][int(np.argmax(tot))]) if len(pre) > 1 else None
+        order = sorted(range(len(pre)), key=lambda i: -float(pre[i][1][:, np.argmin(np.abs(pre[i][2]))].mean()))
+        taken = []
+        for i in order:
+            st, sc, cand = pre[i]
+            sh = _snap(st, sc, cand, prior, search_m, taken, own=geo[i][1], move_cost=2.0 * max(1.0, gsd))
+            shifts[i] = sh
+            step = max(1, int(round(2.0 / st.ds)))
+            moved = (st.xy + sh[:, None] * st.normal)[::step]
+            if len(moved) >= 2:
+                taken.append((moved, st.xy[::step]))
+
+    # --- features on the moved centrelines ----------------------------------
+    sig_along = max(0.5, 0.5 * gsd / ds)
+    feats, oks, pts = [], [], []
+    for (tid, line, gauge, s, xy, nrm), wst, sh in zip(geo, wide, shifts):
+        st = shifted(wst, sh, np.array([0.0]))
+        v = st.values[:, :, 0].T.astype(np.float64)  # (ns, nb)
+        ok = st.valid[:, 0].copy()
+        wv = ok.astype(np.float64)
+        num = ndimage.gaussian_filter1d(v * wv[:, None], sig_along, axis=0, mode="nearest")
+        den = ndimage.gaussian_filter1d(wv, sig_along, mode="nearest")
+        f = num / np.maximum(den, 1e-6)[:, None]
+        if deshade and chip.sensor == "optical" and ok.sum() * ds >= 150.0:
+            # a cloud shadow or thin cloud changes the light on both sides
+            # of the track alike (a car's shadow or a neighbour's train one
+            # side): undo that factor (flanks beyond the blurred car body)
+            f_in = CAR_WIDTH_M / 2 + gsd
+            fl = shifted(wst, sh, np.array([-f_in - gsd / 2, -f_in, f_in, f_in + gsd / 2]))
+            g = (fl.values * mad[:, None, None] + med[:, None, None]).mean(axis=0)
+            sig_fl = max(4.0, gsd) / ds
+            sides = []
+            for cols in ((2, 3), (0, 1)):
+                wf = fl.valid[:, cols].astype(np.float64)
+                nu = ndimage.gaussian_filter1d((g[:, cols] * wf).sum(axis=1), sig_fl, mode="nearest")
+                de = ndimage.gaussian_filter1d(wf.sum(axis=1), sig_fl, mode="nearest")
+                sides.append(nu / np.maximum(de, 1e-6))
+            gain = _shade_gain(sides[0], sides[1], ok & fl.valid.all(axis=1))
+            # coarse flanks mix the neighbouring tracks' beds: only a change
+            # of light as large as a cloud shadow's (a third or more of the
+            # light: the direct sun) or a thin cloud's counts
+            gain = np.where(np.abs(np.log(gain)) >= -math.log(SHADE_GAIN), gain, 1.0)
+            f = _deshade(f, gain, (med / mad).astype(np.float64))
+        feats.append(f)
+        oks.append(ok)
+        pts.append(st.xy)
+    fouling = [(_near_other(pts, k, clear_m, ds) if clear_m > 0 and len(pts) > 1 else np.zeros(len(p), bool))
+               for k, p in enumerate(pts)]
+    use = [ok & ~fo for ok, fo in zip(oks, fouling)]
+    vis_len = float(sum(ok.sum() * ds for ok in oks))
+    allf = np.concatenate([f[u] for f, u in zip(feats, use)]) if any(u.any() for u in use) else \
+        np.concatenate([f[ok] for f, ok in zip(feats, oks)])
+
+    # --- 2. empty look: the yard's, or a track's own homogeneous look --------
+    yard_ref, yard_scale = _empty_reference(allf, None, keep_scale=0.5, min_scale=min_spread)[0]
+    own_models = [_own_modes(f, u, ds, own_min_m, min_spread) if own_reference else [] for f, u in zip(feats, use)]
+    # the spread of a track's own densest look on a typical (mostly empty) track
+    spreads = [m[0][1] for m in own_models if m]
+    typ_scale = np.median(spreads, axis=0) if spreads else yard_scale
+    typ_rms = float(np.sqrt(np.mean(typ_scale ** 2)))
+    if debug is not None:
+        debug.append({"own_models": own_models, "typ_rms": typ_rms})
+    refs, own_used = [], []
+    for m in own_models:
+        # ballast of its own: as homogeneous as a typical track's, or
+        # running on longer than any train
+        ok_m = [r for r, sc, ext in m
+                if float(np.sqrt(np.mean(sc ** 2))) <= HOMOGENEOUS_K * typ_rms or ext > max_train_m]
+        refs.append(np.array(ok_m) if ok_m else yard_ref[None])
+        own_used.append(len(ok_m))
+    anom = []
+    for f, r, ok in zip(feats, refs, oks):
+        # each station against the nearest of its track's empty looks
+        dd = (((f[:, None, :] - r[None]) / typ_scale) ** 2).mean(axis=2)
+        near = r[np.argmin(dd, axis=1)]
+        anom.append(np.where(ok[:, None], f - near, 0.0))
+
+    # --- 3. unmix the neighbours' leak ---------------------------------------
+    h, peak = cross_track_response(gsd, psf_px)
+    links = []  # (k, j, idx_k, idx_j, weight)
+    if unmix and len(pts) > 1:
+        from scipy.spatial import cKDTree
+
+        reach = 3.0 * gsd + CAR_WIDTH_M
+        trees = [cKDTree(p) if len(p) else None for p in pts]
+        for k, pk in enumerate(pts):
+            for j, tj in enumerate(trees):
+                if j == k or tj is None or not len(pk):
+                    continue
+                d, idx = tj.query(pk, distance_upper_bound=reach)
+                m = np.isfinite(d) & (d >= clear_m) & oks[j][np.minimum(idx, len(pts[j]) - 1)]
+                if not m.any():
+                    continue
+                wgt = h(d[m])
+                keep = wgt > 0.01
+                if keep.any():
+                    ik = np.flatnonzero(m)[keep]
+                    links.append((k, j, ik, idx[m][keep], wgt[keep]))
+    x = [a.copy() for a in anom]
+    if links:
+        omega = 0.5
+        for _ in range(40):
+            leak = [np.zeros_like(a) for a in anom]
+            for k, j, ik, ij, wgt in links:
+                leak[k][ik] += wgt[:, None] * x[j][ij]
+            x = [xk + omega * (ak - xk - lk) for xk, ak, lk in zip(x, anom, leak)]
+    scale = np.maximum(typ_scale, min_spread)
+    z = [np.sqrt(np.mean((xk / scale) ** 2, axis=1)) for xk in x]
+
+    # --- 4. occupancy: mixture over the yard, Markov chain along each track --
+    temper = min(1.0, ds / gsd)
+    z_all = np.concatenate([zk[u] for zk, u in zip(z, use)])
+    mix = occupancy_mixture(z_all, weight=np.full(z_all.shape, temper), min_ratio=min_sep)
+    p_switch = float(np.clip(ds / max(run_m, ds), 1e-4, 0.5))
+    posts = []
+    for zk, u in zip(z, use):
+        if mix["pi"] <= 0 or not u.any():
+            posts.append(np.zeros(len(zk)))
+            continue
+        lz = np.log(np.maximum(zk, 1e-6))
+        le = _normal_logpdf(lz, mix["mu_e"], mix["s_e"])
+        lo = _normal_logpdf(lz, mix["mu_o"], mix["s_o"])
+        # invisible stations carry no evidence
+        le = np.where(u, le * temper, 0.0)
+        lo = np.where(u, lo * temper, 0.0)
+        p = _forward_backward(le, lo, p_switch, mix["pi"])
+        posts.append(np.where(u, p, 0.0))
+
+    # --- 5. occupied length, count and interval --------------------------
+    lo_len, hi_len = car_range_m
+    per_track = {}
+    occ_total, var_total, ends_total = 0.0, 0.0, 0.0
+    runs_all = []
+    corr = max(1.0, gsd / ds)  # stations per independent sample
+    for k, ((tid, line, gauge, s, xy, nrm), sh, p, u) in enumerate(zip(geo, shifts, posts, use)):
+        occ_m = float(p.sum() * ds)
+        var = float((p * (1 - p)).sum() * ds * ds * corr)
+        runs = [(a, b) for a, b in _runs(p > 0.5) if (b - a) * ds >= 0.5 * car_range_m[0]]
+        ends = len(runs) * gsd  # half a pixel at each end of a run
+        occ_total += occ_m
+        var_total += var
+        ends_total += ends
+        runs_all.extend((k, a, b, float(p[a:b].sum() * ds)) for a, b in runs)
+        per_track[tid] = {
+            "count": 0,
+            "estimate": round(occ_m / car_length_m, 2),
+            "occupied_m": round(occ_m, 1),
+            "length_m": round(float(line.length), 1),
+            "coverage": round(min(1.0, float(oks[k].sum() * ds / max(line.length, 1e-9))), 3),
+            "offset_m": round(float(np.median(np.abs(sh))), 2),
+            "shift_m": round(float(np.median(sh)), 2),
+            "max_offset_m": round(float(np.max(np.abs(sh))), 2),
+            "own_looks": int(own_used[k]),
+        }
+        if debug is not None:
+            debug.append({"track": tid, "z": z[k], "p": p, "use": u, "feat": feats[k], "ref": refs[k], "anom": anom[k], "x": x[k],
+                          "shift": sh})
+    sd = math.sqrt(var_total)
+    est = occ_total / car_length_m
+    count = int(round(est))
+    low = max(0.0, occ_total - 2.0 * sd - ends_total) / hi_len
+    high = (occ_total + 2.0 * sd + ends_total) / lo_len
+    interval = (float(math.floor(min(low, count))), float(math.ceil(max(high, count))))
+
+    # estimated car polygons along the runs, as many as the count
+    dets = []
+    run_len = sum(r[3] for r in runs_all)
+    if count > 0 and run_len > 0:
+        cum, given = 0.0, 0
+        for k, a, b, rl in runs_all:
+            cum += rl
+            n_run = int(round(cum / run_len * count)) - given
+            given += n_run
+            if n_run <= 0:
+                continue
+            tid = geo[k][0]
+            st = shifted(wide[k], shifts[k], np.array([0.0]))
+            bounds = np.linspace(a, b, n_run + 1).round().astype(int)
+            score = float(np.clip(np.mean(posts[k][a:b]), 0, 1)) * 0.5
+            for i0, i1 in zip(bounds[:-1], bounds[1:]):
+                if i1 <= i0:
+                    continue
+                poly = _car_polygon(st, i0, i1 - 1, CAR_WIDTH_M)
+                t = st.normal[(i0 + i1) // 2]
+                heading = float(np.degrees(np.arctan2(t[1], -t[0])) % 180.0)
+                dets.append(Detection(geometry=poly, cls="railcar", score=round(score, 3),
+                                      length_m=round((i1 - i0) * ds, 2), width_m=CAR_WIDTH_M,
+                                      heading_deg=round(heading, 1),
+                                      properties={"track": tid, "estimated": True}))
+                per_track[tid]["count"] += 1
+    coverage = float(np.clip(vis_len / max(total_len, 1e-9), 0.0, 1.0))
+    return DetectionResult(
+        counts={"railcar": count},
+        intervals={"railcar": interval},
+        coverage=round(coverage, 4),
+        detections=dets,
+        crs=chip.crs,
+        detector="railcars",
+        version=VERSION,
+        extras={
+            "gsd_m": gsd,
+            "mode": "length",
+            "model": "mixture",
+            "occupied_m": round(occ_total, 1),
+            "occupied_sd_m": round(sd, 1),
+            "track_length_m": round(total_len, 1),
+            "visible_m": round(vis_len, 1),
+            "per_track": per_track,
+            "car_length_m": car_length_m,
+            "contrast_kept": round(peak, 3),
+            "mixture": {"empty_median": round(math.exp(mix["mu_e"]), 3), "empty_log_sd": round(mix["s_e"], 3),
+                        "occupied_median": round(math.exp(mix["mu_o"]), 3), "occupied_log_sd": round(mix["s_o"], 3),
+                        "occupied_share": round(mix["pi"], 4), "separation": round(mix["d"], 2)},
+        },
+    )
