@@ -89,6 +89,9 @@ MAX_TRAIN_M = 1100.0
 #: A change of light on both flanks of a track by this factor or more
 #: (either way) is taken for a cloud shadow or thin cloud and undone.
 SHADE_GAIN = 0.75
+#: A station within this many empty spreads (RMS over bands) of a look is
+#: that look's.
+OWN_EXPLAINED = 3.0
 #: Typical optical blur, Gaussian sigma in pixels (MTF ~0.3 at Nyquist).
 PSF_PX = 0.5
 
@@ -131,9 +134,9 @@ def occupancy_mixture(z: np.ndarray, weight: np.ndarray | None = None, iters: in
     ``s_e``) and occupied (``mu_o``, ``s_o``, share ``pi``), fitted by EM with
     ``weight`` per sample (station length over pixel size: samples within a
     pixel are not independent). The classes must be apart: the occupied
-    median at least ``min_ratio`` times the empty one and Ashman's D (the
-    separation of the two normals over their pooled spread) at least
-    ``min_d`` (2: a clear split); otherwise all is empty track (``pi`` 0)."""
+    median at least ``min_ratio`` times the empty one and ``min_d`` empty
+    spreads (of log z) above it (the occupied class itself is broad: cars
+    of every colour); otherwise all is empty track (``pi`` 0)."""
     x = np.log(np.maximum(np.asarray(z, dtype=float), 1e-6))
     w = np.ones_like(x) if weight is None else np.asarray(weight, dtype=float)
     out = {"mu_e": 0.0, "s_e": 1.0, "mu_o": math.log(min_ratio) + 1.0, "s_o": 0.5, "pi": 0.0, "d": 0.0}
@@ -164,7 +167,7 @@ def occupancy_mixture(z: np.ndarray, weight: np.ndarray | None = None, iters: in
         pi = float(np.clip(wo.sum() / w.sum(), 1e-4, 0.95))
         if mu_o < mu_e:
             mu_e, mu_o, s_e, s_o, pi = mu_o, mu_e, s_o, s_e, 1 - pi
-    d = math.sqrt(2.0) * (mu_o - mu_e) / math.sqrt(s_e ** 2 + s_o ** 2)
+    d = (mu_o - mu_e) / s_e
     if pi > 0 and (mu_o - mu_e < math.log(min_ratio) or d < min_d):
         pi = 0.0
     out.update(mu_e=mu_e, s_e=s_e, mu_o=mu_o, s_o=s_o, pi=pi, d=d)
@@ -393,12 +396,23 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
     typ_rms = float(np.sqrt(np.mean(typ_scale ** 2)))
     if debug is not None:
         debug.append({"own_models": own_models, "typ_rms": typ_rms})
+    def _homogeneous(sc):
+        return float(np.sqrt(np.mean(sc ** 2))) <= HOMOGENEOUS_K * typ_rms
+
+    # a track's densest look is its ballast when it is as homogeneous as a
+    # typical track's, or runs on longer than any train
+    firsts = [m[0] if m and (_homogeneous(m[0][1]) or m[0][2] > max_train_m) else None for m in own_models]
     refs, own_used = [], []
-    for m in own_models:
-        # ballast of its own: as homogeneous as a typical track's, or
-        # running on longer than any train
-        ok_m = [r for r, sc, ext in m
-                if float(np.sqrt(np.mean(sc ** 2))) <= HOMOGENEOUS_K * typ_rms or ext > max_train_m]
+    for k, m in enumerate(own_models):
+        ok_m = [m[0][0]] if firsts[k] is not None else []
+        others = [f_[0] for j, f_ in enumerate(firsts) if f_ is not None and j != k] + [yard_ref]
+        for r, sc, ext in m[1:]:
+            # a further look (the ballast changes along the track) runs on
+            # longer than any train, or is homogeneous and the empty look of
+            # the yard or of another track (a main line between yard tracks)
+            like = min(float(np.sqrt(np.mean(((r - o) / typ_scale) ** 2))) for o in others)
+            if ext > max_train_m or (_homogeneous(sc) and like <= OWN_EXPLAINED):
+                ok_m.append(r)
         refs.append(np.array(ok_m) if ok_m else yard_ref[None])
         own_used.append(len(ok_m))
     anom = []
