@@ -1,6 +1,7 @@
 """Pictures analysts trust a number by: time series and quicklooks (PNG).
 
-- :func:`plot_series`: counts over time for one AOI and class, with the
+- :func:`plot_series`: counts over time for one AOI and class, with each
+  count's interval as a whisker, the
   baseline band, low-coverage points marked, alerts highlighted, and
   optionally an external series (e.g. China's exports) on a second axis.
 - :func:`quicklook`: a chip with each detection outlined and numbered and
@@ -207,15 +208,35 @@ def quicklook(chip, results, out: "str | Path", *, title: str | None = None, max
     return out
 
 
+def interval_bars(frame):
+    """The count interval of each row of ``frame`` (columns ``count_lo`` and
+    ``count_hi``, objects) as two float arrays ``(lo, hi)`` for whiskers, or
+    ``None`` when the frame has no intervals or every one is a single value
+    (the count itself). Missing bounds are NaN (no whisker)."""
+    if "count_lo" not in frame or "count_hi" not in frame or not len(frame):
+        return None
+    import pandas as pd
+
+    lo = pd.to_numeric(frame["count_lo"], errors="coerce").to_numpy(dtype=float)
+    hi = pd.to_numeric(frame["count_hi"], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    if not ok.any() or not (hi[ok] > lo[ok]).any():
+        return None
+    return lo, hi
+
+
 def plot_series(scored, out: "str | Path", *, title: str, unit: str = "count",
                 external=None, external_label: str | None = None, alerts=None, truth=None,
-                truth_label: str = "truth (synthetic scenes)") -> Path:
+                truth_label: str = "truth (synthetic scenes)",
+                interval_label: str = "count interval (90%, true objects seen)") -> Path:
     """Write a PNG of a scored count series.
 
     scored: a DataFrame from :func:`monitor.baseline.score` for one AOI and
         class, with columns ``acquired``, ``count``, and where available
         ``baseline`` (the robust centre), ``lo``/``hi`` (the band),
-        ``low_coverage`` (bool) and ``alert`` (bool).
+        ``low_coverage`` (bool), ``alert`` (bool) and ``count_lo``/
+        ``count_hi`` (the count interval of each scene, drawn as grey
+        whiskers, :func:`interval_bars`; ``interval_label`` names it).
     external: optional DataFrame with ``time`` and ``value`` drawn on a
         second axis (e.g. monthly exports, US$ million).
     truth: optional DataFrame with ``acquired`` and ``count``: the true
@@ -237,6 +258,13 @@ def plot_series(scored, out: "str | Path", *, title: str, unit: str = "count",
         ax.plot(t, df["baseline"].astype(float), color="#1565c0", lw=1.0, drawstyle="steps-post",
                 label="baseline (median of prior years)")
     low = df["low_coverage"].astype(bool).to_numpy() if "low_coverage" in df else np.zeros(len(df), bool)
+    bars = interval_bars(df)
+    if bars is not None:
+        lo, hi = bars
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        ax.vlines(t[ok], lo[ok], hi[ok], color="#616161", lw=0.7, alpha=0.7, label=interval_label)
+        for v in (lo, hi):
+            ax.plot(t[ok], v[ok], "_", color="#616161", ms=4, mew=0.7, alpha=0.7)
     ax.plot(t[~low], df["count"][~low], "o-", color="#212121", ms=2.5, lw=0.6, label="observed")
     if low.any():
         ax.plot(t[low], df["count"][low], "o", mfc="none", mec="#9e9e9e", ms=4, label="low coverage (not scored)")

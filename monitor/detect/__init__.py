@@ -41,8 +41,10 @@ class DetectionResult:
     """What one detector found in one chip.
 
     counts: objects per class (locomotives included in ``railcar``).
-    intervals: per class, a (low, high) count interval (equal to the count
-        where individual objects are resolved).
+    intervals: per class, a (low, high) count interval: from the detector,
+        equal to the count where individual objects are resolved; after
+        :func:`detect`, the calibrated interval of the true count
+        (:mod:`monitor.uncertainty`, 90%).
     coverage: share of the relevant AOI part (track length, water area)
         that was visible, 0..1.
     detections: the objects, geometries in ``crs``.
@@ -107,8 +109,16 @@ def detectors_for(kind: str) -> list[DetectorSpec]:
 
 
 def detect(chip, classes: list[str] | None = None, *, trace: bool | None = None,
-           **options) -> list[DetectionResult]:
+           uncertainty: bool = True, **options) -> list[DetectionResult]:
     """Run the detectors that fit the chip's AOI kind (or ``classes``).
+
+    ``uncertainty`` (default on): give each result calibrated count
+    intervals (:func:`monitor.uncertainty.apply_uncertainty`, 90%): the
+    number of true objects visible in the covered part, from the
+    detections' scores, the detector's recall at the chip's pixel size and
+    their spread between scenes; ``extras["uncertainty"]`` says how. Off,
+    the detectors' own intervals stay (equal to the count where objects
+    are resolved).
 
     ``trace`` (rail yards): count along track centrelines traced from the
     chip itself (:func:`monitor.trace.trace_tracks`) instead of the AOI's
@@ -129,6 +139,11 @@ def detect(chip, classes: list[str] | None = None, *, trace: bool | None = None,
         options["tracks"] = [(f.id, f.geometry) for f in lines]
         traced = True
     results = [s.fn(chip, **options) for s in specs]
+    if uncertainty:
+        from monitor.uncertainty import apply_uncertainty
+
+        for r in results:
+            apply_uncertainty(r, float(chip.gsd_m))
     if traced:
         for r in results:
             r.extras["tracks"] = "traced"
