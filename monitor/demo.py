@@ -129,18 +129,6 @@ LARGE_SHIP_M = 100.0
 LARGE_SHIP_CLASS = "vessel_large"
 
 
-def main_class(obs) -> str | None:
-    """The class an AOI's observations are mostly about (``railcar``,
-    ``vessel``): the most observed one, size-class series
-    (:data:`monitor.store.SIZE_CLASS_SERIES`) last, ties by name."""
-    from monitor.store import SIZE_CLASS_SERIES
-
-    if obs is None or len(obs) == 0:
-        return None
-    n = obs["class"].value_counts()
-    return sorted(n.index, key=lambda c: (c in SIZE_CLASS_SERIES.values(), -n[c], c))[0]
-
-
 def truth_counts(scenes_dir: "str | Path", aoi_id: str) -> "pd.DataFrame":
     """True counts of a synthetic archive (``scenes/<aoi>/truth_counts.csv``):
     columns ``scene_id``, ``acquired`` (UTC), ``class``, ``truth``; empty when
@@ -397,6 +385,7 @@ def write_report(store, out_dir: "str | Path", aois: Sequence[str], *, scenes_di
 
     from monitor.alerts import aoi_name, plural, stored_alerts
     from monitor.plots import plot_store
+    from monitor.store import main_class
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

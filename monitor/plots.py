@@ -342,19 +342,20 @@ def plot_store(store, aoi: str, out: "str | Path", *, cls: str | None = None, se
     expected count (scaled to each scene's coverage) plus and minus the
     spike threshold times the robust spread.
     """
-    from monitor.alerts import aoi_name
+    from monitor.alerts import aoi_name, plural
     from monitor.errors import InputError
+    from monitor.store import main_class
 
     obs = store.observations(aoi=aoi, cls=cls)
     if obs.empty:
         raise InputError(aoi, f"no observations in the store {store.path}" + (f" for class {cls!r}" if cls else ""))
     if cls is None:
-        cls = obs["class"].value_counts().index[0]
+        cls = main_class(obs)  # the most observed class; size-class series (vessel_large) only when asked
         obs = obs[obs["class"] == cls]
     ext = store.series(series) if series else None
     label = series
     if ext is not None and "unit" in ext and ext["unit"].notna().any() and str(ext["unit"].dropna().iloc[0]):
         label = f"{series} ({ext['unit'].dropna().iloc[0]})"
-    return plot_observations(obs, out, title=f"{aoi_name(aoi)}: {cls}s per scene ({window_years:g}-year baseline)",
-                             unit=f"{cls}s per scene", window_years=window_years, truth=truth, external=ext,
+    return plot_observations(obs, out, title=f"{aoi_name(aoi)}: {plural(cls)} per scene ({window_years:g}-year baseline)",
+                             unit=f"{plural(cls)} per scene", window_years=window_years, truth=truth, external=ext,
                              external_label=label, **score_options)

@@ -765,6 +765,16 @@ def merge_kinds(*kinds: str) -> str:
     return "+".join(known + sorted(parts - set(ALERT_KINDS)))
 
 
+def main_class(obs: pd.DataFrame) -> str | None:
+    """The class a set of observations is mostly about (``railcar``,
+    ``vessel``): the most observed one, the size-class series of
+    :data:`SIZE_CLASS_SERIES` last, ties by name; None when empty."""
+    if obs is None or len(obs) == 0:
+        return None
+    n = obs["class"].value_counts()
+    return sorted(n.index, key=lambda c: (c in SIZE_CLASS_SERIES.values(), -n[c], c))[0]
+
+
 def size_counts(result: Any, size_classes: Mapping[str, str] | None = None) -> dict[str, int]:
     """Observation class -> count of the size classes a detection result
     reports in ``extras["count_by_size"]`` and ``size_classes`` names

@@ -38,6 +38,14 @@ def test_demo_writes_store_report_and_pictures(demo_dir):
     obs = st.observations()
     assert set(obs["aoi_id"]) == {"tumangang", "najin"}
     assert (obs["class"] == "railcar").any() and (obs["class"] == "vessel").any()
+    # the ships of at least 100 m are their own series, one observation beside each vessel count
+    big = obs[obs["class"] == "vessel_large"].set_index("scene_id")
+    ves = obs[obs["class"] == "vessel"].set_index("scene_id")
+    assert set(big.index) == set(ves.index) and (big["count"] <= ves.loc[big.index, "count"]).all()
+    det = st.detections(aoi="najin", cls="vessel")
+    per_scene = det[det["length_m"] >= 100].groupby("scene_id").size()
+    assert (big["count"] == per_scene.reindex(big.index).fillna(0)).all()  # the hulls of at least 100 m
+    assert "najin_large_ships.png" in text and "vessel_large" in text
     assert any("processed" in ln for ln in lines)
 
 
@@ -197,5 +205,9 @@ def test_plot_cli_draws_the_store_and_names_bad_input(demo_dir, tmp_path):
     r = CliRunner().invoke(app, ["plot", "--aoi", "najin", "--store", db, "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert out.exists() and out.stat().st_size > 10_000
+    big = tmp_path / "big.png"
+    r = CliRunner().invoke(app, ["plot", "--aoi", "najin", "--class", "vessel_large", "--store", db, "--out", str(big)])
+    assert r.exit_code == 0, r.output
+    assert big.exists() and big.stat().st_size > 10_000
     r = CliRunner().invoke(app, ["plot", "--aoi", "najin", "--store", db, "--series", "nope", "--out", str(out)])
     assert r.exit_code == 2 and "nope" in r.output and len(r.output.strip().splitlines()) == 1
