@@ -163,3 +163,29 @@ def test_rise_alert_stored_once(tmp_path):
     assert "a sustained rise" in new[0].message and "in the 5 years before" not in new[0].message
     assert raise_alerts(s) == [] and len(s.alerts()) == 1
     assert s.alerts()["kind"].tolist() == ["rise"]
+
+
+def test_big_ships_alert_on_their_own_series(tmp_path):
+    # A port whose small craft vary a lot (3-12 a scene) and that sees no ship of 100 m or more
+    # for years, then one every scene: the all-vessel count hides them, their own series rises.
+    from shapely.geometry import box
+
+    rng = np.random.default_rng(3)
+    s = Store(tmp_path / "m.db")
+    t = pd.date_range("2019-01-10", periods=70, freq="30D", tz="UTC")
+    for i, when in enumerate(t):
+        n_small, n_big = int(rng.integers(3, 13)), int(i >= 60)
+        lengths = [20.0] * n_small + [118.0] * n_big
+        dets = [{"cls": "vessel", "score": 0.99, "length_m": L, "width_m": L / 5,
+                 "properties": {"size_class": "large_gt100m" if L >= 100 else "small_lt30m"},
+                 "geometry": box(132.36 + 0.002 * k, 42.89, 132.361 + 0.002 * k, 42.8902)} for k, L in enumerate(lengths)]
+        s.write_result({"id": f"d{i}", "acquired": when}, "dunay",
+                       [{"counts": {"vessel": len(dets)}, "coverage": 1.0, "detector": "vessels", "version": "1.2",
+                         "detections": dets,
+                         "extras": {"count_by_size": {"small_lt30m": n_small, "medium_30_100m": 0,
+                                                      "large_gt100m": n_big}}}])
+    new = raise_alerts(s)
+    big = [a for a in new if a.cls == "vessel_large"]
+    assert [a.kind for a in big] == ["rise"] and big[0].scene_id == "d62"  # the third scene with one
+    assert "ships of 100 m or more in the" in big[0].message and big[0].message.endswith("a sustained rise")
+    assert not [a for a in new if a.cls == "vessel" and a.acquired >= t[60]]  # lost among the small craft
