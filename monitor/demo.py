@@ -84,6 +84,10 @@ def run_demo(out_dir: "str | Path" = "monitor-demo", *, start="2018-01-01", end=
     acc = accuracy(store, out / "scenes", ids)
     for a in stored_alerts(store, aoi=ids):
         echo(f"ALERT {a.message}{_alert_note(a, acc)}")
+    for aid in ids:  # the story's ships, alerted or not
+        line = large_ship_summary(store, aid, acc)
+        if line:
+            echo(f"SHIPS {line}")
     rep = write_report(store, out / "report", ids, scenes_dir=out / "scenes", acc=acc)
     echo(f"done in {time.perf_counter() - t0:.0f} s")
     return rep
@@ -293,6 +297,73 @@ def _alert_note(a, acc) -> str:
     return f" [synthetic truth: {t}, counted {a.count - t:+.0f}]"
 
 
+def rise_evidence(obs) -> "pd.Series | None":
+    """The scored row of ``obs`` (one series: ``acquired``, ``count``,
+    ``coverage``) with the least sustained-rise p of
+    :func:`monitor.baseline.score` (defaults, as the alerts use): its
+    ``rise_p``, ``rise_n``, ``rise_count``, ``rise_expected``,
+    ``rise_start``, ``acquired``; None when no row could be tested."""
+    from monitor.baseline import score
+
+    if obs is None or len(obs) == 0:
+        return None
+    sc = score(obs)
+    sc = sc[sc["rise_p"].notna()]
+    return None if sc.empty else sc.loc[sc["rise_p"].idxmin()]
+
+
+def _rise_alpha() -> float:
+    import inspect
+
+    from monitor.baseline import score
+
+    return float(inspect.signature(score).parameters["rise_alpha"].default)
+
+
+def _evidence_text(r) -> str:
+    import pandas as pd
+
+    return (f"p = {r['rise_p']:.1g}: {r['rise_count']:.0f} ships in the {int(r['rise_n'])} scenes "
+            f"{pd.Timestamp(r['rise_start']):%Y-%m-%d}..{pd.Timestamp(r['acquired']):%Y-%m-%d} where "
+            f"{r['rise_expected']:.1f} were expected")
+
+
+def _truth_large(mine):
+    """The true big-ship series of a port's vessel rows of :func:`accuracy` (or None)."""
+    if mine is None or not len(mine) or "truth_large" not in mine or mine["truth_large"].isna().all():
+        return None
+    return mine[["aoi_id", "scene_id", "acquired", "coverage", "truth_large"]].rename(
+        columns={"truth_large": "count"}).assign(**{"class": LARGE_SHIP_CLASS})
+
+
+def large_ship_summary(store, aoi_id: str, acc=None) -> str | None:
+    """One line on a port's ships of at least :data:`LARGE_SHIP_M` m: their
+    alerts, or the strongest sustained-rise evidence short of one, and the
+    same test on the synthetic truth (when ``acc`` of :func:`accuracy`
+    holds it). None when the store has no such series for the AOI."""
+    import pandas as pd
+
+    from monitor.alerts import aoi_name, stored_alerts
+
+    big = store.observations(aoi=aoi_id, cls=LARGE_SHIP_CLASS)
+    if big.empty:
+        return None
+    alpha = _rise_alpha()
+    al = [a for a in stored_alerts(store, aoi=aoi_id, cls=LARGE_SHIP_CLASS)]
+    txt = f"{aoi_name(aoi_id)}, ships of at least {LARGE_SHIP_M:.0f} m: "
+    if al:
+        txt += f"{len(al)} alert{'s' if len(al) != 1 else ''} (" + ", ".join(
+            f"{pd.Timestamp(a.acquired):%Y-%m-%d} {a.kind}" for a in al) + ")"
+    else:
+        r = rise_evidence(big)
+        txt += "no alert" + (f" (strongest rise {_evidence_text(r)}; an alert needs p < {alpha:g})" if r is not None else "")
+    mine = acc[(acc["aoi_id"] == aoi_id) & (acc["class"] == "vessel")] if acc is not None and len(acc) else None
+    r = rise_evidence(_truth_large(mine))
+    if r is not None:
+        txt += f"; on the synthetic truth: {_evidence_text(r)} ({'an alert' if r['rise_p'] < alpha else 'no alert'})"
+    return txt
+
+
 def _large_ship_section(store, aid: str, obs, mine, large_alerts, vessel_alerts, out: Path) -> list[str]:
     """Report lines about the ships of at least :data:`LARGE_SHIP_M` m at one
     port: their stored series (plot), its alerts or the strongest
@@ -300,11 +371,8 @@ def _large_ship_section(store, aid: str, obs, mine, large_alerts, vessel_alerts,
     test on their true counts and how the counted ones differ."""
     import pandas as pd
 
-    from monitor.alerts import aoi_name
-    from monitor.baseline import score
     from monitor.plots import plot_store
 
-    name = aoi_name(aid)
     bt = None
     if mine is not None and "truth_large" in mine and len(mine):
         bt = mine[["acquired", "truth_large"]].rename(columns={"truth_large": "count"})
@@ -313,32 +381,17 @@ def _large_ship_section(store, aid: str, obs, mine, large_alerts, vessel_alerts,
              f"Ships of at least {LARGE_SHIP_M:.0f} m (class `{LARGE_SHIP_CLASS}`, the detector's size class: the "
              "cargo ships of the story measured 100-135 m, fishing boats and coasters stay below) have their own "
              f"series, baseline and alerts (`monitor plot --aoi {aid} --class {LARGE_SHIP_CLASS}`)."]
-
-    def strongest(frame):
-        sc = score(frame)
-        sc = sc[sc["rise_p"].notna()]
-        return None if sc.empty else sc.loc[sc["rise_p"].idxmin()]
-
-    def evidence(r) -> str:
-        return (f"p = {r['rise_p']:.1g}: {r['rise_count']:.0f} ships in the {int(r['rise_n'])} scenes "
-                f"{pd.Timestamp(r['rise_start']):%Y-%m-%d}..{pd.Timestamp(r['acquired']):%Y-%m-%d} where "
-                f"{r['rise_expected']:.1f} were expected")
-
-    import inspect
-
-    alpha = inspect.signature(score).parameters["rise_alpha"].default
-    big = obs[obs["class"] == LARGE_SHIP_CLASS]
+    alpha = _rise_alpha()
     if large_alerts:
         when = ", ".join(f"{pd.Timestamp(a.acquired):%Y-%m-%d} ({a.kind})" for a in large_alerts)
         lines[-1] += f" {len(large_alerts)} alert{'s' if len(large_alerts) != 1 else ''} on them: {when}."
     else:
-        r = strongest(big)
-        lines[-1] += (" No alert on them" + (f": the strongest evidence of a sustained rise is {evidence(r)}, and an "
-                                            f"alert needs p < {alpha:g} (adjusted for the windows and references tried)"
-                                            if r is not None else "") + ".")
+        r = rise_evidence(obs[obs["class"] == LARGE_SHIP_CLASS])
+        lines[-1] += (" No alert on them" + (f": the strongest evidence of a sustained rise is {_evidence_text(r)}, and "
+                                            f"an alert needs p < {alpha:g} (adjusted for the windows and references "
+                                            "tried)" if r is not None else "") + ".")
     if bt is not None:
-        tr = mine[["aoi_id", "scene_id", "acquired", "coverage", "truth_large"]].rename(columns={"truth_large": "count"})
-        r = strongest(tr.assign(**{"class": LARGE_SHIP_CLASS}))
+        r = rise_evidence(_truth_large(mine))
         v = mine[mine["scored"]]
         over = v[v["counted_large"] > v["truth_large"]]
         under = v[v["counted_large"] < v["truth_large"]]
@@ -347,7 +400,7 @@ def _large_ship_section(store, aid: str, obs, mine, large_alerts, vessel_alerts,
                       f"({int((over['counted_large'] - over['truth_large']).sum())} false ships: before the cargo ships "
                       f"come they raise the baseline the rise is measured against), {len(under)} with fewer.")
         if r is not None:
-            lines[-1] += (f" The same test on the true counts: {evidence(r)}"
+            lines[-1] += (f" The same test on the true counts: {_evidence_text(r)}"
                           + (" (an alert)." if r["rise_p"] < alpha else " (no alert)."))
     n = len(vessel_alerts)
     when = ", ".join(f"{pd.Timestamp(a.acquired):%Y-%m-%d}" for a in vessel_alerts)

@@ -46,6 +46,7 @@ def test_demo_writes_store_report_and_pictures(demo_dir):
     per_scene = det[det["length_m"] >= 100].groupby("scene_id").size()
     assert (big["count"] == per_scene.reindex(big.index).fillna(0)).all()  # the hulls of at least 100 m
     assert "najin_large_ships.png" in text and "vessel_large" in text
+    assert any(ln.startswith("SHIPS Rajin (Najin) port, ships of at least 100 m: ") for ln in lines)
     assert any("processed" in ln for ln in lines)
 
 
