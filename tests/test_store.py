@@ -10,7 +10,7 @@ import pytest
 from shapely.geometry import box
 
 from monitor.errors import StoreError
-from monitor.store import SCHEMA_VERSION, Store, default_store_path
+from monitor.store import SCHEMA_VERSION, Store, default_store_path, main_class
 
 
 def _scene(i=1, day="2023-10-05"):
@@ -197,6 +197,7 @@ def test_size_class_is_its_own_observation(tmp_path):
     # the hulls are stored once, under the parent class
     assert len(s.detections()) == 5 and set(s.detections()["class"]) == {"vessel"}
     assert s.detections(cls="vessel_large").empty
+    assert main_class(s.observations(aoi="najin")) == "vessel"  # as many rows, but the size class is not the main one
     # re-writing replaces both; a scene with no big ship gets a zero, not a gap
     s.write_result(_scene(1), "najin", [_vessels(1, 0)])
     assert s.observations().set_index("class")["count"].to_dict() == {"vessel": 1, "vessel_large": 0}
