@@ -7,7 +7,9 @@ the calibrated interval (:mod:`monitor.uncertainty`) at its nominal 90%
 level, and at 80%, with the mean interval width (objects), beside the
 same for the detector's own interval (a point at fine GSD). A share near
 the nominal level is honest; far below it, the intervals are too narrow;
-at 1.0 with a wide mean width, too cautious. With 10 scenes a share is
+at 1.0 with a wide mean width, too cautious. Synthetic scenes tell the
+calibration their cloud cover (as STAC ``eo:cloud_cover`` would): the
+line also shows the coverage with the bands of all scenes (cover unknown). With 10 scenes a share is
 known to about +-0.1 (binomial), so read the figures by their size.
 
 - synthetic: scenes from :mod:`monitor.synth` on seeds 4601 + 1000 j + i
@@ -56,17 +58,20 @@ def _plan_index(kind, sensor, gsd) -> int:
     return len(cal.PLAN) + 1
 
 
-def intervals(result, gsd, bands=None) -> dict:
+def intervals(result, gsd, bands=None, cloud_cover=None) -> dict:
     """{name: (lo, hi)} of one class count: the detector's own, and the
     calibrated one at 90% and 80% (and, at 90%, combined with the
-    detector's own by hull, the default, and the calibrated alone)."""
+    detector's own by hull, the default, and the calibrated alone; and the
+    bands of all scenes, as for a scene whose cloud cover is unknown)."""
     cls = next(iter(result.counts))
     out = {"detector": tuple(result.intervals[cls])}
-    for name, level, combine in (("90%", 0.9, "hull"), ("80%", 0.8, "hull"), ("90% calibrated only", 0.9, "calibrated")):
+    for name, level, combine, cc in (("90%", 0.9, "hull", cloud_cover), ("80%", 0.8, "hull", cloud_cover),
+                                     ("90% calibrated only", 0.9, "calibrated", cloud_cover),
+                                     ("90% cloud cover unknown", 0.9, "hull", None)):
         r = copy.copy(result)
         r.extras = copy.deepcopy(result.extras)
         r.intervals = dict(result.intervals)
-        apply_uncertainty(r, gsd, bands=bands, level=level, combine=combine)
+        apply_uncertainty(r, gsd, bands=bands, level=level, combine=combine, cloud_cover=cc)
         out[name] = tuple(r.intervals[cls])
         if name == "90%":
             out["_info"] = r.extras["uncertainty"][cls]
@@ -86,8 +91,8 @@ class Tally:
         truth = np.array([r[0] for r in self.rows], float)
         count = np.array([r[1] for r in self.rows], float)
         parts = []
-        for k in ("90%", "80%", "90% calibrated only", "detector"):
-            if k == "90% calibrated only" and all(r[2][k] == r[2]["90%"] for r in self.rows):
+        for k in ("90%", "80%", "90% calibrated only", "90% cloud cover unknown", "detector"):
+            if k.startswith("90% c") and all(r[2][k] == r[2]["90%"] for r in self.rows):
                 continue
             lo = np.array([r[2][k][0] for r in self.rows], float)
             hi = np.array([r[2][k][1] for r in self.rows], float)
@@ -110,7 +115,7 @@ def synthetic(quick: bool = False, verbose: bool = False) -> None:
             res, truth, hidden, other = cal.run_case(case)
             kept, _, n_true = cal.label(res, truth, hidden, other)
             cls = next(iter(kept.counts))
-            ivs = intervals(kept, gsd)
+            ivs = intervals(kept, gsd, cloud_cover=100.0 * case["cloud"])  # cloud cover as asked (percent)
             t.add(n_true, kept.counts[cls], ivs)
             if verbose:
                 print(f"  {kind} {sensor} {gsd:g} m seed {seed} {case['aoi']} cloud {case['cloud']:g}: true {n_true}, "

@@ -14,7 +14,7 @@ from monitor.detect import Detection, DetectionResult, detect
 from monitor.errors import InputError
 from monitor.uncertainty import (
     Band, apply_uncertainty, count_interval, extrapolate, find_band, fit_band, load_calibration, mode_key,
-    pmf_interval, poisson_binomial, true_count_pmf,
+    pmf_interval, poisson_binomial, sky_of, true_count_pmf,
 )
 
 #: a detector that is right about 95% of its confident detections, 50% of
@@ -122,6 +122,18 @@ def test_bands_are_found_by_class_mode_and_nearest_pixel_size():
     r = _result([], mode="optical")
     r.extras["classifier"] = "vessel_gbt_s2"
     assert mode_key(r) == "optical+classifier"
+
+
+def test_a_scene_of_known_cloud_cover_uses_the_band_of_its_sky():
+    mk = lambda sky, r: Band("railcar", "cars", 0.5, (), (0.95,), (50,), recall=r, sky=sky)  # noqa: E731
+    bands = [mk("any", 0.8), mk("clear", 0.95), mk("cloudy", 0.4)]
+    assert find_band(bands, "railcar", "cars", 0.5, sky_of(2.0)).sky == "clear"
+    assert find_band(bands, "railcar", "cars", 0.5, sky_of(40.0)).sky == "cloudy"
+    assert find_band(bands, "railcar", "cars", 0.5, sky_of(None)).sky == "any"
+    assert find_band(bands[:1], "railcar", "cars", 0.5, "cloudy").sky == "any"
+    clear = apply_uncertainty(_result([0.95] * 30), bands=bands, cloud_cover=0.0).intervals["railcar"]
+    cloudy = apply_uncertainty(_result([0.95] * 30), bands=bands, cloud_cover=60.0).intervals["railcar"]
+    assert clear[1] < cloudy[1]  # under cloud more cars go unseen
 
 
 def test_fit_band_from_scenes():

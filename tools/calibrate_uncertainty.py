@@ -19,7 +19,9 @@ versions it was fitted with).
 What counts as a true object (the count the interval is about):
 - railcars: every car of the truth not hidden under thick cloud (the
   scene is rendered again without cloud to tell, as in
-  benchmarks/bench_railcars.py); detections on hidden cars are dropped.
+  benchmarks/bench_railcars.py) and not where the detector's cloud
+  backstop screened the chip (outside the covered part its count is
+  about); detections on such cars are dropped.
   A detection is true when it matches a car one-to-one with IoU >= 0.25
   or centroids within 4 m (individual cars), or centroids within 7.5 m,
   half a typical car, where cars are estimated from occupied length
@@ -116,9 +118,12 @@ def run_case(case: dict, **detect_options):
 
         kw = dict(gsd_m=case["gsd"], seed=case["seed"], when=WHEN, cars=case["n"])
         sc = render_rail_scene(aoi, cloud=case["cloud"], **kw)
-        res = detect_railcars(_rail_chip(sc, aoi), **detect_options)
+        chip = _rail_chip(sc, aoi)
+        res = detect_railcars(chip, **detect_options)
         objs = [t.polygon for t in sc.truth]
         hid = hidden_by_cloud(sc, render_rail_scene(aoi, cloud=0.0, **kw)) if case["cloud"] else [False] * len(objs)
+        if case["cloud"]:  # outside the part the detector covered: not in its count's truth
+            hid = [h or s for h, s in zip(hid, screened_by_detector(chip, objs))]
         small = [False] * len(objs)
     else:
         from monitor.detect.vessels import detect_vessels
@@ -142,6 +147,29 @@ def run_case(case: dict, **detect_options):
     hidden = [g for g, h in zip(objs, hid) if h]
     other = [g for g, h, s in zip(objs, hid, small) if s and not h]
     return res, truth, hidden, other
+
+
+def screened_by_detector(chip, polygons) -> list[bool]:
+    """Per polygon: does its centre lie where the railcar detector's cloud
+    backstop screened the chip (so outside the covered part its coverage
+    and count are about)? Uses the detector's own screen
+    (``monitor.detect.railcars._cloud_screen``, private: all False when it
+    is not there)."""
+    try:
+        from monitor.detect import railcars as rc
+
+        co = rc._Coarse(chip, chip.valid)
+        cloud = rc._cloud_screen(co, rc._gray_roles(chip.roles)) | ~co.valid
+    except (AttributeError, TypeError, ValueError):
+        return [False] * len(polygons)
+    out = []
+    for g in polygons:
+        c = g.centroid
+        r, k = co.index(np.array([c.x, c.y]))
+        r = int(np.clip(round(float(r)), 0, cloud.shape[0] - 1))
+        k = int(np.clip(round(float(k)), 0, cloud.shape[1] - 1))
+        out.append(bool(cloud[r, k]))
+    return out
 
 
 def _long_side(g) -> float:
@@ -216,39 +244,38 @@ def sen2ships_cases(folder=SEN2SHIPS, **detect_options):
         yield d.name, res, truth
 
 
-def calibrate_sen2ships(verbose: bool = True, records: list | None = None):
-    """The ``vessel/optical+classifier`` band from the real sen2ships scenes
-    (or ``None`` when they are absent)."""
-    scenes, gsds, version = [], [], ""
+def calibrate_sen2ships(verbose: bool = True, records: list | None = None) -> int:
+    """Append per-scene records of the real sen2ships scenes (the
+    ``vessel/optical+classifier`` mode) to ``records``; returns how many
+    scenes (0 when they are absent: that mode then stays uncalibrated)."""
+    rows = []
     for name, res, truth in sen2ships_cases():
         kept, is_true, n_true = label(res, truth)
-        scenes.append(([d.score for d in kept.detections], is_true, n_true))
-        if records is not None:
-            records.append(dict(kind="port", sensor="optical", gsd=round(float(res.extras.get("gsd_m", 10.0)), 2),
-                                seed=None, aoi=name, mode=mode_key(res), cls="vessel", source="sen2ships",
-                                version=f"{res.detector} {res.version}", scores=[float(d.score) for d in kept.detections],
-                                is_true=[bool(x) for x in is_true], n_true=int(n_true)))
-        gsds.append(float(res.extras.get("gsd_m", 10.0)))
-        version = f"{res.detector} {res.version} {res.extras.get('classifier', '')}".strip()
+        rows.append(dict(kind="port", sensor="optical", gsd=float(res.extras.get("gsd_m", 10.0)), seed=None,
+                         aoi=name, cloud=0.0, mode=mode_key(res), cls="vessel", source="sen2ships",
+                         version=f"{res.detector} {res.version} {res.extras.get('classifier', '')}".strip(),
+                         coverage=float(res.coverage), count=int(res.counts.get("vessel", 0)),
+                         scores=[float(d.score) for d in kept.detections],
+                         is_true=[bool(x) for x in is_true], n_true=int(n_true)))
         if verbose:
             print(f"  sen2ships {name}: {len(kept.detections)} detections, {int(is_true.sum())} true, "
                   f"{n_true} labelled [{mode_key(res)}]", flush=True)
-    if not scenes:
+    if not rows:
         print(f"sen2ships: skipped ({SEN2SHIPS} not found): optical+classifier stays uncalibrated")
-        return None
-    b = fit_band("vessel", "optical+classifier", round(float(np.median(gsds)), 2), scenes, version=version)
-    if records is not None:  # one GSD for the band when refitted from the records
-        for r in records:
-            if r.get("source") == "sen2ships":
-                r["gsd"] = b.gsd_m
-    print(f"{b.key} (real sen2ships, in-sample for the classifier): {b.n_scenes} scenes, {b.n_true} vessels, "
-          f"recall {b.recall:.3f} Beta{b.recall_ab}, logit_sd {b.logit_sd:.2f}, precision {list(b.precision)}")
-    return b
+        return 0
+    g = round(float(np.median([r["gsd"] for r in rows])), 2)  # one band for the scenes' pixel sizes
+    for r in rows:
+        r["gsd"] = g
+    if records is not None:
+        records.extend(rows)
+    return len(rows)
 
 
-def fit_records(records) -> list:
-    """Bands from saved per-scene records (``--records``), one per class,
-    mode and GSD, without running the detectors again."""
+def fit_records(records, verbose: bool = True) -> list:
+    """Bands from per-scene records (as ``--records`` saves them), without
+    running the detectors again: per class, mode and GSD one band of all
+    scenes (sky ``any``) and, where at least 2 scenes of each were run,
+    one of the clear (no cloud asked) and one of the cloudy scenes."""
     from monitor.uncertainty import fit_band
 
     groups: dict = {}
@@ -256,22 +283,31 @@ def fit_records(records) -> list:
         groups.setdefault((r["cls"], r["mode"], float(r["gsd"])), []).append(r)
     bands = []
     for (cls, mode, gsd), rs in groups.items():
-        scenes = [(r["scores"], np.array(r["is_true"], bool), r["n_true"]) for r in rs]
-        bands.append(fit_band(cls, mode, gsd, scenes, version=rs[0].get("version", ""),
-                              seeds=[r["seed"] for r in rs if r.get("seed") is not None]))
+        clear = [r for r in rs if not r.get("cloud")]
+        cloudy = [r for r in rs if r.get("cloud")]
+        subsets = [("any", rs)]
+        if len(clear) >= 2 and len(cloudy) >= 2:
+            subsets += [("clear", clear), ("cloudy", cloudy)]
+        for sky, sub in subsets:
+            scenes = [(r["scores"], np.array(r["is_true"], bool), r["n_true"]) for r in sub]
+            b = fit_band(cls, mode, gsd, scenes, version=sub[0].get("version", ""), sky=sky,
+                         seeds=[r["seed"] for r in sub if r.get("seed") is not None])
+            bands.append(b)
+            if verbose:
+                src = " (real sen2ships, in-sample for the classifier)" if sub[0].get("source") == "sen2ships" else ""
+                print(f"{b.key}{src}: {b.n_scenes} scenes, {b.n_true} true objects, recall {b.recall:.3f} "
+                      f"Beta{b.recall_ab}, logit_sd {b.logit_sd:.2f}, precision by score bin {list(b.precision)} "
+                      f"(edges {list(b.score_edges)}, n {list(b.n_det)})", flush=True)
     return bands
 
 
-def calibrate(plan=PLAN, quick: bool = False, verbose: bool = True, records: list | None = None):
-    """Run the plan; returns the bands (and appends per-scene records to ``records``)."""
-    records = [] if records is None else records
-    bands = []
+def run_plan(plan=PLAN, quick: bool = False, verbose: bool = True) -> list:
+    """Render, detect and label every scene of ``plan``: per-scene records
+    (case, mode, class, detector version, coverage, count, scores, is_true,
+    n_true), then the sen2ships scenes when present."""
+    records = []
     for j, (kind, sensor, gsd, n) in enumerate(plan):
         n = max(3, n // 3) if quick else n
-        by_mode: dict[str, list] = {}
-        versions = {}
-        seeds = {}
-        t0 = time.perf_counter()
         for i in range(n):
             seed = SEED0 + 1000 * j + i
             case = scene_case(kind, sensor, gsd, seed, i)
@@ -279,26 +315,24 @@ def calibrate(plan=PLAN, quick: bool = False, verbose: bool = True, records: lis
             kept, is_true, n_true = label(res, truth, hidden, other)
             mode = mode_key(res)
             cls = next(iter(res.counts))
-            by_mode.setdefault(mode, []).append(([d.score for d in kept.detections], is_true, n_true))
             records.append(dict(case, mode=mode, cls=cls, version=f"{res.detector} {res.version}",
+                                coverage=float(res.coverage), count=int(res.counts.get(cls, 0)),
                                 scores=[float(d.score) for d in kept.detections],
                                 is_true=[bool(x) for x in is_true], n_true=int(n_true)))
-            versions[mode] = f"{res.detector} {res.version}"
-            seeds.setdefault(mode, []).append(seed)
             if verbose:
                 print(f"  {kind} {sensor} {gsd:g} m seed {seed} {case['aoi']} cloud {case['cloud']:g}: "
                       f"{len(kept.detections)} detections, {int(is_true.sum())} true, {n_true} true objects "
-                      f"[{mode}]", flush=True)
-        for mode, scenes in by_mode.items():
-            b = fit_band(cls, mode, gsd, scenes, version=versions[mode], seeds=seeds[mode])
-            bands.append(b)
-            print(f"{b.key}: {b.n_scenes} scenes, {b.n_true} true objects, recall {b.recall:.3f} "
-                  f"Beta{b.recall_ab}, logit_sd {b.logit_sd:.2f}, precision by score bin {list(b.precision)} "
-                  f"(edges {list(b.score_edges)}, n {list(b.n_det)}) [{time.perf_counter() - t0:.0f} s]", flush=True)
-    real = calibrate_sen2ships(verbose, records)
-    if real is not None:
-        bands.append(real)
-    return bands
+                      f"[{mode}], coverage {res.coverage:.2f}", flush=True)
+    calibrate_sen2ships(verbose, records)
+    return records
+
+
+def calibrate(plan=PLAN, quick: bool = False, verbose: bool = True, records: list | None = None):
+    """Run the plan and fit the bands; per-scene records are appended to ``records``."""
+    recs = run_plan(plan, quick, verbose)
+    if records is not None:
+        records.extend(recs)
+    return fit_records(recs, verbose)
 
 
 if __name__ == "__main__":

@@ -116,7 +116,8 @@ def detect(chip, classes: list[str] | None = None, *, trace: bool | None = None,
     intervals (:func:`monitor.uncertainty.apply_uncertainty`, 90%): the
     number of true objects visible in the covered part, from the
     detections' scores, the detector's recall at the chip's pixel size and
-    their spread between scenes; ``extras["uncertainty"]`` says how. Off,
+    their spread between scenes (bands of clear or cloudy scenes where the
+    scene's cloud cover is known); ``extras["uncertainty"]`` says how. Off,
     the detectors' own intervals stay (equal to the count where objects
     are resolved).
 
@@ -142,8 +143,9 @@ def detect(chip, classes: list[str] | None = None, *, trace: bool | None = None,
     if uncertainty:
         from monitor.uncertainty import apply_uncertainty
 
+        cloud = getattr(chip.scene, "cloud_cover", None) if chip.scene is not None else None
         for r in results:
-            apply_uncertainty(r, float(chip.gsd_m))
+            apply_uncertainty(r, float(chip.gsd_m), cloud_cover=cloud)
     if traced:
         for r in results:
             r.extras["tracks"] = "traced"
