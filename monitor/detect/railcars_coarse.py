@@ -13,16 +13,20 @@ Method (per chip, all geometry in the chip's metric CRS):
    took), then sample the chip along it (:mod:`monitor.detect.tracks`).
    Each station's feature is the track centre's value in every band
    (robust z-scores of the scene), smoothed along the track over half a
-   pixel.
-2. **Empty look.** The yard-wide densest mode of all stations' features is
-   the empty-track look (a yard's tracks are mostly empty). Ballast differs
-   from track to track (old sidings are darker, weedy or rusty), so a
-   track's own densest look counts as its empty look instead, but only
-   where it is as *homogeneous* as the yard's empty look (spread at most
-   ``HOMOGENEOUS_K`` times the yard's): ballast is one material, while a
-   train standing over most of its track mixes car types, loads, shadows
-   and gaps. (A long block train of identical cars covering most of its
-   track is then taken for ballast: a known limit.)
+   pixel. Stations in a cloud or building shadow or under haze (the
+   neighbourhood's light *and* both flanks' changed by a quarter or more,
+   ``SHADE_GAIN``) are not counted as visible.
+2. **Empty look.** A track's own looks are peeled off densest first
+   (``_own_modes``). The densest is the track's ballast when it is as
+   *homogeneous* as a typical track's (spread at most ``HOMOGENEOUS_K``
+   times the median over tracks: ballast is one material, a train standing
+   over most of its track mixes car types, loads, shadows and gaps) or
+   runs on longer than any train (``MAX_TRAIN_M``); a further look (the
+   main line through the yard between other beds, then through fields)
+   when it runs on longer than any train, or is homogeneous and like the
+   yard's or another track's empty look. Otherwise the yard-wide densest
+   mode is the track's empty look. (A long block train of identical cars
+   covering most of its track is then taken for ballast: a known limit.)
 3. **Neighbours.** A car blurred by the pixel and the optics also darkens
    (or brightens) the track beside it, 4-6.5 m away. The cross-track
    response of a car body (``CAR_WIDTH_M`` box) through the pixel footprint,
@@ -30,20 +34,22 @@ Method (per chip, all geometry in the chip's metric CRS):
    about 0.3 at Nyquist, as specified for PlanetScope and Sentinel-2) and
    the bilinear sampling gives the share ``h(d)`` of a car's contrast seen
    ``d`` metres away (0.1 at 5 m for 3 m pixels; 0.8 for 10 m pixels). The
-   anomalies of all tracks (feature minus empty look) are unmixed, ``(I +
-   H) x = a`` with H the leaks between stations of neighbouring tracks,
-   by a damped Richardson iteration.
-4. **Occupancy.** The unmixed anomaly's size (RMS over bands in units of
-   the empty look's spread) is modelled as a two-class mixture over the
-   yard: empty (a chi distribution of the bands' degrees of freedom, its
-   scale fitted) and occupied (log-normal, fitted), by EM. Along each track a
-   two-state hidden Markov chain (trains are continuous: a state lasts
-   ``run_m`` metres on average) turns the likelihoods into a posterior
-   probability of occupancy per station; the likelihoods are tempered by
-   the station spacing over the pixel size (stations within a pixel are
-   not independent). The occupied length is the sum of the posterior
-   over the visible stations; stations within ``clear_m`` of another
-   track (switches, fouling points) are not counted.
+   anomalies of all tracks (feature minus the nearest empty look) are
+   unmixed, ``(I + H) x = a`` with H the leaks between stations of
+   neighbouring tracks, by a damped Richardson iteration.
+4. **Occupancy.** Two classes per station (:func:`occupancy_llr`): occupied
+   where the unmixed anomaly stands out of the empty class's noise
+   (``k_noise`` times the yard's median anomaly: most track is empty) *and*
+   is as large as a car's (its relative contrast at least ``CAR_CONTRAST``
+   of the ballast's brightness times ``peak``, the share of a 3 m body's
+   contrast the pixel keeps: weaker anomalies are ballast and ground
+   changing along a track). Along each track a two-state hidden Markov
+   chain (trains are continuous: a state lasts ``run_m`` metres on average)
+   turns the evidence into a posterior probability of occupancy per
+   station; the evidence is tempered by the station spacing over the pixel
+   size (stations within a pixel are not independent). The occupied length
+   is the sum of the posterior over the visible stations; stations within
+   ``clear_m`` of another track (switches, fouling points) are not counted.
 5. **Count.** occupied length / ``car_length_m`` (14.5 m: the mean length
    over couplers of common 1520/1435 mm freight wagons, gondola 13.9 m,
    tank 12.0 m, boxcar 14.7-17.6 m, hopper 14.7 m, flat 19.6 m; Russian
@@ -72,8 +78,8 @@ from shapely.geometry import LineString
 
 from monitor.detect import Detection, DetectionResult
 from monitor.detect.railcars import (CAR_LONG_M, CAR_SHORT_M, CAR_TYPICAL_M, CAR_WIDTH_M, VERSION,
-                                     _band_stats, _car_polygon, _cloud_screen, _Coarse, _deshade, _empty_reference,
-                                     _gray_roles, _near_other, _offsets, _runs, _scene_name, _shade_gain, _snap,
+                                     _band_stats, _car_polygon, _cloud_screen, _Coarse, _empty_reference,
+                                     _gray_roles, _near_other, _offsets, _runs, _scene_name, _snap,
                                      _snap_scores)
 from monitor.detect.tracks import sample, shifted, stations
 from monitor.errors import SceneError
@@ -92,6 +98,9 @@ SHADE_GAIN = 0.75
 #: A station within this many empty spreads (RMS over bands) of a look is
 #: that look's.
 OWN_EXPLAINED = 3.0
+#: A car body differs from the ballast by at least this share of the
+#: ballast's brightness (RMS over bands) before the pixel blurs it.
+CAR_CONTRAST = 0.2
 #: Typical optical blur, Gaussian sigma in pixels (MTF ~0.3 at Nyquist).
 PSF_PX = 0.5
 
@@ -123,55 +132,20 @@ def cross_track_response(gsd_m: float, psf_px: float = PSF_PX, width_m: float = 
     return h, peak
 
 
-def _normal_logpdf(x: np.ndarray, mu: float, s: float) -> np.ndarray:
-    return -np.log(s * math.sqrt(2 * math.pi)) - 0.5 * ((x - mu) / s) ** 2
+def occupancy_llr(z: np.ndarray, rel: np.ndarray, z_empty: float, floor_rel: float,
+                  k_noise: float = 3.0, log_sd: float = 0.3, slope: float = 2.0,
+                  cap: float = 8.0) -> np.ndarray:
+    """Log-likelihood ratio occupied : empty per station (two classes).
 
-
-def occupancy_mixture(z: np.ndarray, weight: np.ndarray | None = None, iters: int = 100,
-                      min_ratio: float = 3.0, min_d: float = 2.0) -> dict:
-    """Two-class mixture of anomaly sizes ``z`` (> 0, in units of the empty
-    look's spread): log z is a mixture of two normals, empty (``mu_e``,
-    ``s_e``) and occupied (``mu_o``, ``s_o``, share ``pi``), fitted by EM with
-    ``weight`` per sample (station length over pixel size: samples within a
-    pixel are not independent). The classes must be apart: the occupied
-    median at least ``min_ratio`` times the empty one and ``min_d`` empty
-    spreads (of log z) above it (the occupied class itself is broad: cars
-    of every colour); otherwise all is empty track (``pi`` 0)."""
-    x = np.log(np.maximum(np.asarray(z, dtype=float), 1e-6))
-    w = np.ones_like(x) if weight is None else np.asarray(weight, dtype=float)
-    out = {"mu_e": 0.0, "s_e": 1.0, "mu_o": math.log(min_ratio) + 1.0, "s_o": 0.5, "pi": 0.0, "d": 0.0}
-    if x.size < 10:
-        return out
-    lo = x <= np.quantile(x, 0.5)
-    mu_e = float(np.average(x[lo], weights=w[lo]))
-    s_e = max(0.1, float(np.sqrt(np.average((x[lo] - mu_e) ** 2, weights=w[lo]))))
-    out.update(mu_e=mu_e, s_e=s_e)
-    tail = x > mu_e + max(math.log(min_ratio), 2.0 * s_e)
-    if tail.sum() < 3:
-        return out
-    mu_o = float(np.average(x[tail], weights=w[tail]))
-    s_o = max(0.1, float(np.sqrt(np.average((x[tail] - mu_o) ** 2, weights=w[tail]))))
-    pi = float(np.clip(w[tail].sum() / w.sum(), 0.01, 0.9))
-    for _ in range(iters):
-        le = math.log(1 - pi) + _normal_logpdf(x, mu_e, s_e)
-        lo_ = math.log(pi) + _normal_logpdf(x, mu_o, s_o)
-        r = 1.0 / (1.0 + np.exp(np.clip(le - lo_, -50, 50)))
-        we, wo = w * (1 - r), w * r
-        if wo.sum() < 1e-6 or we.sum() < 1e-6:
-            pi = 0.0
-            break
-        mu_e = float(np.sum(we * x) / we.sum())
-        s_e = max(0.1, float(np.sqrt(np.sum(we * (x - mu_e) ** 2) / we.sum())))
-        mu_o = float(np.sum(wo * x) / wo.sum())
-        s_o = max(0.1, float(np.sqrt(np.sum(wo * (x - mu_o) ** 2) / wo.sum())))
-        pi = float(np.clip(wo.sum() / w.sum(), 1e-4, 0.95))
-        if mu_o < mu_e:
-            mu_e, mu_o, s_e, s_o, pi = mu_o, mu_e, s_o, s_e, 1 - pi
-    d = (mu_o - mu_e) / s_e
-    if pi > 0 and (mu_o - mu_e < math.log(min_ratio) or d < min_d):
-        pi = 0.0
-    out.update(mu_e=mu_e, s_e=s_e, mu_o=mu_o, s_o=s_o, pi=pi, d=d)
-    return out
+    A station is occupied where its anomaly ``z`` stands out of the empty
+    class's noise (``k_noise`` times ``z_empty``, the yard's median anomaly:
+    most track is empty) *and* is as large as a car's: relative contrast
+    ``rel`` at least ``floor_rel``. Both margins are taken in log units
+    with an uncertainty of ``log_sd``; the weaker decides, each unit past
+    both counting ``slope`` (capped at ``cap``)."""
+    t1 = np.log(np.maximum(z, 1e-9) / max(k_noise * z_empty, 1e-9)) / log_sd
+    t2 = np.log(np.maximum(rel, 1e-9) / floor_rel) / log_sd
+    return np.clip(slope * np.minimum(t1, t2), -cap, cap)
 
 
 def _forward_backward(ll_e: np.ndarray, ll_o: np.ndarray, p_switch: float, prior: float) -> np.ndarray:
@@ -226,6 +200,37 @@ def _own_modes(f: np.ndarray, use: np.ndarray, ds: float, min_m: float, min_spre
     return out
 
 
+def _shaded(level: np.ndarray, wide, shift: np.ndarray, ok: np.ndarray, med: np.ndarray, mad: np.ndarray,
+            gsd: float, ds: float) -> np.ndarray:
+    """Stations (bool) in a cloud or building shadow or under haze or thin
+    cloud: the ground's grey level around them (``level`` (ns,), smoothed
+    over tens of metres: a train a few pixels across hardly moves it) and
+    the ground on *both* flanks of the track (beyond the blurred car body,
+    ``CAR_WIDTH_M / 2 + gsd`` off) are darker by ``SHADE_GAIN`` or more, or
+    brighter by its inverse, than along the rest of the track. A car's own
+    shadow, or a train on the neighbouring track, darkens one flank only.
+    ``wide`` is the track's wide strip (z-scores; ``med``, ``mad`` undo them),
+    ``shift`` its snapping offsets (m), ``ok`` its visible stations."""
+    gain = level / max(float(np.median(level[ok])), 1e-9)
+    f_in = CAR_WIDTH_M / 2 + gsd
+    fl = shifted(wide, shift, np.array([-f_in - gsd / 2, -f_in, f_in, f_in + gsd / 2]))
+    g = (fl.values * mad[:, None, None] + med[:, None, None]).mean(axis=0)
+    sig = max(4.0, gsd) / ds
+    fv = ok & fl.valid.all(axis=1)
+    sides = []
+    for cols in ((2, 3), (0, 1)):
+        wf = fl.valid[:, cols].astype(np.float64)
+        num = ndimage.gaussian_filter1d((g[:, cols] * wf).sum(axis=1), sig, mode="nearest")
+        den = ndimage.gaussian_filter1d(wf.sum(axis=1), sig, mode="nearest")
+        side = num / np.maximum(den, 1e-6)
+        sides.append(side / max(float(np.median(side[fv])) if fv.any() else 1.0, 1e-9))
+    a, b = sides
+    lo, hi = SHADE_GAIN, 1.0 / SHADE_GAIN
+    dark = (gain <= lo) & (a <= lo) & (b <= lo)
+    bright = (gain >= hi) & (a >= hi) & (b >= hi)
+    return dark | bright
+
+
 def _lines_of(chip, tracks):
     from monitor.detect.railcars import _track_lines
 
@@ -245,7 +250,7 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
                            car_length_m: float = CAR_TYPICAL_M,
                            car_range_m: tuple[float, float] = (CAR_SHORT_M, CAR_LONG_M),
                            psf_px: float = PSF_PX, clear_m: float = 3.0, run_m: float = 60.0,
-                           deshade: bool = True, unmix: bool = True, own_reference: bool = True, own_min_m: float = 60.0, max_train_m: float = MAX_TRAIN_M, min_sep: float = 3.0,
+                           deshade: bool = True, light_m: float = 25.0, unmix: bool = True, own_reference: bool = True, own_min_m: float = 60.0, max_train_m: float = MAX_TRAIN_M, min_contrast: float = CAR_CONTRAST, k_noise: float = 3.0,
                            debug: list | None = None, **_ignored) -> DetectionResult:
     """Estimate the railcar count along the tracks of ``chip``'s AOI from
     occupied track length (for coarse pixels, above ~1.2 m; see the module
@@ -268,7 +273,10 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
     unmix: undo the leak of neighbouring tracks' cars (step 3).
     own_reference: let a homogeneous track look count as that track's
         empty look (step 2).
-    min_sep: the occupied class must lie this many empty spreads out.
+    min_contrast: a car differs from the ballast by at least this share of
+        its brightness (before the blur).
+    k_noise: an occupied station's anomaly is at least this many times the
+        yard's median anomaly (the empty class's noise).
     debug: a list to which per-track arrays are appended.
 
     Returns a :class:`DetectionResult`: ``counts["railcar"]``,
@@ -295,7 +303,6 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
     med, mad = _band_stats(chip, co, cloud)
     raw = np.asarray(chip.bands)
     raw = raw[None] if raw.ndim == 2 else raw
-    nb = raw.shape[0]
     valid_px = np.asarray(chip.valid, dtype=bool)
     ds = float(np.clip(gsd / 3.0, 0.5, 2.0))
     do = float(np.clip(gsd / 4.0, 0.25, 1.0))
@@ -349,6 +356,11 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
     # --- features on the moved centrelines ----------------------------------
     sig_along = max(0.5, 0.5 * gsd / ds)
     feats, oks, pts = [], [], []
+    level = None
+    if deshade and chip.sensor == "optical":
+        gi = _gray_roles(chip.roles)
+        clear = co.valid if cloud is None else co.valid & ~cloud
+        level = co.smooth(co.bands[gi].mean(axis=0), clear, light_m)
     for (tid, line, gauge, s, xy, nrm), wst, sh in zip(geo, wide, shifts):
         st = shifted(wst, sh, np.array([0.0]))
         v = st.values[:, :, 0].T.astype(np.float64)  # (ns, nb)
@@ -357,26 +369,10 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
         num = ndimage.gaussian_filter1d(v * wv[:, None], sig_along, axis=0, mode="nearest")
         den = ndimage.gaussian_filter1d(wv, sig_along, mode="nearest")
         f = num / np.maximum(den, 1e-6)[:, None]
-        if deshade and chip.sensor == "optical" and ok.sum() * ds >= 150.0:
-            # a cloud shadow or thin cloud changes the light on both sides
-            # of the track alike (a car's shadow or a neighbour's train one
-            # side): undo that factor (flanks beyond the blurred car body)
-            f_in = CAR_WIDTH_M / 2 + gsd
-            fl = shifted(wst, sh, np.array([-f_in - gsd / 2, -f_in, f_in, f_in + gsd / 2]))
-            g = (fl.values * mad[:, None, None] + med[:, None, None]).mean(axis=0)
-            sig_fl = max(4.0, gsd) / ds
-            sides = []
-            for cols in ((2, 3), (0, 1)):
-                wf = fl.valid[:, cols].astype(np.float64)
-                nu = ndimage.gaussian_filter1d((g[:, cols] * wf).sum(axis=1), sig_fl, mode="nearest")
-                de = ndimage.gaussian_filter1d(wf.sum(axis=1), sig_fl, mode="nearest")
-                sides.append(nu / np.maximum(de, 1e-6))
-            gain = _shade_gain(sides[0], sides[1], ok & fl.valid.all(axis=1))
-            # coarse flanks mix the neighbouring tracks' beds: only a change
-            # of light as large as a cloud shadow's (a third or more of the
-            # light: the direct sun) or a thin cloud's counts
-            gain = np.where(np.abs(np.log(gain)) >= -math.log(SHADE_GAIN), gain, 1.0)
-            f = _deshade(f, gain, (med / mad).astype(np.float64))
+        if level is not None and ok.sum() * ds >= 150.0:
+            # cars in a cloud or building shadow, or under haze, are not
+            # counted: those stations are not clearly visible
+            ok &= ~_shaded(co.lookup(level, st.xy), wst, sh, ok, med, mad, gsd, ds)
         feats.append(f)
         oks.append(ok)
         pts.append(st.xy)
@@ -395,7 +391,7 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
     typ_scale = np.median(spreads, axis=0) if spreads else yard_scale
     typ_rms = float(np.sqrt(np.mean(typ_scale ** 2)))
     if debug is not None:
-        debug.append({"own_models": own_models, "typ_rms": typ_rms})
+        debug.append({"own_models": own_models, "typ_rms": typ_rms, "med": med, "mad": mad})
     def _homogeneous(sc):
         return float(np.sqrt(np.mean(sc ** 2))) <= HOMOGENEOUS_K * typ_rms
 
@@ -453,24 +449,29 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
             x = [xk + omega * (ak - xk - lk) for xk, ak, lk in zip(x, anom, leak)]
     scale = np.maximum(typ_scale, min_spread)
     z = [np.sqrt(np.mean((xk / scale) ** 2, axis=1)) for xk in x]
+    # a car differs from the ballast by ``min_contrast`` of its level or more
+    # (black tanks, rusty gondolas, grey or white boxcars, coal), of which the
+    # pixel keeps ``peak``: weaker anomalies are ballast and ground changing
+    # along the track (a main line through fields, past a river)
+    floor_rel = max(min_contrast * peak, 1e-6)
+    rels = []
+    for xk, f, ak in zip(x, feats, anom):
+        base = np.abs((f - ak) * mad + med)  # the empty look, raw units
+        rels.append(np.sqrt(np.mean((xk * mad / np.maximum(base, 1e-6)) ** 2, axis=1)))
 
-    # --- 4. occupancy: mixture over the yard, Markov chain along each track --
+    # --- 4. occupancy: two classes per station, Markov chain along each track
     temper = min(1.0, ds / gsd)
-    z_all = np.concatenate([zk[u] for zk, u in zip(z, use)])
-    mix = occupancy_mixture(z_all, weight=np.full(z_all.shape, temper), min_ratio=min_sep)
+    z_empty = float(np.median(np.concatenate([zk[u] for zk, u in zip(z, use)])))
     p_switch = float(np.clip(ds / max(run_m, ds), 1e-4, 0.5))
     posts = []
-    for zk, u in zip(z, use):
-        if mix["pi"] <= 0 or not u.any():
+    for zk, rel, u in zip(z, rels, use):
+        if not u.any():
             posts.append(np.zeros(len(zk)))
             continue
-        lz = np.log(np.maximum(zk, 1e-6))
-        le = _normal_logpdf(lz, mix["mu_e"], mix["s_e"])
-        lo = _normal_logpdf(lz, mix["mu_o"], mix["s_o"])
+        llr = occupancy_llr(zk, rel, z_empty, floor_rel, k_noise=k_noise)
         # invisible stations carry no evidence
-        le = np.where(u, le * temper, 0.0)
-        lo = np.where(u, lo * temper, 0.0)
-        p = _forward_backward(le, lo, p_switch, mix["pi"])
+        llr = np.where(u, llr * temper, 0.0)
+        p = _forward_backward(np.zeros(len(zk)), llr, p_switch, 0.5)
         posts.append(np.where(u, p, 0.0))
 
     # --- 5. occupied length, count and interval --------------------------
@@ -500,7 +501,7 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
             "own_looks": int(own_used[k]),
         }
         if debug is not None:
-            debug.append({"track": tid, "z": z[k], "p": p, "use": u, "feat": feats[k], "ref": refs[k], "anom": anom[k], "x": x[k],
+            debug.append({"track": tid, "z": z[k], "p": p, "use": u, "feat": feats[k], "ref": refs[k], "anom": anom[k], "x": x[k], "rel": rels[k], 
                           "shift": sh})
     sd = math.sqrt(var_total)
     est = occ_total / car_length_m
@@ -555,8 +556,7 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
             "per_track": per_track,
             "car_length_m": car_length_m,
             "contrast_kept": round(peak, 3),
-            "mixture": {"empty_median": round(math.exp(mix["mu_e"]), 3), "empty_log_sd": round(mix["s_e"], 3),
-                        "occupied_median": round(math.exp(mix["mu_o"]), 3), "occupied_log_sd": round(mix["s_o"], 3),
-                        "occupied_share": round(mix["pi"], 4), "separation": round(mix["d"], 2)},
+            "empty_median": round(z_empty, 3),
+            "contrast_floor": round(floor_rel, 4),
         },
     )
