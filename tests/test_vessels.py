@@ -341,3 +341,35 @@ def test_blobs_as_wide_as_long_are_not_hulls_at_fine_pixels():
     assert res.counts["vessel"] == 1
     assert res.detections[0].geometry.centroid.distance(ship.centroid) < 10
     assert detect_vessels(chip, max_beam_ratio=0).counts["vessel"] == 2
+
+
+def test_an_islet_is_not_filled_into_the_water_nor_counted():
+    # a rocky islet 240 x 160 m in a box-only AOI's water: NDWI makes it land,
+    # and a hole wider than any hull stays land (a hull-sized hole is filled)
+    from monitor.detect.water import image_water
+
+    islet = box(X0 + 100, Y0 + 300, X0 + 340, Y0 + 460)
+    chip = make_chip(size_m=900.0, gsd=8.0, land=islet, seed=31)
+    wm = image_water(chip)
+    c, r = ~chip.transform * (X0 + 220, Y0 + 380)
+    assert not wm[int(r), int(c)]
+    assert detect_vessels(chip, classifier=False).counts["vessel"] == 0
+    # a hull-sized "land" hole (a moored pontoon 80 x 24 m) is given back
+    pontoon = box(X0 + 600, Y0 + 600, X0 + 680, Y0 + 624)
+    wm2 = image_water(make_chip(size_m=900.0, gsd=8.0, land=pontoon, seed=31))
+    c, r = ~make_chip(size_m=900.0, gsd=8.0).transform * (X0 + 640, Y0 + 612)
+    assert wm2[int(r), int(c)]
+
+
+def test_soft_edged_puffs_are_not_hulls_but_sharp_hulls_are():
+    # at 3 m: a thin cloud puff (brightness fading in over ~40 m) beside a hull
+    chip = make_chip(size_m=600.0, gsd=3.0, hulls=[hull(X0 + 150, Y0 + 300, 90, 16, 60)], seed=32)
+    n = chip.shape[0]
+    yy, xx = np.mgrid[0:n, 0:n] * 3.0
+    puff = np.exp(-(((xx - 430) / 40.0) ** 2 + ((yy - 300) / 16.0) ** 2))
+    chip.bands[:] += (0.02 * 10000 * puff).astype(np.float32)[None]
+    res = detect_vessels(chip)
+    assert res.counts["vessel"] == 1
+    assert res.detections[0].length_m == pytest.approx(90, abs=8)
+    # the test off: the puff is counted as well
+    assert detect_vessels(chip, edge_sharpness=0).counts["vessel"] == 2

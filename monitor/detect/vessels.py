@@ -729,19 +729,28 @@ def _is_shore_ramp(lab: np.ndarray, i: int, sl, bright: np.ndarray, land: np.nda
     return top < share * float(np.median(b[ring]))
 
 
-def _edge_slope(lab: np.ndarray, i: int, sl, z: np.ndarray) -> float:
-    """Steepest contrast gradient (z per pixel) on object ``i`` and the
-    two pixels around it."""
-    pad = 3
+def _edge_slope(lab: np.ndarray, i: int, sl, z: np.ndarray, water: np.ndarray) -> float:
+    """Steepness of the outline of object ``i``: the steepest gradient of
+    the contrast (lightly smoothed, 0.7 px, so pixel noise does not pass
+    for an edge) on the object and the two pixels around it, over the
+    object's peak of the same smoothed contrast (per pixel). Only pixels
+    with water all around count: the step from water to land is no edge
+    of the object."""
+    pad = 5
     h, w = lab.shape
     sl = (slice(max(sl[0].start - pad, 0), min(sl[0].stop + pad, h)),
           slice(max(sl[1].start - pad, 0), min(sl[1].stop + pad, w)))
-    m = ndi.binary_dilation(lab[sl] == i, structure=_EIGHT, iterations=2)
-    zz = z[sl].astype(np.float64)
-    if min(zz.shape) < 2:
+    m = lab[sl] == i
+    if min(m.shape) < 3 or not m.any():
         return np.inf
+    zz = ndi.gaussian_filter(z[sl].astype(np.float64), 0.7)
     gy, gx = np.gradient(zz)
-    return float(np.hypot(gx, gy)[m].max())
+    near = ndi.binary_dilation(m, structure=_EIGHT, iterations=2)
+    near &= ndi.binary_erosion(water[sl], structure=_EIGHT, iterations=2, border_value=1)
+    if not near.any():
+        return np.inf
+    pk = float(zz[m].max())
+    return float(np.hypot(gx, gy)[near].max()) / pk if pk > 0 else np.inf
 
 
 def _sample_px(x: np.ndarray, m: np.ndarray, n: int = 200_000) -> np.ndarray:
@@ -860,7 +869,7 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
                    k_high: float = 6.0, k_low: float = 3.0, block_m: float = 300.0, smooth_m: float = 3.0, extent_frac: float = 0.25, rim_m: float = 6.0, work_gsd_m: float = 2.0,
                    guard_m: float = 60.0, background_m: float = 100.0, max_shore_share: float = 0.9,
                    min_length_px: float | None = None, line_width_m: float = 25.0, min_rel_contrast: float = 0.5, shore_ramp: float = 1.0, moored: bool = True, moored_k: float = 1.5,
-                   max_beam_ratio: float = 0.5, edge_sharpness: float = 0.3,
+                   max_beam_ratio: float = 0.5, edge_sharpness: float = 0.25,
                    water: np.ndarray | None = None, classifier: "bool | str" = "auto",
                    **_ignored) -> DetectionResult:
     """Detect vessels in a port chip (optical or SAR).
@@ -891,12 +900,11 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         not a hull (cloud puffs, glint, slicks are about as wide as long; a
         hull is at least twice as long as its beam); 0 turns the test off.
     edge_sharpness: at pixels finer than :data:`BLOB_MIN_GSD_M`, an
-        object whose steepest contrast gradient (z per pixel, over the object
-        and two pixels around it) stays under this share of its peak
-        contrast has a soft outline: a cloud puff or haze fading in over
-        tens of metres, not a hull, whose outline is as sharp as the
-        sensor's blur (an edge ramp of ~2 px gives ~0.4-0.5); 0 turns the
-        test off.
+        object's outline must be as sharp as the sensor's blur: the steepest
+        gradient of its (0.7 px smoothed) contrast, per pixel, must reach
+        this share of its peak (a plateau blurred by a 1 px Gaussian gives
+        ~0.33; 0.25 is an edge blurred over ~1.6 px). Cloud puffs and
+        haze fade in over tens of metres; 0 turns the test off.
     shore_ramp: an object touching land is the blurred edge of that land
         (mixed water/land pixels along a breakwater or quay) unless its
         brightest pixels reach this share of the adjacent land's median
@@ -1082,10 +1090,9 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
             # glint and slicks over water are about as wide as long
             continue
         if shape_resolved and edge_sharpness > 0 and \
-                _edge_slope(lab, j + 1, obj_sl[j], z) < edge_sharpness * peak[j]:
+                _edge_slope(lab, j + 1, obj_sl[j], z, water) < edge_sharpness:
             # soft-edged: a hull's outline is as sharp as the sensor's
-            # blur (contrast rises by a third of its peak per pixel); a
-            # cloud puff or haze fades in over tens of metres
+            # blur; a cloud puff or haze fades in over tens of metres
             continue
         if at_shore[j] and mean_z[j] < k_high:
             # along the shore, the rim of blur and surf is bright: a hull
