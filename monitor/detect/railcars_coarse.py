@@ -250,7 +250,7 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
                            car_length_m: float = CAR_TYPICAL_M,
                            car_range_m: tuple[float, float] = (CAR_SHORT_M, CAR_LONG_M),
                            psf_px: float = PSF_PX, clear_m: float = 3.0, run_m: float = 60.0,
-                           deshade: bool = True, light_m: float = 25.0, unmix: bool = True, own_reference: bool = True, own_min_m: float = 60.0, max_train_m: float = MAX_TRAIN_M, min_contrast: float = CAR_CONTRAST, k_noise: float = 3.0,
+                           deshade: bool = True, light_m: float = 25.0, snap_cost: float = 0.25, unmix: bool = True, own_reference: bool = True, own_min_m: float = 60.0, max_train_m: float = MAX_TRAIN_M, min_contrast: float = CAR_CONTRAST, k_noise: float = 3.0,
                            debug: list | None = None, **_ignored) -> DetectionResult:
     """Estimate the railcar count along the tracks of ``chip``'s AOI from
     occupied track length (for coarse pixels, above ~1.2 m; see the module
@@ -346,7 +346,7 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
         taken = []
         for i in order:
             st, sc, cand = pre[i]
-            sh = _snap(st, sc, cand, prior, search_m, taken, own=geo[i][1], move_cost=2.0 * max(1.0, gsd))
+            sh = _snap(st, sc, cand, prior, search_m, taken, own=geo[i][1], move_cost=snap_cost)
             shifts[i] = sh
             step = max(1, int(round(2.0 / st.ds)))
             moved = (st.xy + sh[:, None] * st.normal)[::step]
