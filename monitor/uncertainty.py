@@ -35,8 +35,10 @@ The model (per class, in one scene)
    prior on the true count ``N``, ``N - TP`` given ``TP = k`` is negative
    binomial ``NB(k + 1, r)``: even a scene with no detection has a nonzero
    upper bound when ``r < 1`` (the flat prior's ``+1``).
-4. The distribution of ``N = TP + missed`` is summed exactly on integers;
-   the interval is its equal-tailed quantiles.
+4. The distribution of ``N = TP + missed`` is summed exactly on integers,
+   up to the most objects the covered part can hold where that is known
+   (railcars: visible track length / 12 m, :func:`capacity`); the
+   interval is its equal-tailed quantiles.
 
 Detectors whose own interval is already non-degenerate (railcars coarser
 than 1.2 m, estimated from occupied track length) keep it combined with
@@ -71,7 +73,7 @@ from monitor.errors import InputError
 
 __all__ = ["LEVEL", "CALIBRATION_PATH", "CLOUDY_PERCENT", "sky_of", "Band", "CountInterval", "load_calibration", "find_band", "mode_key",
            "detection_probabilities", "poisson_binomial", "true_count_pmf", "pmf_interval", "count_interval",
-           "apply_uncertainty", "fit_band", "save_calibration", "extrapolate"]
+           "apply_uncertainty", "capacity", "fit_band", "save_calibration", "extrapolate"]
 
 #: Default level of the intervals: 90%, equal-tailed (5% each side).
 LEVEL = 0.9
@@ -79,6 +81,8 @@ LEVEL = 0.9
 CALIBRATION_PATH = Path(__file__).resolve().parent / "detect" / "models" / "count_calibration.json"
 #: Points of the scene-level integrations (logit shift, recall).
 _GRID = 9
+#: Least between-scene spread of the logit of ``p`` a fit gives (a prior).
+LOGIT_SD_FLOOR = 0.5
 #: Scenes with at least this cloud cover (percent) use the "cloudy" bands.
 CLOUDY_PERCENT = 10.0
 SKIES = ("any", "clear", "cloudy")
@@ -292,14 +296,16 @@ def _recall_nodes(recall: float, ab: tuple[float, float] | None, k: int) -> np.n
 
 
 def true_count_pmf(p: Sequence[float], recall: float, *, recall_ab: tuple[float, float] | None = None,
-                   logit_sd: float = 0.0, tail: float = 1e-6) -> np.ndarray:
+                   logit_sd: float = 0.0, tail: float = 1e-6, capacity: int | None = None) -> np.ndarray:
     """pmf of the true count ``N`` on 0, 1, 2, ... (see the module docstring).
 
     p: probability of each detection being true; recall: chance that a
     true object is detected (0 < recall <= 1); recall_ab: optional
     Beta(a, b) of the recall between scenes; logit_sd: spread between
     scenes of the logits of ``p``. The support is cut where less than
-    ``tail`` of the probability remains.
+    ``tail`` of the probability remains. ``capacity``: the most objects
+    the covered part can hold (the flat prior on ``N`` then ends there;
+    never below the number of detections that may be true).
     """
     from scipy.stats import nbinom
 
@@ -314,9 +320,13 @@ def true_count_pmf(p: Sequence[float], recall: float, *, recall_ab: tuple[float,
     rs = _recall_nodes(recall, recall_ab, _GRID)
     if np.all(rs >= 1.0 - 1e-9):
         return tp
+    if capacity is not None:
+        capacity = max(int(capacity), len(p))
     # missed objects: NB(k + 1, r); support up to where every r's tail is small
     r_min = float(rs.min())
     n_max = int(nbinom.ppf(1 - tail, len(p) + 1, r_min)) + len(p) + 2
+    if capacity is not None:
+        n_max = min(n_max, capacity)
     m = np.arange(n_max + 1)
     out = np.zeros(n_max + 1)
     for k in np.nonzero(tp > tail * 1e-3)[0]:
@@ -337,11 +347,13 @@ def pmf_interval(pmf: np.ndarray, level: float = LEVEL) -> tuple[int, int]:
     return lo, min(hi, len(pmf) - 1)
 
 
-def count_interval(scores: Sequence[float], band: Band, level: float = LEVEL) -> CountInterval:
+def count_interval(scores: Sequence[float], band: Band, level: float = LEVEL,
+                   capacity: int | None = None) -> CountInterval:
     """Interval for the true count given the detections' ``scores`` and a
-    calibration ``band`` (:func:`true_count_pmf`, :func:`pmf_interval`)."""
+    calibration ``band`` (:func:`true_count_pmf`, :func:`pmf_interval`);
+    ``capacity``: the most objects the covered part can hold."""
     p = detection_probabilities(scores, band)
-    pmf = true_count_pmf(p, band.recall, recall_ab=band.recall_ab, logit_sd=band.logit_sd)
+    pmf = true_count_pmf(p, band.recall, recall_ab=band.recall_ab, logit_sd=band.logit_sd, capacity=capacity)
     lo, hi = pmf_interval(pmf, level)
     return CountInterval(lo, hi, level, float(np.dot(np.arange(len(pmf)), pmf)), pmf)
 
@@ -387,11 +399,12 @@ def apply_uncertainty(result, gsd_m: float | None = None, *, bands: Sequence[Ban
                              "reason": f"no calibration for {cls}/{mode or '?'}"}
             continue
         scores = [d.score for d in result.detections if d.cls == cls]
-        ci = count_interval(scores, band, level)
+        cap = capacity(result, cls)
+        ci = count_interval(scores, band, level, capacity=cap)
         lo, hi = ci.lo, ci.hi
         info = {"calibrated": True, "level": level, "expected": round(ci.expected, 2), "band": band.key,
                 "mean_p": round(float(np.mean(detection_probabilities(scores, band))), 3) if scores else None,
-                "recall": round(band.recall, 3),
+                "recall": round(band.recall, 3), "capacity": cap,
                 "extrapolated": not (0.5 <= gsd / band.gsd_m <= 2.0)}
         if own is not None and float(own[1]) > float(own[0]):
             info["detector_interval"] = [float(own[0]), float(own[1])]
@@ -403,6 +416,22 @@ def apply_uncertainty(result, gsd_m: float | None = None, *, bands: Sequence[Ban
         intervals[cls] = (float(lo), float(hi))
     result.intervals = intervals
     return result
+
+
+#: Railcars: the shortest car over buffers (metres): the covered track
+#: length over it is the most cars the covered part can hold.
+RAILCAR_MIN_PITCH_M = 12.0
+
+
+def capacity(result, cls: str) -> int | None:
+    """The most objects of ``cls`` the covered part of ``result`` can hold,
+    or ``None`` when unknown: for railcars, the visible track length
+    (``extras["visible_m"]``, metres) over :data:`RAILCAR_MIN_PITCH_M`
+    plus one car per track (a car cut by the edge of the view)."""
+    ex = getattr(result, "extras", None) or {}
+    if cls == "railcar" and isinstance(ex.get("visible_m"), (int, float)):
+        return int(float(ex["visible_m"]) // RAILCAR_MIN_PITCH_M) + len(ex.get("per_track") or {}) + 1
+    return None
 
 
 def extrapolate(interval: tuple[float, float], coverage: float, *, min_coverage: float = 0.05) -> tuple[float, float]:
@@ -450,7 +479,8 @@ def fit_band(cls: str, mode: str, gsd_m: float, scenes: Sequence[tuple[Sequence[
     pooled; its Beta spread (beta-binomial moments, scenes weighted by
     their objects; standard deviation at least a quarter of the recall's
     distance to 0 or 1, a prior for few scenes) and the logit spread of
-    precision are fitted by moments, net of the binomial spread.
+    precision (at least :data:`LOGIT_SD_FLOOR`, a prior) are fitted by
+    moments, net of the binomial spread.
     """
     if not scenes:
         raise InputError(f"{cls}/{mode}@{gsd_m}", "no calibration scenes")
@@ -504,6 +534,9 @@ def fit_band(cls: str, mode: str, gsd_m: float, scenes: Sequence[tuple[Sequence[
         den.append(w * w)
     if len(num) >= 3 and sum(den) > 0:
         logit_sd = float(math.sqrt(max(sum(num) / sum(den), 0.0)))
+    # a prior floor as for the recall: false alarms come in bursts (a bright
+    # roof, a cloud edge) that a few calibration scenes may not show
+    logit_sd = max(logit_sd, LOGIT_SD_FLOOR)
     return Band(cls=cls, mode=mode, gsd_m=float(gsd_m), score_edges=tuple(float(e) for e in edges),
                 precision=tuple(round(float(x), 4) for x in prec), n_det=tuple(int(x) for x in n_det),
                 recall=round(recall, 4), recall_ab=None if ab is None else (round(float(ab[0]), 3), round(float(ab[1]), 3)),

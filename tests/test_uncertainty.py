@@ -13,7 +13,7 @@ from shapely.geometry import box
 from monitor.detect import Detection, DetectionResult, detect
 from monitor.errors import InputError
 from monitor.uncertainty import (
-    Band, apply_uncertainty, count_interval, extrapolate, find_band, fit_band, load_calibration, mode_key,
+    Band, apply_uncertainty, capacity, count_interval, extrapolate, find_band, fit_band, load_calibration, mode_key,
     pmf_interval, poisson_binomial, sky_of, true_count_pmf,
 )
 
@@ -60,6 +60,18 @@ def test_no_detection_at_a_low_recall_pixel_size_still_has_an_upper_bound_above_
     assert ci.lo == 0 and ci.hi >= 1
     # a detector that finds every object: nothing found means nothing there
     assert count_interval([], Band("railcar", "cars", 0.5, (), (0.9,), (50,), recall=1.0)).hi == 0
+
+
+def test_the_upper_bound_never_exceeds_what_the_visible_track_can_hold():
+    poor = Band("railcar", "length", 3.0, (), (0.5,), (50,), recall=0.1, recall_ab=(0.5, 4.5))
+    free = count_interval([0.4] * 5, poor)
+    res = _result([0.4] * 5, mode="length")
+    res.extras.update(visible_m=240.0, per_track={"t1": {}, "t2": {}})
+    assert capacity(res, "railcar") == 240 // 12 + 2 + 1
+    apply_uncertainty(res, 3.0, bands=[poor], combine="calibrated")
+    lo, hi = res.intervals["railcar"]
+    assert free.hi > 23 and hi <= 23 and lo <= 5
+    assert capacity(res, "vessel") is None
 
 
 def test_wider_level_nests_the_narrower_and_more_spread_widens():
