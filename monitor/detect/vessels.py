@@ -80,6 +80,11 @@ OPTICAL_MIN_LENGTH_PX = 4.0
 #: a 40 m one reads as a 5 x 5 px square): the beam-to-length test
 #: (``max_beam_ratio``) is not applied.
 BLOB_MIN_GSD_M = 5.0
+#: From :data:`BLOB_MIN_GSD_M` up, an object touching land must span this
+#: many pixels: shorter, it cannot be told from the mixed pixels of the
+#: shore itself (a quay corner, a pier head, a bollard row: the minimum
+#: resolved length plus a mixed pixel at each end).
+SHORE_MIN_LENGTH_PX = OPTICAL_MIN_LENGTH_PX + 2.0
 
 
 # ---------------------------------------------------------------------------
@@ -598,9 +603,10 @@ def moored_hulls(chip, bands: dict[str, np.ndarray], water: np.ndarray, min_leng
     ``max_width_m``, 1.8 <= length / width <= 8 as hulls are (a longer
     strip along the edge is the shadow or wet edge of the quay), filling
     >= 0.4 of its
-    rectangle) and lies along the water (touching it over >= 0.4 of its
-    length, as a hull alongside does and a building behind the apron
-    does not). Pixels greener than :data:`VEGETATION_NDVI` (trees and lawns
+    rectangle) and lies along the water (land within two pixels of it,
+    the hull's outer pixel being mixed with the water, over >= 0.4 of its
+    length, as a hull alongside does and a building behind the apron does
+    not), and lies on average >= 1.5 ``k`` sigmas below the quay. Pixels greener than :data:`VEGETATION_NDVI` (trees and lawns
     on the shore) are never hull. Needs green and NIR; returns (rectangles in the chip CRS,
     properties) or empty lists.
     """
@@ -630,7 +636,9 @@ def moored_hulls(chip, bands: dict[str, np.ndarray], water: np.ndarray, min_leng
     lab, nl = _split_objects(lab, nl, dev, gsd, max(float(min_length_m), 5.0 * gsd) / gsd)
     if nl == 0:
         return [], []
-    at_edge = land & (d_water <= 1)
+    # the hull's outer pixel is mixed with the water (blur): contact is land
+    # within two pixels of the water
+    at_edge = land & (d_water <= 2)
     area = np.bincount(lab.ravel(), minlength=nl + 1)[1:]
     contact = np.bincount(lab.ravel(), weights=at_edge.ravel(), minlength=nl + 1)[1:]
     depth = np.bincount(lab.ravel(), weights=dev.ravel(), minlength=nl + 1)[1:]
@@ -646,6 +654,11 @@ def moored_hulls(chip, bands: dict[str, np.ndarray], water: np.ndarray, min_leng
         if area[j] * gsd * gsd < 0.4 * rect.area or contact[j] * gsd < min(0.4 * L, 0.8 * W):
             continue
         zm = float(depth[j] / max(area[j], 1))
+        if zm < 1.5 * k:
+            # every pixel is >= k sigmas below the quay: a hull is so on
+            # average by a margin, a patch barely over k is the tail of the
+            # quay's own spread (roof edges, shadows, dark asphalt)
+            continue
         rects.append(rect)
         props.append({"score": round(1.0 - math.exp(-zm / 3.0), 4), "contrast": round(zm, 2),
                       "area_m2": round(float(area[j]) * gsd * gsd, 1), "moored": True})
@@ -1079,6 +1092,8 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
             continue
         if L > 15.0 * W or (W < 1.5 * gsd and L >= 8.0 * gsd):
             # lines, not hulls: bridges, breakwater edges, wakes
+            continue
+        if gsd >= BLOB_MIN_GSD_M and near[j + 1] <= 1.0 and L < SHORE_MIN_LENGTH_PX * gsd - 1e-6:
             continue
         if W > MAX_SHIP_WIDTH_M + 2.0 * gsd:
             # wider than any hull (plus a pixel of blur on each side): an
