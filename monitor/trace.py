@@ -39,7 +39,11 @@ parallel to the track. Both are *linear* and *long*. The tracer:
 4. pruning (:func:`_between_tracks`): a line carried by car evidence
    that has rail pairs half a track spacing away on both sides and none
    of its own runs in the ballast strip between two empty tracks (to the
-   car channel a bar ~3 m wide between two rails) and is dropped.
+   car channel a bar ~3 m wide between two rails) and is dropped; and
+   (:func:`_lone_lines`) a yard is a network: a line with no parallel
+   neighbour within two spacings over a fifth of its length, no end meeting
+   another line at a turnout's angle (<= 30 degrees) and no train on it is
+   the edge of a road, wall or roof beside the yard, and is dropped.
 
 :func:`trace_tracks` returns :class:`~monitor.aoi.Feature` lines in the
 **chip CRS** (metres); :func:`trace_aoi` writes them into a copy of the AOI
@@ -924,6 +928,85 @@ def _between_tracks(lines: list, ev: TraceEvidence, pitch: float, low: float, ma
     return out
 
 
+def _end_tangent(ln: LineString, at_start: bool, chord_m: float = 5.0):
+    """The end point of ``ln`` and the unit direction pointing out of the line there (chord of ``chord_m``)."""
+    L = ln.length
+    a = np.asarray(ln.interpolate(0.0 if at_start else L).coords[0])
+    b = np.asarray(ln.interpolate(min(chord_m, L) if at_start else max(L - chord_m, 0.0)).coords[0])
+    t = a - b
+    return a, t / max(float(np.hypot(*t)), 1e-9)
+
+
+def _joins(ln: LineString, others, reach_m: float, max_deg: float) -> bool:
+    """Whether an end of ``ln`` meets another line (``others``, a geometry)
+    within ``reach_m`` at a turnout's angle (the other line's direction at
+    the nearest point within ``max_deg`` of this end's)."""
+    for at_start in (True, False):
+        p, t = _end_tangent(ln, at_start)
+        pt = shapely.Point(p)
+        if others.distance(pt) > reach_m:
+            continue
+        for g in (others.geoms if hasattr(others, "geoms") else [others]):
+            if g.distance(pt) > reach_m:
+                continue
+            s = g.project(pt)
+            q0 = np.asarray(g.interpolate(max(s - 2.5, 0.0)).coords[0])
+            q1 = np.asarray(g.interpolate(min(s + 2.5, g.length)).coords[0])
+            u = q1 - q0
+            cosang = abs(float(np.dot(u, t))) / max(float(np.hypot(*u)), 1e-9)
+            if cosang >= np.cos(np.radians(max_deg)):
+                return True
+    return False
+
+
+def _lone_lines(lines: list, ev: TraceEvidence, spacing_m: Sequence[float], car_support: float,
+                min_near: float = 0.2, max_deg: float = 30.0, min_cars: float = 0.8, step_m: float = 2.0) -> list:
+    """Drop the lines that stand alone: a yard is a network of tracks, and
+    the edge of a road, a wall or a roof beside it also gives long, straight
+    rail-pair-like evidence, but joins no track. A line is kept when another
+    traced line runs parallel to it (within ``max_deg``) within two track
+    spacings (+1 m) over at least ``min_near`` of its length (a neighbour
+    in the lattice), when one of its ends meets another line at a
+    turnout's angle (within ``max_deg``: a branch or a curve leaving the
+    yard), or when car bodies (evidence at least ``car_support``) cover
+    ``min_cars`` of it (a lone track with a train on it). ``lines``:
+    (LineString, score) in metres."""
+    if len(lines) < 2:
+        return lines
+    reach = 2 * float(max(spacing_m)) + 1.0
+    join = float(max(spacing_m)) + 1.0
+    cos_max = np.cos(np.radians(max_deg))
+    geoms = [ln for ln, _ in lines]
+    tree = shapely.STRtree(geoms)
+    out = []
+    for i, (ln, sc) in enumerate(lines):
+        cand = [j for j in tree.query(ln.buffer(reach)) if j != i]
+        if cand:
+            s = np.arange(0.0, ln.length, step_m)
+            p = shapely.get_coordinates(shapely.line_interpolate_point(ln, s))
+            t = (shapely.get_coordinates(shapely.line_interpolate_point(ln, np.minimum(s + 2.5, ln.length)))
+                 - shapely.get_coordinates(shapely.line_interpolate_point(ln, np.maximum(s - 2.5, 0.0))))
+            t /= np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-9)[:, None]
+            pts = shapely.points(p)
+            near = np.zeros(len(p), bool)
+            for j in cand:
+                g = geoms[j]
+                d = shapely.distance(pts, g)
+                q = shapely.line_locate_point(g, pts)
+                u = (shapely.get_coordinates(shapely.line_interpolate_point(g, np.minimum(q + 2.5, g.length)))
+                     - shapely.get_coordinates(shapely.line_interpolate_point(g, np.maximum(q - 2.5, 0.0))))
+                cosang = np.abs(np.sum(u * t, axis=1)) / np.maximum(np.hypot(u[:, 0], u[:, 1]), 1e-9)
+                near |= (d <= reach) & (cosang >= cos_max)       # a parallel neighbour in the lattice
+            others = shapely.union_all([geoms[j] for j in cand])
+            if near.mean() >= min_near or _joins(ln, others, join, max_deg):
+                out.append((ln, sc))
+                continue
+        cars = getattr(ev, "cars", None)
+        if cars is not None and np.mean(_line_profile(ln, ev, cars, (0.0,))[0] >= car_support) >= min_cars:
+            out.append((ln, sc))
+    return out
+
+
 def _true_runs(mask: np.ndarray):
     """(start, stop) index pairs of the runs of True in ``mask``."""
     m = np.r_[False, np.asarray(mask, bool), False]
@@ -967,7 +1050,7 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
                  evidence: TraceEvidence | None = None, complete: bool = True, car_support: float = 2.5,
                  extend: bool = True, car_min_length_m: float | None = None, car_min_support: float = 0.7,
                  car_snap_m: float = 0.1, edge_min_length_m: float | None = 20.0, prune: bool = True,
-                 **_ignored) -> list[Feature]:
+                 lone: bool = True, **_ignored) -> list[Feature]:
     """Trace rail track centrelines in one or more chips of one AOI.
 
     Parameters
@@ -1010,6 +1093,9 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
         there they are mostly edges of roads and buildings outside.)
     prune: drop lines carried by car evidence that run in the ballast strip
         between two empty tracks (:func:`_between_tracks`).
+    lone: drop lines with no parallel neighbour within two track spacings,
+        no end meeting another line at a turnout's angle and no train on
+        them (:func:`_lone_lines`: road edges, walls, roofs beside a yard).
 
     Returns
     -------
@@ -1069,6 +1155,8 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
     if prune and lines:
         pitch = _yard_pitch([ln for ln, _ in lines], spacing_m) or float(np.mean(spacing_m))
         lines = _between_tracks(lines, ev, pitch, low)
+    if lone and lines:
+        lines = _lone_lines(lines, ev, spacing_m, car_support)
     lines.sort(key=lambda t: (-t[0].centroid.y, t[0].centroid.x))
     gauges = np.atleast_1d(np.asarray(gauge_m, float))
     feats = []
