@@ -302,13 +302,14 @@ def rise_evidence(obs) -> "pd.Series | None":
     ``coverage``) with the least sustained-rise p of
     :func:`monitor.baseline.score` (defaults, as the alerts use): its
     ``rise_p``, ``rise_n``, ``rise_count``, ``rise_expected``,
-    ``rise_start``, ``acquired``; None when no row could be tested."""
+    ``rise_start``, ``acquired``; None when no row could be tested or
+    none rose at all (p = 1 everywhere)."""
     from monitor.baseline import score
 
     if obs is None or len(obs) == 0:
         return None
     sc = score(obs)
-    sc = sc[sc["rise_p"].notna()]
+    sc = sc[sc["rise_p"] < 1]
     return None if sc.empty else sc.loc[sc["rise_p"].idxmin()]
 
 
@@ -453,6 +454,10 @@ def write_report(store, out_dir: "str | Path", aois: Sequence[str], *, scenes_di
     alerts = stored_alerts(store, aoi=list(aois))
     lines += ["## Alerts", ""]
     lines += [f"- {a.message}{_alert_note(a, acc)}" for a in alerts] or ["- none"]
+    ships = [x for x in (large_ship_summary(store, aid, acc) for aid in aois) if x]
+    if ships:
+        lines += ["", f"The story's ships (the `{LARGE_SHIP_CLASS}` series, alerted or not):", ""]
+        lines += [f"- {x}" for x in ships]
     lines.append("")
     if has_truth:
         summ = accuracy_summary(acc)
