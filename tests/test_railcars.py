@@ -77,7 +77,7 @@ def hline(y_m, x0=5.0, x1=295.0, dy=0.0):
 
 def test_registered_for_rail_yards():
     spec = detectors()["railcar"]
-    assert spec.fn is detect_railcars and spec.version == VERSION == "1.4" and "rail_yard" in spec.kinds
+    assert spec.fn is detect_railcars and spec.version == VERSION == "1.5" and "rail_yard" in spec.kinds
 
 
 def test_empty_yard_gives_zero():
@@ -427,3 +427,26 @@ def test_train_over_most_of_track_opt_in():
     per = res.extras["per_track"]
     assert abs(per["t1"]["count"] - len(sc.truth)) <= 2
     assert sum(v["count"] for k, v in per.items() if k != "t1") == 0
+
+
+def test_unmasked_cloud_edge_keeps_clear_track_beside_it():
+    """A thick cloud the scene's mask missed hides the track under it, but
+    a train standing in clear air 40 m from the cloud's edge is counted
+    (the old 80 m growth of the cloud hid it)."""
+    gsd = 0.5
+    bands, valid, truth = yard(width_m=600.0, height_m=400.0, tracks_y=(200.0,),
+                               trains={0: [(300.0, [14.0] * 5)]}, seed=4)
+    h, w = valid.shape
+    U, V = np.meshgrid((np.arange(w) + 0.5) * gsd, (np.arange(h) + 0.5) * gsd)
+    # a cloud disc of 100 m radius centred 160 m from the left, its edge
+    # 40 m short of the train; a 10 m soft fringe
+    r = np.hypot(U - 160.0, V - 200.0)
+    a = np.clip((100.0 - r) / 10.0, 0.0, 1.0).astype(np.float32)
+    bands = bands * (1 - a) + 0.95 * a
+    lines = [hline(200.0, x0=5.0, x1=595.0)]
+    res = detect_railcars(chip_of(bands, valid, lines, gsd=gsd))
+    assert res.counts["railcar"] == len(truth) == 5
+    # the cloud hides about a third of the track (200 m of 590 m), not more
+    assert 0.55 <= res.coverage <= 0.72
+    old = detect_railcars(chip_of(bands, valid, lines, gsd=gsd), cloud_edge_m=None)
+    assert old.coverage < res.coverage

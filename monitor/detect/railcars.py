@@ -53,6 +53,7 @@ import math
 import numpy as np
 import shapely
 from scipy import ndimage
+from scipy.spatial import cKDTree
 from shapely.geometry import LineString, MultiLineString, Polygon
 from shapely.strtree import STRtree
 
@@ -61,7 +62,7 @@ from monitor.detect.tracks import Strip, sample, shifted, stations
 from monitor.errors import InputError, SceneError
 from monitor.sun import sun_position
 
-VERSION = "1.4"
+VERSION = "1.5"
 
 #: Car lengths over couplers, metres: shortest two-axle wagons, typical
 #: freight car (gondola 13.9 m, boxcar ~15 m), longest common (flat ~19.6 m,
@@ -185,13 +186,22 @@ def _band_stats(chip, co: _Coarse, cloud: np.ndarray | None, n_max: int = 250_00
     return med, mad
 
 
-def _cloud_screen(co: _Coarse, gray_idx, scale_m: float = 40.0, k: float = 5.0) -> np.ndarray:
+def _cloud_screen(co: _Coarse, gray_idx, scale_m: float = 40.0, k: float = 5.0,
+                  edge_m: float | None = None) -> np.ndarray:
     """Unmasked thick cloud on the sub-grid (True): brightness smoothed over
     ``scale_m`` (far wider than a train, so white cars do not count) more
     than ``k`` spreads above the scene's usual level, the spread taken from
     the darker half of the scene (robust to cloud over up to about half the
     chip), and 1.5 x brighter than that level. The chip's own mask (scene
-    cloud masks) comes first; this is a backstop."""
+    cloud masks) comes first; this is a backstop.
+
+    The cloud's edge: by default the bright area grown by twice
+    ``scale_m`` (up to 80 m of clear ground beside a cloud lost). With
+    ``edge_m`` the area is traced on a finer smoothing (``edge_m``, m):
+    the cells of the coarse area that are themselves bright on that scale,
+    grown through the cells still ``k / 2`` spreads (that scale's own)
+    above the usual level and brighter than it by a quarter (the cloud
+    thinning out), and one ``edge_m`` beyond (its blur)."""
     g = co.bands[gray_idx].mean(axis=0)
     sm = co.smooth(g, co.valid, scale_m)
     v = sm[co.valid]
@@ -202,7 +212,19 @@ def _cloud_screen(co: _Coarse, gray_idx, scale_m: float = 40.0, k: float = 5.0) 
     spread = 1.4826 * float(np.median(np.abs(low - med))) + 1e-6
     bright = (sm > med + k * spread) & (sm > 1.5 * med if med > 0 else True)
     sig = scale_m / co.cell_m
-    cloud = ndimage.binary_dilation(bright, iterations=max(1, int(round(2 * sig))))
+    if edge_m is None:
+        cloud = ndimage.binary_dilation(bright, iterations=max(1, int(round(2 * sig))))
+        return cloud & co.valid
+    fs = co.smooth(g, co.valid, edge_m)
+    vf = fs[co.valid]
+    med_f = float(np.median(vf))
+    low_f = vf[vf <= med_f]
+    spread_f = 1.4826 * float(np.median(np.abs(low_f - med_f))) + 1e-6
+    pos = med_f > 0
+    seed = bright & (fs > med_f + k * spread_f) & (fs > 1.5 * med_f if pos else True)
+    fringe = (fs > med_f + 0.5 * k * spread_f) & (fs > 1.25 * med_f if pos else True)
+    cloud = ndimage.binary_propagation(seed, mask=fringe | seed)
+    cloud = ndimage.binary_dilation(cloud, iterations=max(1, int(round(edge_m / co.cell_m))))
     return cloud & co.valid
 
 
@@ -678,6 +700,39 @@ def _hides_rails(left: np.ndarray, right: np.ndarray, ok: np.ndarray, mine, rail
     return r_mode < 0.5 * float(np.quantile(rails[rest], 0.8))
 
 
+def _shadowed_own_look(feats, mines, models, shadow: dict, thr: float, ds: float, min_m: float = 30.0,
+                       share: float | None = None, info: dict | None = None) -> list[int]:
+    """Tracks (indices) whose own densest look ``mines[k]`` casts the
+    scene's car shadow: its stations (within 1 spread of it, at least
+    ``min_m`` of them) are unlike the yard's empty look (``models``, the
+    nearer half at least ``thr`` off, median) and their anti-sun flank is
+    darker than the sun-side one by ``share`` (default ``SHADOW_SHARE``)
+    of the scene's typical car shadow or more (median; ``shadow`` from
+    :func:`_shadow_cue`, its ``asym`` against empty stations). Ballast,
+    whatever its colour, darkens both flanks alike or neither; a car 3.5-4.5
+    m tall casts its shadow on one side."""
+    share = SHADOW_SHARE if share is None else share
+    out = []
+    for k, ((left, right, ok), mine) in enumerate(zip(feats, mines)):
+        if not mine:
+            continue
+        dm = np.minimum(_distance(left, mine), _distance(right, mine))
+        member = ok & (dm < 1.0)
+        if member.sum() * ds < min_m:
+            continue
+        d_e = float(np.median(np.minimum(_distance(left[member], models), _distance(right[member], models))))
+        a = float(np.median(shadow["asym"][k][member]))
+        rec = {"d_empty": round(d_e, 2), "asym": round(a, 2), "contrast": round(shadow["contrast"], 2),
+               "member_m": round(float(member.sum() * ds), 1)}
+        if d_e >= thr and a >= share * shadow["contrast"]:
+            out.append(k)
+            rec["refused"] = True
+        if info is not None:
+            rec["member"] = member
+            info[k] = rec
+    return out
+
+
 #: Another track's centreline this far (m) towards the sun from a station
 #: can throw its cars' shadow over it (track spacing 4-6.5 m; cars 3.5-4.5 m
 #: tall cast shadows of several metres under most sun elevations).
@@ -690,7 +745,6 @@ def _under_neighbour(pts: list[np.ndarray], occ: list[np.ndarray], k: int, u_sun
     another track ``reach`` m away towards the sun (within 60 degrees of the
     sun's direction ``u_sun``, a unit map vector): a car there can shade
     this track."""
-    from scipy.spatial import cKDTree
 
     own = pts[k]
     others = [p[o] for j, (p, o) in enumerate(zip(pts, occ)) if j != k and o.any()]
@@ -815,6 +869,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     sun_azimuth_deg: float | None = None, rails_gsd_m: float | None = None,
                     deshade: bool = True, usual_flanks: bool = True, neighbour_shade: bool = True,
                     train_rhythm: bool = False, coarse_model: str = "mixture",
+                    cloud_edge_m: float | None = 8.0, own_shadow: bool = False,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -902,6 +957,13 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         estimates the occupied length with
         :func:`monitor.detect.railcars_coarse.detect_railcars_coarse`;
         ``"length"`` keeps the thresholded occupancy of this function.
+    cloud_edge_m: the edge of unmasked thick cloud is traced on this
+        smoothing scale (m) by :func:`_cloud_screen`; ``None`` grows the
+        cloud by 80 m instead (up to 80 m of clear track lost beside it).
+    own_shadow: (off by default; experimental) at fine GSD, where the
+        scene shows car shadows, a second pass refuses a track's own
+        densest look as "empty" when its stations cast the scene's car
+        shadow (:func:`_shadowed_own_look`): a train over most of its track.
     debug: a list to which per-track strips and scores are appended.
 
     Returns a :class:`DetectionResult` with ``counts["railcar"]``, the
@@ -913,6 +975,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     or ``None``) and ``gsd_m``.
     """
     name = _scene_name(chip)
+    cross_info = {} if debug is not None else None
     if tracks is None:
         lines = _track_lines(chip)
     else:
@@ -945,7 +1008,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     co = _Coarse(chip, chip.valid)
     cloud = None
     if cloud_screen and chip.sensor == "optical":
-        cloud = _cloud_screen(co, _gray_roles(chip.roles))
+        cloud = _cloud_screen(co, _gray_roles(chip.roles), edge_m=cloud_edge_m)
     clear = co.valid if cloud is None else co.valid & ~cloud
     med, mad = _band_stats(chip, co, cloud)
     level = None
@@ -1002,7 +1065,6 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
         allf = np.concatenate([np.concatenate([l[ok], r[ok]]) for l, r, ok in feats], axis=0)
         models = _empty_reference(allf, None, keep_scale=0.35 if fine else 0.5, min_scale=min_spread)
         scale = np.median([s for _, s in models], axis=0)
-        dists = []
         # the ground beside the track, clear of a car's footprint (1.5 m
         # half width) by a pixel of blur (``flank_in``)
         surround = surround_model and fine
@@ -1038,9 +1100,10 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
             r_all = np.concatenate([rv[ok] for rv, (_, _, ok) in zip(rails, feats)])
             if near.sum() >= 50:
                 rail_ref = float(np.median(r_all[near]))
-        shade_own = {}
+        lo_thr = 2.5 if fine else 2.0
+        mines, mines_n = [], []
         for k_t, (left, right, ok) in enumerate(feats):
-            own = models
+            mine, mine_n = [], []
             if local_reference and ok.sum() * ds >= 150.0:
                 # ballast differs from track to track: the track's own
                 # densest look counts as empty too (a train must cover less
@@ -1060,49 +1123,84 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     _rh = _coupler_rhythm(left, right, ok, mine, ds) if far > RHYTHM_FAR else 0.0
                     if far > RHYTHM_FAR and _rh > RHYTHM_K / math.sqrt(max(1.0, ok.sum() * ds)):
                         mine = []
-                own = models + mine
-                if shade is not None:
+                if mine and shade is not None and active[k_t].any():
                     nl, nr = shade[0][k_t]
                     mine_n = _empty_reference(np.concatenate([nl[ok], nr[ok]]), None,
-                                              keep_scale=0.35 if fine else 0.5, min_scale=min_spread) if mine else []
-                    shade_own[k_t] = shade[1] + mine_n
-            def _station_distance(own, shade_refs):
-                dl = _distance(left, own)
-                dr = _distance(right, own)
-                # a car covers both halves; at coarse GSD the halves are not resolved
-                if surround:
-                    X = np.stack([np.ones_like(flanks[k_t]), flanks[k_t]], axis=1)
-                    dl = np.minimum(dl, np.sqrt(np.mean(((left - X @ coef) / cscale) ** 2, axis=1)))
-                    dr = np.minimum(dr, np.sqrt(np.mean(((right - X @ coef) / cscale) ** 2, axis=1)))
-                if shade is not None:
-                    nl, nr = shade[0][k_t]
-                    act = active[k_t]
-                    dl = np.where(act, np.minimum(dl, _distance(nl, shade_refs)), dl)
-                    dr = np.where(act, np.minimum(dr, _distance(nr, shade_refs)), dr)
-                d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
-                if flat_gate and (fine or coarse_flat):
-                    # a car stands out from the ground beside it: a station that
-                    # looks like its surroundings is not occupied, whatever the
-                    # empty-track models say (snow melting into bare ground,
-                    # thick cloud, deep shade)
-                    d = np.minimum(d, _flat_distance(left, right, fl, scale))
-                return ndimage.median_filter(d, size=max(1, int(round(1.0 / ds))) | 1, mode="nearest")
+                                              keep_scale=0.35 if fine else 0.5, min_scale=min_spread)
+            if cross_info is not None and mine:
+                cross_info[("spread", k_t)] = float(np.median(mine[0][1] / scale))
+            mines.append(mine)
+            mines_n.append(mine_n)
 
-            if flat_gate and (fine or coarse_flat):
-                fl = _flank_means(strips[k_t], smooth_m=max(occ_smooth_m, gsd / 2),
-                                  inner_m=flank_in, outer_m=flank_in + 0.9)
-            shade_refs = None if shade is None else shade_own.get(k_t, shade[1])
-            dists.append(_station_distance(own, shade_refs))
+        fls = [None] * len(feats)
+        if flat_gate and (fine or coarse_flat):
+            fls = [_flank_means(st, smooth_m=max(occ_smooth_m, gsd / 2), inner_m=flank_in, outer_m=flank_in + 0.9)
+                   for st in strips]
+
+        def track_distance(k_t, mine, mine_n):
+            """Distance (ns,) of track ``k_t``'s stations to the empty look."""
+            left, right, ok = feats[k_t]
+            own = models + list(mine)
+            dl = _distance(left, own)
+            dr = _distance(right, own)
+            parts = None
+            if cross_info is not None:
+                parts = cross_info.setdefault(("parts", k_t), {})
+                parts["yard"] = np.minimum(_distance(left, models), _distance(right, models))
+                parts["own"] = np.minimum(dl, dr)
+            # a car covers both halves; at coarse GSD the halves are not resolved
+            if surround:
+                X = np.stack([np.ones_like(flanks[k_t]), flanks[k_t]], axis=1)
+                dl = np.minimum(dl, np.sqrt(np.mean(((left - X @ coef) / cscale) ** 2, axis=1)))
+                dr = np.minimum(dr, np.sqrt(np.mean(((right - X @ coef) / cscale) ** 2, axis=1)))
+                if parts is not None:
+                    parts["surround"] = np.minimum(dl, dr)
+            if shade is not None and active[k_t].any():
+                nl, nr = shade[0][k_t]
+                act = active[k_t]
+                refs = shade[1] + list(mine_n)
+                dl = np.where(act, np.minimum(dl, _distance(nl, refs)), dl)
+                dr = np.where(act, np.minimum(dr, _distance(nr, refs)), dr)
+                if parts is not None:
+                    parts["deshade"] = np.minimum(dl, dr)
+            d = np.minimum(dl, dr) if gsd <= 1.0 else 0.5 * (dl + dr)
+            if parts is not None:
+                parts["pre_flat"] = d
+            if fls[k_t] is not None:
+                # a car stands out from the ground beside it: a station that
+                # looks like its surroundings is not occupied, whatever the
+                # empty-track models say (snow melting into bare ground,
+                # thick cloud, deep shade)
+                d = np.minimum(d, _flat_distance(left, right, fls[k_t], scale))
+            return ndimage.median_filter(d, size=max(1, int(round(1.0 / ds))) | 1, mode="nearest")
+
+        dists = [track_distance(k_t, m, mn) for k_t, (m, mn) in enumerate(zip(mines, mines_n))]
         # floor of the threshold: fine strips see ballast texture and rails
         # (a noisier distance); coarse ones are smoothed over a pixel or more
-        thr = threshold if threshold is not None else _auto_threshold(
-            np.concatenate([d[ok] for d, (_, _, ok) in zip(dists, feats)]), lo=2.5 if fine else 2.0)
+
+        def auto_thr(ds_):
+            return threshold if threshold is not None else _auto_threshold(
+                np.concatenate([d[ok] for d, (_, _, ok) in zip(ds_, feats)]), lo=lo_thr)
+
+        thr = auto_thr(dists)
         levels = None
         if fine and use_shadows and level is not None:
             levels = [co.lookup(level, xy + sh[:, None] * nrm)
                       for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts)]
         shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr, levels=levels,
                              anti_sun_deg=anti_sun, usual_side=usual_flanks and gsd > rails_gsd) if (fine and use_shadows) else None
+        if shadow is not None and own_shadow and any(mines):
+            # pass 2: a track's own "empty" look whose stations cast the
+            # scene's car shadow (one flank, away from the sun) is a train
+            # standing over most of the track; ballast casts none
+            refused = _shadowed_own_look(feats, mines, models, shadow, thr, ds, info=cross_info)
+            if refused:
+                for k_t in refused:
+                    mines[k_t], mines_n[k_t] = [], []
+                    dists[k_t] = track_distance(k_t, [], [])
+                thr = auto_thr(dists)
+                shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr, levels=levels, anti_sun_deg=anti_sun,
+                                     usual_side=usual_flanks and gsd > rails_gsd)
         if shadow is not None:
             under = None
             if neighbour_shade and gsd > rails_gsd:
@@ -1201,7 +1299,9 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                 hit[0] = False
                 occ = hit[lab]
         if debug is not None:
-            debug.append({"track": tid, "strip": st, "d": d, "occ": occ, "shift": sh})
+            debug.append({"track": tid, "strip": st, "d": d, "occ": occ, "shift": sh,
+                          "cross": cross_info.get(k), "parts": cross_info.get(("parts", k)),
+                          "spread": cross_info.get(("spread", k))})
         n_track = 0
         occ_m = 0.0
         for a, b in _runs(occ):
@@ -1293,7 +1393,6 @@ def _near_other(lines_xy: list[np.ndarray], k: int, dist_m: float, ds: float) ->
     """Stations (bool per point of ``lines_xy[k]``) closer than ``dist_m`` to
     any other line. The lines are point sequences every ``ds`` m, so the
     nearest sampled point is within ``ds / 2`` of the true distance."""
-    from scipy.spatial import cKDTree
 
     own = lines_xy[k]
     others = [xy for j, xy in enumerate(lines_xy) if j != k and len(xy)]
@@ -1369,14 +1468,15 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
         # than the sun-side flank beside cars, not beside empty track (a
         # dark ballast shoulder or verge darkens both sides alike)
         asym = gsun - gs
-        contrast = (np.nanmedian(asym[hi & ok2]) - np.nanmedian(asym[lo & ok2])) / spread
+        base = np.nanmedian(asym[lo & ok2])
+        contrast = (np.nanmedian(asym[hi & ok2]) - base) / spread
         if best is None or contrast > best[0]:
-            best = (contrast, az, ref, spread)
+            best = (contrast, az, ref, spread, base)
     if best is None or best[0] < min_contrast:
         return None
-    contrast, az, ref, spread = best
+    contrast, az, ref, spread, base = best
     u = np.array([np.sin(np.radians(az)), np.cos(np.radians(az))])
-    cs = []
+    cs, asyms = [], []
     if levels is not None:
         lev_med = float(np.median(np.concatenate([lv[ok] for lv, ok in zip(levels, oks)])))
     for k, (st, (gl, gr)) in enumerate(zip(strips, sides)):
@@ -1386,6 +1486,7 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
         # ground level over ~40 m), a car's shadow only the strip beside it
         r = ref if levels is None else ref + (levels[k] - lev_med)
         c = np.nan_to_num((r - gsd_side) / spread, nan=0.0)
+        asyms.append(np.nan_to_num((np.where((st.normal @ u) > 0, gr, gl) - gsd_side - base) / spread, nan=0.0))
         if usual_side:
             # a darkening both flanks show beside the track's empty stations
             # is the track's own look (a dark bed of old sleepers and rusty
@@ -1403,7 +1504,7 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
     floor = max(1.5, SHADOW_SHARE * contrast)
     thr = float(np.clip(_auto_threshold(np.clip(c_all, 1e-3, None), lo=floor, hi=8.0), floor,
                         max(floor, 0.6 * contrast + 1.0)))
-    return {"c": cs, "thr": thr, "azimuth_deg": float(az), "contrast": float(contrast)}
+    return {"c": cs, "thr": thr, "azimuth_deg": float(az), "contrast": float(contrast), "asym": asyms}
 
 
 #: A station's shadow must be at least this share as dark as the scene's

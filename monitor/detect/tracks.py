@@ -3,7 +3,7 @@
 A *strip* straightens one track: row ``i`` is the station at ``s[i]``
 metres along the line, column ``j`` the perpendicular offset ``o[j]``
 metres (positive to the left of the line's direction). Sampling uses
-:func:`scipy.ndimage.map_coordinates` (bilinear) on the chip grid; a
+:func:`bilinear` (the four neighbours of each sample, all bands at once) on the chip grid; a
 sample is valid when the chip is valid there (not nodata, not cloud) and
 inside the chip.
 
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from scipy import ndimage
 
 
 @dataclass
@@ -69,6 +68,35 @@ def stations(line, ds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return s, xy, normal
 
 
+def bilinear(bands: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """Bilinear samples (n, *row.shape) float32 of ``bands`` (n, h, w) at
+    fractional pixel centres ``row``, ``col`` (0 = centre of the first
+    pixel); outside the grid the edge pixels extend (as
+    ``scipy.ndimage.map_coordinates(order=1, mode="nearest")``). The
+    four neighbours and weights are found once for all bands."""
+    n, h, w = bands.shape
+    r = np.clip(row.ravel(), 0.0, h - 1.0)
+    c = np.clip(col.ravel(), 0.0, w - 1.0)
+    r0 = np.minimum(np.floor(r).astype(np.intp), max(h - 2, 0))
+    c0 = np.minimum(np.floor(c).astype(np.intp), max(w - 2, 0))
+    fr = (r - r0).astype(np.float32)
+    fc = (c - c0).astype(np.float32)
+    r1 = np.minimum(r0 + 1, h - 1)
+    c1 = np.minimum(c0 + 1, w - 1)
+    flat = bands.reshape(n, h * w)
+    i00, i01, i10, i11 = r0 * w + c0, r0 * w + c1, r1 * w + c0, r1 * w + c1
+    out = np.empty((n, r.size), dtype=np.float32)
+    for k in range(n):
+        b = flat[k]
+        top = b[i00].astype(np.float32)
+        top += (b[i01] - top) * fc
+        bot = b[i10].astype(np.float32)
+        bot += (b[i11] - bot) * fc
+        top += (bot - top) * fr
+        out[k] = top
+    return out.reshape((n,) + row.shape)
+
+
 def sample(bands: np.ndarray, valid: np.ndarray, transform, xy: np.ndarray, normal: np.ndarray,
            o: np.ndarray, s: np.ndarray) -> Strip:
     """Sample ``bands`` (n, h, w) and ``valid`` (h, w) at ``xy + o * normal``."""
@@ -77,11 +105,7 @@ def sample(bands: np.ndarray, valid: np.ndarray, transform, xy: np.ndarray, norm
     inv = ~transform
     col = inv.a * px + inv.b * py + inv.c - 0.5
     row = inv.d * px + inv.e * py + inv.f - 0.5
-    coords = np.stack([row.ravel(), col.ravel()])
-    vals = np.empty((bands.shape[0],) + px.shape, dtype=np.float32)
-    for k in range(bands.shape[0]):
-        vals[k] = ndimage.map_coordinates(bands[k], coords, output=np.float32, order=1,
-                                          mode="nearest").reshape(px.shape)
+    vals = bilinear(bands, row, col)
     h, w = valid.shape
     inside = (row >= -0.5) & (row <= h - 0.5) & (col >= -0.5) & (col <= w - 0.5)
     ri = np.clip(np.rint(row).astype(np.intp), 0, h - 1)
