@@ -172,3 +172,13 @@ def test_occupancy_needs_both_noise_margin_and_car_contrast():
     llr = occupancy_llr(z, rel, z_empty=1.0, floor_rel=0.1)
     # quiet; big anomaly but faint (ballast changing); a car; strong contrast but inside the noise
     assert llr[0] < 0 and llr[1] < 0 and llr[2] > 0 and llr[3] < 0
+
+
+def test_lines_drawn_off_by_metres_are_snapped_back():
+    # every line drawn 3 m south of its track (a georeference offset)
+    bands, valid, _ = yard(trains={2: [(150.0, [14.0] * 20)]}, seed=13)
+    off = [LineString([(x, y - 3.0) for x, y in ln.coords]) for ln in LINES]
+    res = detect_railcars_coarse(chip_of(bands, valid, off))
+    per = res.extras["per_track"]
+    assert per["T2"]["shift_m"] == pytest.approx(3.0, abs=1.0)  # moved north: left of an eastward line
+    assert abs(res.counts["railcar"] - 20) <= 3

@@ -73,6 +73,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import shapely
 from scipy import ndimage
 from shapely.geometry import LineString
 
@@ -101,6 +102,9 @@ OWN_EXPLAINED = 3.0
 #: A car body differs from the ballast by at least this share of the
 #: ballast's brightness (RMS over bands) before the pixel blurs it.
 CAR_CONTRAST = 0.2
+#: A common shift of all track lines is taken when its evidence beats the
+#: lines as drawn by this share.
+SNAP_MARGIN = 0.1
 #: Typical optical blur, Gaussian sigma in pixels (MTF ~0.3 at Nyquist).
 PSF_PX = 0.5
 
@@ -341,12 +345,28 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
             sc, cand, _ = _snap_scores(st, gsd, gauge / 1000.0 + 0.07, search_m)
             pre.append((st, sc, cand))
         tot = sum(sc.sum(axis=0) for _, sc, _ in pre)
-        prior = float(pre[0][2][int(np.argmax(tot))]) if len(pre) > 1 else None
+        prior = None
+        if len(pre) > 1:
+            # the common shift; a yard's tracks repeat every 4-6 m, so a
+            # shift must beat none clearly (by ``SNAP_MARGIN``) to be taken
+            c_all = pre[0][2]
+            best = int(np.argmax(tot))
+            i0 = int(np.argmin(np.abs(c_all)))
+            prior = float(c_all[best]) if tot[best] > (1.0 + SNAP_MARGIN) * tot[i0] else float(c_all[i0])
         order = sorted(range(len(pre)), key=lambda i: -float(pre[i][1][:, np.argmin(np.abs(pre[i][2]))].mean()))
         taken = []
         for i in order:
             st, sc, cand = pre[i]
-            sh = _snap(st, sc, cand, prior, search_m, taken, own=geo[i][1], move_cost=snap_cost)
+            # coarse pixels do not resolve beds 4-6 m apart one by one: a
+            # line moves with the yard's common shift (a georeference or
+            # drawing offset) and by less than half the way to the nearest
+            # other line on its own
+            near = [shapely.distance(geo[i][1], g[1]) for j, g in enumerate(geo) if j != i]
+            near = [d for d in near if d > clear_m]
+            if near and prior is not None:
+                lim = max(0.5, 0.5 * min(near) - 0.5)
+                sc = np.where(np.abs(cand - prior)[None, :] <= lim, sc, sc - 100.0)
+            sh = _snap(st, sc, cand, prior, search_m, taken, own=geo[i][1], move_cost=snap_cost, wiggle_m=0.0)
             shifts[i] = sh
             step = max(1, int(round(2.0 / st.ds)))
             moved = (st.xy + sh[:, None] * st.normal)[::step]
