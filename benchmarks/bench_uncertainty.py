@@ -142,7 +142,13 @@ def muttenz() -> None:
 
 
 def sen2ships(verbose: bool = False) -> None:
-    rows = list(cal.sen2ships_cases())
+    from monitor.errors import InputError
+
+    try:
+        rows = list(cal.sen2ships_cases())
+    except InputError as e:
+        print(f"sen2ships: failed ({e})")
+        return
     if not rows:
         print(f"sen2ships: skipped ({cal.SEN2SHIPS} not found)")
         return

@@ -303,7 +303,8 @@ def true_count_pmf(p: Sequence[float], recall: float, *, recall_ab: tuple[float,
     true object is detected (0 < recall <= 1); recall_ab: optional
     Beta(a, b) of the recall between scenes; logit_sd: spread between
     scenes of the logits of ``p``. The support is cut where less than
-    ``tail`` of the probability remains. ``capacity``: the most objects
+    ``tail`` of the probability remains, and at most at 20 x (detections
+    + 5) objects unless ``capacity`` is given. ``capacity``: the most objects
     the covered part can hold (the flat prior on ``N`` then ends there;
     never below the number of detections that may be true).
     """
@@ -325,8 +326,8 @@ def true_count_pmf(p: Sequence[float], recall: float, *, recall_ab: tuple[float,
     # missed objects: NB(k + 1, r); support up to where every r's tail is small
     r_min = float(rs.min())
     n_max = int(nbinom.ppf(1 - tail, len(p) + 1, r_min)) + len(p) + 2
-    if capacity is not None:
-        n_max = min(n_max, capacity)
+    # a hard end of the support: recalls under about 5% are not resolved
+    n_max = min(n_max, 20 * (len(p) + 5)) if capacity is None else min(n_max, capacity)
     m = np.arange(n_max + 1)
     out = np.zeros(n_max + 1)
     for k in np.nonzero(tp > tail * 1e-3)[0]:
@@ -467,6 +468,15 @@ def _pav(y: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.concatenate([[v] * k for v, _, k in blocks])
 
 
+def _upper_variance_factor(k: int, conf: float = 0.8) -> float:
+    """A variance estimated from ``k`` scenes times this is its one-sided
+    ``conf`` upper confidence bound ((k - 1) / chi2 quantile): ten scenes
+    pin a spread down poorly, and too small a spread makes intervals lie."""
+    from scipy.stats import chi2
+
+    return float((k - 1) / chi2.ppf(1.0 - conf, k - 1)) if k >= 2 else 1.0
+
+
 def fit_band(cls: str, mode: str, gsd_m: float, scenes: Sequence[tuple[Sequence[float], Sequence[bool], int]], *,
              n_bins: int = 5, version: str = "", seeds: Sequence[int] = (), sky: str = "any") -> Band:
     """Fit a :class:`Band` from calibration scenes.
@@ -480,7 +490,8 @@ def fit_band(cls: str, mode: str, gsd_m: float, scenes: Sequence[tuple[Sequence[
     their objects; standard deviation at least a quarter of the recall's
     distance to 0 or 1, a prior for few scenes) and the logit spread of
     precision (at least :data:`LOGIT_SD_FLOOR`, a prior) are fitted by
-    moments, net of the binomial spread.
+    moments, net of the binomial spread, and raised to their 80% upper
+    confidence bounds (:func:`_upper_variance_factor`: few scenes).
     """
     if not scenes:
         raise InputError(f"{cls}/{mode}@{gsd_m}", "no calibration scenes")
@@ -516,6 +527,7 @@ def fit_band(cls: str, mode: str, gsd_m: float, scenes: Sequence[tuple[Sequence[
         v = 0.0
         if has.sum() >= 3:
             v = max((ss - (len(n_s) - 1) * recall * (1 - recall)) / max(tot - np.sum(n_s ** 2) / tot, 1e-9), 0.0)
+            v *= _upper_variance_factor(len(n_s))
         # a prior floor: a few scenes cannot show that the recall does not
         # vary (standard deviation at least a quarter of its distance to 0 or 1)
         v = max(v, (0.25 * min(recall, 1 - recall)) ** 2)
@@ -533,7 +545,7 @@ def fit_band(cls: str, mode: str, gsd_m: float, scenes: Sequence[tuple[Sequence[
         num.append((float(np.sum(t)) - float(pr.sum())) ** 2 - w)
         den.append(w * w)
     if len(num) >= 3 and sum(den) > 0:
-        logit_sd = float(math.sqrt(max(sum(num) / sum(den), 0.0)))
+        logit_sd = float(math.sqrt(max(sum(num) / sum(den), 0.0) * _upper_variance_factor(len(num))))
     # a prior floor as for the recall: false alarms come in bursts (a bright
     # roof, a cloud edge) that a few calibration scenes may not show
     logit_sd = max(logit_sd, LOGIT_SD_FLOOR)
