@@ -140,9 +140,10 @@ def polygon_water(chip, berth_buffer_m: float | None = None) -> np.ndarray | Non
 
 def _fill_ship_holes(water: np.ndarray, gsd_m: float) -> np.ndarray:
     """Fill the holes of the water that could be a hull: up to twice the
-    largest hull area, and no wider (second-moment width) than the widest
-    hull plus two pixels of blur. Wider holes are islets, rocks, moored
-    pontoon clusters, and stay land."""
+    largest hull area, and no wider or longer (second moments) than the
+    largest hull plus two pixels of blur. Wider holes are islets, rocks,
+    pontoon clusters; longer ones detached breakwaters and moles: they
+    stay land."""
     max_px = int(2 * MAX_SHIP_LENGTH_M * MAX_SHIP_WIDTH_M / gsd_m**2) + 4
     lab, n = ndi.label(~water)
     if n == 0:
@@ -152,7 +153,8 @@ def _fill_ship_holes(water: np.ndarray, gsd_m: float) -> np.ndarray:
         border[edge] = True
     border[0] = True
     length, width, cnt = piece_shapes(lab, n)
-    hole = ~border & (cnt <= max_px) & (width * gsd_m <= MAX_SHIP_WIDTH_M + 2 * gsd_m)
+    hole = ~border & (cnt <= max_px) & (width * gsd_m <= MAX_SHIP_WIDTH_M + 2 * gsd_m) & \
+        (length * gsd_m <= MAX_SHIP_LENGTH_M + 2 * gsd_m)
     return water | hole[lab]
 
 
