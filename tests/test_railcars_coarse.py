@@ -182,3 +182,13 @@ def test_lines_drawn_off_by_metres_are_snapped_back():
     per = res.extras["per_track"]
     assert per["T2"]["shift_m"] == pytest.approx(3.0, abs=1.0)  # moved north: left of an eastward line
     assert abs(res.counts["railcar"] - 20) <= 3
+
+
+def test_sentinel2_pixels_are_flagged_with_an_open_interval():
+    bands, valid, _ = yard(gsd=10.0, trains={2: [(150.0, [14.0] * 20)]}, seed=15)
+    res = detect_railcars_coarse(chip_of(bands, valid, LINES, gsd=10.0))
+    lo, hi = res.intervals["railcar"]
+    assert res.extras["resolution_limited"] is True
+    assert lo == 0 and hi >= 4 * 890 / 12.0 - 1  # up to a full visible yard
+    bands3, valid3, _ = yard(trains={2: [(150.0, [14.0] * 20)]}, seed=15)
+    assert detect_railcars_coarse(chip_of(bands3, valid3, LINES)).extras["resolution_limited"] is False

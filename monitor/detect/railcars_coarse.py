@@ -59,6 +59,11 @@ Method (per chip, all geometry in the chip's metric CRS):
    pixel at each end of every occupied run) divided by the longest and
    shortest common cars (``CAR_LONG_M`` 19.6 m, ``CAR_SHORT_M`` 12 m).
 
+Where the pixel keeps less than ``MIN_KEPT`` of a car body's contrast
+(coarser than about 4 m; Sentinel-2's 10 m keeps 17% and merges tracks 5 m
+apart) the estimate is flagged ``resolution_limited`` and its interval
+runs from 0 to the visible track's capacity: cars are not measurable there.
+
 Per occupied run, estimated car polygons (evenly split, ``estimated``
 True, score halved) are returned so that maps and GeoJSON show where the
 cars are; their number equals the count.
@@ -105,6 +110,12 @@ CAR_CONTRAST = 0.2
 #: A common shift of all track lines is taken when its evidence beats the
 #: lines as drawn by this share.
 SNAP_MARGIN = 0.1
+#: Coarser than this share of a car body's contrast kept by the pixel
+#: (about 4 m pixels; PlanetScope 3 m keeps 0.52, RapidEye 5 m 0.33,
+#: Sentinel-2 10 m 0.17) the count is flagged ``resolution_limited`` and its
+#: interval opens to the whole visible track's capacity: on synthetic yards
+#: at 5 and 10 m empty yards read as tens of cars and trains vanish.
+MIN_KEPT = 0.4
 #: Typical optical blur, Gaussian sigma in pixels (MTF ~0.3 at Nyquist).
 PSF_PX = 0.5
 
@@ -288,8 +299,10 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
     polygons, and ``extras``: ``mode`` ("length"), ``model`` ("mixture"),
     ``occupied_m``, ``occupied_sd_m``, ``track_length_m``, ``visible_m``,
     ``per_track`` (count, estimate, occupied_m, length_m, coverage,
-    offset_m, shift_m, max_offset_m, own_reference), ``mixture`` (the fitted
-    classes) and ``gsd_m``.
+    offset_m, shift_m, max_offset_m, own_looks), ``empty_median``,
+    ``contrast_floor``, ``contrast_kept``, ``resolution_limited`` (pixels
+    too coarse to measure: the interval is then 0 .. the visible track's
+    capacity) and ``gsd_m``.
     """
     from monitor.errors import InputError
 
@@ -529,6 +542,12 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
     low = max(0.0, occ_total - 2.0 * sd - ends_total) / hi_len
     high = (occ_total + 2.0 * sd + ends_total) / lo_len
     interval = (float(math.floor(min(low, count))), float(math.ceil(max(high, count))))
+    limited = peak < MIN_KEPT
+    if limited:
+        # the pixel keeps too little of a car's contrast, and neighbouring
+        # tracks merge (Sentinel-2 10 m: 17%, 0.8 at 5 m): the estimate is
+        # not a measurement; anything from none to full visible track
+        interval = (0.0, float(math.ceil(max(vis_len / lo_len, count))))
 
     # estimated car polygons along the runs, as many as the count
     dets = []
@@ -576,6 +595,7 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
             "per_track": per_track,
             "car_length_m": car_length_m,
             "contrast_kept": round(peak, 3),
+            "resolution_limited": bool(limited),
             "empty_median": round(z_empty, 3),
             "contrast_floor": round(floor_rel, 4),
         },
