@@ -627,41 +627,59 @@ def moored_hulls(chip, bands: dict[str, np.ndarray], water: np.ndarray, min_leng
     if red is not None:
         # vegetation on the shore is as low in NDWI as a deck, but green:
         # no hull has NDVI above that of sparse vegetation
-        cand &= (n - red) < VEGETATION_NDVI * np.maximum(n + red, 1e-6)
-    lab, nl = ndi.label(cand, structure=_EIGHT)
-    if nl == 0:
-        return [], []
-    # hulls moored side by side or bow to stern: split as in open water
+        cand_ok = (n - red) < VEGETATION_NDVI * np.maximum(n + red, 1e-6)
+        cand &= cand_ok
+    else:
+        cand_ok = np.ones_like(cand)
     dev = ((ref - ndwi) / np.maximum(sg, 1e-6)).astype(np.float32)
-    lab, nl = _split_objects(lab, nl, dev, gsd, max(float(min_length_m), 5.0 * gsd) / gsd)
-    if nl == 0:
-        return [], []
     # the hull's outer pixel is mixed with the water (blur): contact is land
     # within two pixels of the water
     at_edge = land & (d_water <= 2)
-    area = np.bincount(lab.ravel(), minlength=nl + 1)[1:]
-    contact = np.bincount(lab.ravel(), weights=at_edge.ravel(), minlength=nl + 1)[1:]
-    depth = np.bincount(lab.ravel(), weights=dev.ravel(), minlength=nl + 1)[1:]
     # a patch is hull shaped only when its shape is resolved: 5 pixels long
     # and 3 wide (the blur of the sensor makes a hull at least that wide; a
     # narrower dark seam is a shadow line or the edge of a roof)
     min_length_m = max(float(min_length_m), 5.0 * gsd)
-    rects, props = [], []
-    for j, rect in enumerate(_rectangles(lab, nl, chip.transform)):
-        L, W, _ = _measure(rect)
-        if not (min_length_m <= L <= max_length_m) or W > max_width_m or L < 1.8 * W or L > 8.0 * W or W < 3.0 * gsd:
-            continue
-        if area[j] * gsd * gsd < 0.4 * rect.area or contact[j] * gsd < min(0.4 * L, 0.8 * W):
-            continue
-        zm = float(depth[j] / max(area[j], 1))
-        if zm < 1.5 * k:
-            # every pixel is >= k sigmas below the quay: a hull is so on
-            # average by a margin, a patch barely over k is the tail of the
-            # quay's own spread (roof edges, shadows, dark asphalt)
-            continue
-        rects.append(rect)
-        props.append({"score": round(1.0 - math.exp(-zm / 3.0), 4), "contrast": round(zm, 2),
-                      "area_m2": round(float(area[j]) * gsd * gsd, 1), "moored": True})
+
+    def hulls_of(mask):
+        lab, nl = ndi.label(mask, structure=_EIGHT)
+        if nl == 0:
+            return [], []
+        # hulls moored side by side or bow to stern: split as in open water
+        lab, nl = _split_objects(lab, nl, dev, gsd, min_length_m / gsd)
+        if nl == 0:
+            return [], []
+        area = np.bincount(lab.ravel(), minlength=nl + 1)[1:]
+        contact = np.bincount(lab.ravel(), weights=at_edge.ravel(), minlength=nl + 1)[1:]
+        depth = np.bincount(lab.ravel(), weights=(dev * mask).ravel(), minlength=nl + 1)[1:]
+        n_in = np.bincount(lab.ravel(), weights=mask.ravel(), minlength=nl + 1)[1:]
+        rects, props = [], []
+        for j, rect in enumerate(_rectangles(lab, nl, chip.transform)):
+            L, W, _ = _measure(rect)
+            if not (min_length_m <= L <= max_length_m) or W > max_width_m or L < 1.8 * W or L > 8.0 * W or W < 3.0 * gsd:
+                continue
+            if area[j] * gsd * gsd < 0.4 * rect.area or contact[j] * gsd < min(0.4 * L, 0.8 * W):
+                continue
+            zm = float(depth[j] / max(n_in[j], 1))
+            if zm < 1.5 * k:
+                # every pixel is >= k sigmas below the quay: a hull is so on
+                # average by a margin, a patch barely over k is the tail of the
+                # quay's own spread (roof edges, shadows, dark asphalt)
+                continue
+            rects.append(rect)
+            props.append({"score": round(1.0 - math.exp(-zm / 3.0), 4), "contrast": round(zm, 2),
+                          "area_m2": round(float(area[j]) * gsd * gsd, 1), "moored": True})
+        return rects, props
+
+    # a large hull's deck (hatches, cargo, superstructure) breaks into
+    # pieces a pixel apart: patches closed over one-pixel gaps are tried
+    # first, and the pieces themselves where the closed patch is no hull
+    rects, props = hulls_of(ndi.binary_closing(cand, structure=_EIGHT) & edge_band & cand_ok)
+    r2, p2 = hulls_of(cand)
+    tree = shapely.STRtree(rects) if rects else None
+    for r, p in zip(r2, p2):
+        if tree is None or not len(tree.query(r, predicate="intersects")):
+            rects.append(r)
+            props.append(p)
     return rects, props
 
 
