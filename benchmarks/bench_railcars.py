@@ -1,6 +1,7 @@
 """Railcar detector benchmark: synthetic scenes by GSD, Tumangang timing, Muttenz.
 
-Run: /work/venv/bin/python benchmarks/bench_railcars.py [--quick]
+Run: /work/venv/bin/python benchmarks/bench_railcars.py [--quick | --coarse]
+(``--coarse``: only more coarse-GSD scenes, 2, 3 and 10 m, summer and winter)
 
 Prints, per GSD, precision / recall / F1 (a detection matches a true car
 when their polygons overlap with IoU >= 0.25, one to one) and the median
@@ -152,6 +153,15 @@ SYNTH_CASES = [
     (1.0, 9011, 40, 0.0, "tumangang"), (1.0, 9012, 90, 0.0, "khasan"), (1.0, 9013, 60, 0.3, "tumangang"),
     (3.0, 9021, 40, 0.0, "tumangang"), (3.0, 9022, 90, 0.0, "khasan"), (3.0, 9023, 60, 0.3, "tumangang"),
 ]
+#: ``--coarse``: more scenes for the coarse-GSD estimate (2, 3, 10 m; winter
+#: dates bring snow and a low sun), as (gsd_m, seed, cars, cloud, AOI, date).
+COARSE_CASES = [
+    (g, seed, n, cl, aoi, when) for g in (2.0, 3.0, 10.0) for seed, n, cl, aoi, when in (
+        (9031, 30, 0.0, "tumangang", "2024-06-17"), (9032, 120, 0.0, "tumangang", "2024-01-15"),
+        (9033, 60, 0.0, "khasan", "2024-06-17"), (9034, 15, 0.0, "khasan", "2024-01-15"),
+        (9035, 80, 0.5, "tumangang", "2024-06-17"), (9036, 0, 0.0, "tumangang", "2024-01-15"),
+        (9037, 200, 0.0, "tumangang", "2024-06-17"), (9038, 40, 0.2, "khasan", "2024-01-15"))
+]
 
 
 def _synth_chip(scene, aoi):
@@ -177,19 +187,20 @@ def hidden_by_cloud(sc, clear, min_added: float = 0.15) -> list[bool]:
     return out
 
 
-def synthetic(quick: bool = False):
+def synthetic(quick: bool = False, cases=None):
     from monitor.aoi import load_aoi
     from monitor.synth.rail import render_rail_scene
 
     by_gsd = {}
-    cases = SYNTH_CASES[::3] if quick else SYNTH_CASES
-    for gsd, seed, ncars, cloud, aoi_id in cases:
+    cases = cases if cases is not None else (SYNTH_CASES[::3] if quick else SYNTH_CASES)
+    for gsd, seed, ncars, cloud, aoi_id, *date in cases:
+        when = date[0] if date else "2024-06-17"
         aoi = load_aoi(aoi_id)
-        sc = render_rail_scene(aoi, gsd_m=gsd, seed=seed, when="2024-06-17", cars=ncars, cloud=cloud)
+        sc = render_rail_scene(aoi, gsd_m=gsd, seed=seed, when=when, cars=ncars, cloud=cloud)
         res = detect_railcars(_synth_chip(sc, aoi))
         hidden = [False] * len(sc.truth)
         if cloud > 0:
-            hidden = hidden_by_cloud(sc, render_rail_scene(aoi, gsd_m=gsd, seed=seed, when="2024-06-17",
+            hidden = hidden_by_cloud(sc, render_rail_scene(aoi, gsd_m=gsd, seed=seed, when=when,
                                                            cars=ncars, cloud=0.0))
         # cars under thick cloud are neither to be found nor false when found
         truth = [t.polygon for t, h in zip(sc.truth, hidden) if not h]
@@ -238,6 +249,9 @@ def synth_timing():
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
+    if "--coarse" in sys.argv:
+        synthetic(cases=COARSE_CASES)
+        sys.exit(0)
     synthetic(quick)
     synth_timing()
     muttenz()
