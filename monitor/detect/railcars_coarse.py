@@ -90,16 +90,17 @@ from monitor.detect.railcars import (CAR_LONG_M, CAR_SHORT_M, CAR_TYPICAL_M, CAR
 from monitor.detect.tracks import sample, shifted, stations
 from monitor.errors import SceneError
 
-#: A track's own densest look is its empty look (ballast of its own
-#: colour) only when its spread is at most this many times the yard's
-#: empty-look spread: ballast is one material, a train a mix of cars.
+#: A track's own look is homogeneous (ballast of its own colour) when its
+#: spread is at most this many times the median spread of the tracks'
+#: densest looks: ballast is one material, a train a mix of cars.
 HOMOGENEOUS_K = 2.0
 #: No train is longer (m): a look that runs on longer along a track is its
 #: ballast. Russian 1520 mm norms cap freight trains at 71 conventional
 #: cars (~1050 m over couplers); trains to and from North Korea are shorter.
 MAX_TRAIN_M = 1100.0
-#: A change of light on both flanks of a track by this factor or more
-#: (either way) is taken for a cloud shadow or thin cloud and undone.
+#: A change of light around a track and on both its flanks by this factor
+#: or more (either way) is a cloud or building shadow or haze: those
+#: stations are not counted as visible.
 SHADE_GAIN = 0.75
 #: A station within this many empty spreads (RMS over bands) of a look is
 #: that look's.
@@ -265,8 +266,10 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
                            car_length_m: float = CAR_TYPICAL_M,
                            car_range_m: tuple[float, float] = (CAR_SHORT_M, CAR_LONG_M),
                            psf_px: float = PSF_PX, clear_m: float = 3.0, run_m: float = 60.0,
-                           deshade: bool = True, light_m: float = 25.0, snap_cost: float = 0.25, unmix: bool = True, own_reference: bool = True, own_min_m: float = 60.0, max_train_m: float = MAX_TRAIN_M, min_contrast: float = CAR_CONTRAST, k_noise: float = 3.0,
-                           debug: list | None = None, **_ignored) -> DetectionResult:
+                           deshade: bool = True, light_m: float = 25.0, snap_cost: float = 0.25,
+                           unmix: bool = True, own_reference: bool = True, own_min_m: float = 60.0,
+                           max_train_m: float = MAX_TRAIN_M, min_contrast: float = CAR_CONTRAST,
+                           k_noise: float = 3.0, debug: list | None = None, **_ignored) -> DetectionResult:
     """Estimate the railcar count along the tracks of ``chip``'s AOI from
     occupied track length (for coarse pixels, above ~1.2 m; see the module
     docstring for the method).
@@ -278,6 +281,10 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
         or ``(id, LineString[, gauge_mm])`` tuples in the chip CRS.
     search_m: how far (m) either side of each line to look for the track bed.
     snap: set False to trust the lines as drawn.
+    snap_cost: cost of moving a line (per ``search_m``, in units of the
+        normalised track-bed evidence).
+    deshade: leave stations in shadow or haze out (optical scenes).
+    light_m: scale (Gaussian sigma, m) of the neighbourhood light level.
     car_length_m: mean car length over couplers (m) the count divides by.
     car_range_m: (shortest, longest) common car length (m) for the interval.
     psf_px: optical blur (Gaussian sigma, pixels) for the neighbour leak.
@@ -286,13 +293,16 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
     run_m: mean length (m) of an occupied or empty stretch (the Markov
         chain's persistence).
     unmix: undo the leak of neighbouring tracks' cars (step 3).
-    own_reference: let a homogeneous track look count as that track's
-        empty look (step 2).
+    own_reference: let a track's own looks count as its empty look (step 2),
+        for tracks with at least ``own_min_m`` visible.
+    max_train_m: a look running on longer than this (m) is ballast.
     min_contrast: a car differs from the ballast by at least this share of
         its brightness (before the blur).
     k_noise: an occupied station's anomaly is at least this many times the
         yard's median anomaly (the empty class's noise).
-    debug: a list to which per-track arrays are appended.
+    debug: a list to which the tracks' own looks (first entry) and per-track
+        arrays (features, anomalies, z, relative contrast, posterior) are
+        appended.
 
     Returns a :class:`DetectionResult`: ``counts["railcar"]``,
     ``intervals["railcar"]`` (low, high), ``coverage``, estimated car
