@@ -34,7 +34,7 @@ Sustained rises (:func:`sustained_rise`, the ``rise`` columns): a port
 that never saw a large ship and now has one or two in every scene, a yard
 a little busier scene after scene, where no observation is a spike by
 itself and small counts keep the level-shift rule's z small. For each
-valid observation the sums of the last 3, 4, 5, 6 and 8 valid
+valid observation the sums of the last 3, 4, 5, 6, 8 and 12 valid
 observations of its regime are compared with what the prior window before
 them, and its recent half, predict (quasi-Poisson, overdispersion of single scenes and of
 sums of nearby scenes, the largest scene capped at the second largest so
@@ -71,6 +71,12 @@ _SEASONS = {
     "dayofweek": lambda t: t.dt.dayofweek.to_numpy(),
     "hour": lambda t: t.dt.hour.to_numpy(),
 }
+
+#: Window lengths (valid scenes) of the sustained-rise test. Up to 12: a
+#: ship in every other scene over a background of ~0.03 a scene (E ~0.2 in
+#: 8 scenes) needs 6 of 8 scenes to pass p < 1e-4, half of the times; in 12
+#: scenes (a year of monthly looks) 6 of 12 suffice, what that rate gives.
+RISE_WINDOWS = (3, 4, 5, 6, 8, 12)
 
 #: Seconds in the (Julian) year used for window lengths.
 YEAR_S = 365.25 * 86400
@@ -141,7 +147,7 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
           min_coverage: float = 0.6, z_threshold: float = 3.5, min_history: int = 8, min_spread: float = 1.0,
           season: str | None = "month", min_season_cycles: float = 2.0, shift_run: int = 4,
           shift_z: float = 3.0, record_z: float = 3.0, record_min_years: float = 2.0, drop: bool = False, max_passes: int = 12, poisson_floor: bool = True,
-          mean_floor: float = 0.5, rise: bool = True, rise_windows: tuple[int, ...] = (3, 4, 5, 6, 8),
+          mean_floor: float = 0.5, rise: bool = True, rise_windows: tuple[int, ...] = RISE_WINDOWS,
           rise_alpha: float = 1e-4, rise_references: tuple[float, ...] = (1.0, 0.5),
           time: str = "acquired", value: str = "count", coverage: str | None = "coverage",
           by: tuple[str, ...] | list[str] | None = None) -> pd.DataFrame:
@@ -358,7 +364,7 @@ def score(observations: pd.DataFrame, *, window_years: float = 5.0, window: str 
 
 def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, coverage: np.ndarray,
                    min_history: int | np.ndarray = 8, *, window_s: float = 5 * YEAR_S,
-                   windows: tuple[int, ...] = (3, 4, 5, 6, 8), alpha: float = 1e-4,
+                   windows: tuple[int, ...] = RISE_WINDOWS, alpha: float = 1e-4,
                    references: tuple[float, ...] = (1.0, 0.5),
                    prior: tuple[float, float] = (0.5, 0.0), report_p: float = 0.05) -> dict:
     """Onsets of rises sustained over several observations, none a spike on its own.
@@ -449,6 +455,7 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
     if nv > 1 and (np.any(g[1:] < g[:-1]) or np.any(np.diff(key) < 0)):
         raise InputError("sustained_rise", "rows must be sorted by series code, then time")
     ref_hi = np.searchsorted(key, key, side="left")  # first row at the same time: reference ends before it
+    rate_v = xv / cv  # counts per unit coverage
     j = np.arange(nv)
     # The references of a window starting at row i: usable rows in [t_i - f x window, t_i) of its
     # series for each share f in ``references`` (the whole window, and its recent part: a port
@@ -459,10 +466,22 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
         nref = ref_hi - ref_lo
         sr, cr, qr = C[ref_hi] - C[ref_lo], K[ref_hi] - K[ref_lo], Q[ref_hi] - Q[ref_lo]
         mle = np.where(cr > 0, sr / np.where(cr > 0, cr, 1.0), 0.0)
-        pearson = np.where(mle > 0, qr / np.where(mle > 0, mle, 1.0) - sr, 0.0)  # sum (x - r c)^2 / (r c)
+        # Pearson sum (x - r c)^2 / (r c) = Q / r - 2 S + r K, with the reference's largest scene
+        # (per unit coverage) capped at its second largest: one odd scene (two false hulls where
+        # 0.05 a scene are usual) does not make the whole reference look overdispersed, as one
+        # spike in the window does not make a rise.
+        a1, a2 = _range_top2(rate_v, ref_lo, ref_hi)
+        has2 = a2 >= 0
+        x1, c1 = xv[np.maximum(a1, 0)], cv[np.maximum(a1, 0)]
+        x1c = np.where(has2, rate_v[np.maximum(a2, 0)] * c1, x1)  # the top scene at the second's rate
+        sc_, qc_ = sr - x1 + x1c, qr - (x1 * x1 - x1c * x1c) / c1
+        sc_, qc_ = np.where(a1 >= 0, sc_, sr), np.where(a1 >= 0, qc_, qr)
+        pearson = np.where(mle > 0, qc_ / np.where(mle > 0, mle, 1.0) - 2 * sc_ + mle * cr, 0.0)
+        cut = np.where(a1 >= 0, x1 - x1c, 0.0)  # taken off the top scene (also in the block sums below)
         # a shorter reference holding the same rows as the longer one is the same test
         same = (ref_lo == refs[-1]["lo"]) if refs else np.zeros(nv, dtype=bool)
         refs.append({"lo": ref_lo, "n": nref, "cov": cr, "mle": mle, "ok": (nref >= need) & ~same, "same": same,
+                     "top": a1, "cut": cut,
                      "rate": (sr + prior[0]) / np.maximum(cr + prior[1], 1e-9),  # rows with no reference are not tested
                      "phi": np.maximum(1.0, pearson / np.maximum(nref - 1, 1))})
     # Bonferroni over the windows and the distinct references of each window start
@@ -512,14 +531,21 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
                     bl = C[m:] - C[:-m]  # sums of m rows starting at rows 0..nv-m
                     bk = np.maximum(K[m:] - K[:-m], 1e-9)
                     pq = np.r_[0.0, np.cumsum(bl * bl / bk)]
+                    p1, p0 = np.r_[0.0, np.cumsum(bl / bk)], np.r_[0.0, np.cumsum(1.0 / bk)]
                     lo_b = rf["lo"][st]
                     nb = ref_hi[st] - m + 1 - lo_b  # such sums inside the reference
                     hi_b = lo_b + nb
                     # sums of the block sums and block coverages from the prefix sums C, K
                     sb = (CC[hi_b + m] - CC[lo_b + m]) - (CC[hi_b] - CC[lo_b])
                     kb = (KK[hi_b + m] - KK[lo_b + m]) - (KK[hi_b] - KK[lo_b])
+                    # the reference's top scene capped as above: the blocks holding it lose ``cut``
+                    a1s, d = rf["top"][st], rf["cut"][st]
+                    s_lo = np.clip(a1s - m + 1, lo_b, hi_b)
+                    s_hi = np.clip(a1s + 1, s_lo, hi_b)
+                    sq = (pq[hi_b] - pq[lo_b]) - 2 * d * (p1[s_hi] - p1[s_lo]) + d * d * (p0[s_hi] - p0[s_lo])
+                    sb = sb - d * (s_hi - s_lo)
                     r = rf["mle"][st]
-                    pear_b = np.where(r > 0, (pq[hi_b] - pq[lo_b]) / np.where(r > 0, r, 1.0) - 2 * sb + r * kb, 0.0)
+                    pear_b = np.where(r > 0, sq / np.where(r > 0, r, 1.0) - 2 * sb + r * kb, 0.0)
                     phb = np.maximum(rf["phi"][st], pear_b / (nb * (1.0 - m / nref[st]))) * infl[st]
                     pb = np.minimum(1.0, n_tests[st] * gammainc(capped[st] / phb, e[st] / phb))
                     p[st] = np.maximum(p[st], pb)
@@ -547,6 +573,41 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
     res["start"][vi] = b_start
     res["ref_start"][vi] = b_ref
     return res
+
+
+def _range_top2(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the largest and second largest ``x`` in each row range
+    ``[lo, hi)`` (-1 where the range holds fewer rows), by a sparse table
+    of range arg-maxima: O(n log n), no loop over ranges."""
+    n = len(x)
+    lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+    table = [np.arange(n)]
+    k = 1
+    while (1 << k) <= n:
+        prev, half = table[-1], 1 << (k - 1)
+        a, b = prev[:n - (1 << k) + 1], prev[half:half + n - (1 << k) + 1]
+        table.append(np.where(x[b] > x[a], b, a))
+        k += 1
+
+    def argmax(l0, h0):
+        out = np.full(len(l0), -1, dtype=np.int64)
+        ln = h0 - l0
+        ok = ln > 0
+        lev = np.zeros(len(l0), dtype=np.int64)
+        lev[ok] = np.floor(np.log2(ln[ok])).astype(np.int64)
+        for kk in np.unique(lev[ok]):
+            sel = ok & (lev == kk)
+            t = table[kk]
+            i1, i2 = t[l0[sel]], t[h0[sel] - (1 << kk)]
+            out[sel] = np.where(x[i2] > x[i1], i2, i1)
+        return out
+
+    a1 = argmax(lo, hi)
+    left = argmax(lo, np.where(a1 >= 0, a1, lo))
+    right = argmax(np.where(a1 >= 0, a1 + 1, hi), hi)
+    a2 = np.where(left < 0, right, np.where(right < 0, left, np.where(x[np.maximum(right, 0)] > x[np.maximum(left, 0)],
+                                                                       right, left)))
+    return a1, a2
 
 
 def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, season_need, min_spread, order,
