@@ -531,6 +531,8 @@ def fit_band(cls: str, mode: str, gsd_m: float, scenes: Sequence[tuple[Sequence[
         # a prior floor: a few scenes cannot show that the recall does not
         # vary (standard deviation at least a quarter of its distance to 0 or 1)
         v = max(v, (0.25 * min(recall, 1 - recall)) ** 2)
+        # and at most a Beta with a + b = 1 (beyond that, "all or nothing")
+        v = min(v, recall * (1 - recall) / 2.0)
         ab_sum = recall * (1 - recall) / v - 1.0
         if ab_sum > 0:
             ab = (recall * ab_sum, (1 - recall) * ab_sum)
