@@ -307,6 +307,23 @@ def test_rise_against_the_recent_years_after_a_busier_past():
     assert not r.loc[:59, "rise"].any()
 
 
+def test_one_odd_reference_scene_is_not_noise():
+    # Three false hulls in one scene of a quiet port's past weigh like three hulls in three scenes
+    # (the same rate), not like a noisy port: the reference's top scene is capped at its second
+    # largest for the overdispersion, as the window's is for its sum.
+    def run(past):
+        c = past + [1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1]  # a ship in two scenes out of three
+        t = pd.date_range("2019-01-10", periods=len(c), freq="30D", tz="UTC")
+        return score(pd.DataFrame({"aoi_id": "port", "class": "vessel_large", "acquired": t,
+                                   "count": np.asarray(c, float), "coverage": 1.0}), rise_references=(1.0,))
+    spread, odd = [0] * 56, [0] * 56
+    spread[10] = spread[25] = spread[40] = 1
+    odd[40] = 3
+    a, b = run(spread), run(odd)
+    assert np.isclose(a["rise_p"].min(), b["rise_p"].min(), rtol=1e-6) and b["rise_p"].min() < 1e-4
+    assert list(np.flatnonzero(a["rise"])) == list(np.flatnonzero(b["rise"])) == [67]
+
+
 def test_rise_bad_options_are_one_line_errors():
     df = _fortnightly([0] * 20)
     for kw in ({"rise_windows": ()}, {"rise_windows": (0, 3)}, {"rise_alpha": 0.0}, {"rise_alpha": 2.0},
