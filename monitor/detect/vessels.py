@@ -936,8 +936,9 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
         this share of its peak (a plateau blurred by a 1 px Gaussian gives
         ~0.33; 0.25 is an edge blurred over ~1.6 px). Cloud puffs and
         haze fade in over tens of metres; 0 turns the test off.
-    shore_ramp: an object touching land is the blurred edge of that land
-        (mixed water/land pixels along a breakwater or quay) unless its
+    shore_ramp: an object touching land, or within the sensor's blur of it
+        (2 px), is the blurred edge of that land (mixed water/land pixels
+        along a breakwater or quay, brighter under thin cloud) unless its
         brightest pixels reach this share of the adjacent land's median
         brightness; 0 turns the test off.
     pfa: SAR CFAR false-alarm probability per pixel.
@@ -1103,7 +1104,8 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
             continue
         if rel_pk[j] < min_rel_contrast:
             continue
-        if bright is not None and near[j + 1] <= 1.0 and shore_ramp > 0 and \
+        # within the blur of the shore (2 px): no brighter than that land is its blur
+        if bright is not None and near[j + 1] <= 2.0 and shore_ramp > 0 and \
                 _is_shore_ramp(lab, j + 1, obj_sl[j], bright, land_px, shore_ramp):
             continue
         if _continues_as_line(rect, z_near, water, chip.transform, gsd, k_low):
