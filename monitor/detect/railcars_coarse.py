@@ -364,6 +364,7 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
 
     # --- 1. snap to the track bed -------------------------------------------
     shifts = [np.zeros(len(g[3])) for g in geo]
+    snap_info = None
     if snap and search_m > 0:
         pre = []
         for (tid, line, gauge, s, xy, nrm), wst in zip(geo, wide):
@@ -379,8 +380,7 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
             best = int(np.argmax(tot))
             i0 = int(np.argmin(np.abs(c_all)))
             prior = float(c_all[best]) if tot[best] > (1.0 + SNAP_MARGIN) * tot[i0] else float(c_all[i0])
-            if debug is not None:
-                debug.append({"snap_gain": float(tot[best] / max(tot[i0], 1e-9)), "best_shift": float(c_all[best])})
+            snap_info = {"snap_gain": float(tot[best] / max(tot[i0], 1e-9)), "best_shift": float(c_all[best])}
         order = sorted(range(len(pre)), key=lambda i: -float(pre[i][1][:, np.argmin(np.abs(pre[i][2]))].mean()))
         taken = []
         for i in order:
@@ -443,7 +443,7 @@ def detect_railcars_coarse(chip, *, tracks=None, search_m: float = 8.0, snap: bo
     typ_scale = np.median(spreads, axis=0) if spreads else yard_scale
     typ_rms = float(np.sqrt(np.mean(typ_scale ** 2)))
     if debug is not None:
-        debug.append({"own_models": own_models, "typ_rms": typ_rms, "med": med, "mad": mad})
+        debug.append({"own_models": own_models, "typ_rms": typ_rms, "med": med, "mad": mad, "snap": snap_info})
     def _homogeneous(sc):
         return float(np.sqrt(np.mean(sc ** 2))) <= HOMOGENEOUS_K * typ_rms
 
