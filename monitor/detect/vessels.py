@@ -10,7 +10,9 @@ Optical pipeline (:func:`detect_vessels` with ``chip.sensor == "optical"``):
 
 1. Water mask (:mod:`monitor.detect.water`): AOI water polygons (+ a band
    along the berths), refined by NDWI; or, for an AOI that is only a box,
-   water classified from the image. Ship-sized holes are filled. With
+   water classified from the image. Hull-sized holes are filled (no
+   wider or longer than the largest hull: islets and detached
+   breakwaters stay land). With
    water from the image, hulls moored alongside a quay are land to NDWI:
    they are found on the land side of the water's edge as hull-shaped
    patches redder in NIR than the quay (:func:`moored_hulls`).
@@ -37,7 +39,11 @@ Optical pipeline (:func:`detect_vessels` with ``chip.sensor == "optical"``):
    (``shore_ramp``: the mixed pixels along a quay or breakwater); at
    pixels finer than 5 m, blobs about as wide as long (``max_beam_ratio``:
    cloud puffs and glint over the water; a hull is at least twice as long
-   as its beam).
+   as its beam) and soft-edged objects (``edge_sharpness``: a hull's
+   outline is as sharp as the sensor's blur, a cloud fades in over tens of
+   metres); at 5 m and coarser, objects touching land shorter than
+   :data:`SHORE_MIN_LENGTH_PX` (quay corners, pier heads); objects wider
+   than the widest hull.
 
 SAR pipeline: linear sigma0 (dB input is converted), a two-pass
 cell-averaging CFAR (the second pass censors the first pass's targets from
