@@ -373,3 +373,23 @@ def test_soft_edged_puffs_are_not_hulls_but_sharp_hulls_are():
     assert res.detections[0].length_m == pytest.approx(90, abs=8)
     # the test off: the puff is counted as well
     assert detect_vessels(chip, edge_sharpness=0).counts["vessel"] == 2
+
+
+def test_a_moored_hull_with_a_broken_deck_is_one_hull():
+    # a 250 m hull alongside a box-only quay whose deck reads as three pieces
+    # (hatch covers as grey as the quay, one pixel wide): one hull, not none
+    chip, _ = moored_quay_chip(n_hulls=0, seed=23)
+    quay_y = Y0 + 1500
+    h = box(X0 + 1000, quay_y, X0 + 1250, quay_y + 40)
+    m = rasterize([(h, 1)], out_shape=chip.shape, transform=chip.transform).astype(bool)
+    for role, v in (("red", 0.20), ("green", 0.08), ("blue", 0.07), ("nir", 0.30)):
+        chip.bands[chip.roles.index(role), m] = v * 10000
+    for x in (X0 + 1080, X0 + 1170):    # the hatch lines across the deck
+        gap = rasterize([(box(x, quay_y, x + 10, quay_y + 40), 1)], out_shape=chip.shape,
+                        transform=chip.transform).astype(bool)
+        for role in ("red", "green", "blue", "nir"):
+            chip.bands[chip.roles.index(role), gap] = GROUND[role] * 10000
+    res = detect_vessels(chip, classifier=False)
+    assert res.counts["vessel"] == 1
+    assert res.detections[0].properties.get("moored")
+    assert res.detections[0].length_m == pytest.approx(250, abs=25)
