@@ -456,6 +456,7 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
         raise InputError("sustained_rise", "rows must be sorted by series code, then time")
     ref_hi = np.searchsorted(key, key, side="left")  # first row at the same time: reference ends before it
     rate_v = xv / cv  # counts per unit coverage
+    top_table = _argmax_table(rate_v)
     j = np.arange(nv)
     # The references of a window starting at row i: usable rows in [t_i - f x window, t_i) of its
     # series for each share f in ``references`` (the whole window, and its recent part: a port
@@ -470,7 +471,7 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
         # (per unit coverage) capped at its second largest: one odd scene (two false hulls where
         # 0.05 a scene are usual) does not make the whole reference look overdispersed, as one
         # spike in the window does not make a rise.
-        a1, a2 = _range_top2(rate_v, ref_lo, ref_hi)
+        a1, a2 = _range_top2(rate_v, ref_lo, ref_hi, top_table)
         has2 = a2 >= 0
         x1, c1 = xv[np.maximum(a1, 0)], cv[np.maximum(a1, 0)]
         x1c = np.where(has2, rate_v[np.maximum(a2, 0)] * c1, x1)  # the top scene at the second's rate
@@ -481,7 +482,7 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
         # a shorter reference holding the same rows as the longer one is the same test
         same = (ref_lo == refs[-1]["lo"]) if refs else np.zeros(nv, dtype=bool)
         refs.append({"lo": ref_lo, "n": nref, "cov": cr, "mle": mle, "ok": (nref >= need) & ~same, "same": same,
-                     "top": a1, "cut": cut,
+                     "top": a1, "cut": cut, "lo_w": np.where(nref > 0, ref_lo, -1),
                      "rate": (sr + prior[0]) / np.maximum(cr + prior[1], 1e-9),  # rows with no reference are not tested
                      "phi": np.maximum(1.0, pearson / np.maximum(nref - 1, 1))})
     # Bonferroni over the windows and the distinct references of each window start
@@ -513,21 +514,32 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
             ok = (pos[m - 1:] >= m - 1) & rf["ok"][:L]
             nref, cr = rf["n"], rf["cov"]
             e = rf["rate"][:L] * wcov
+            lo_w = rf["lo_w"][:L]
+            bst = best[m - 1:]
+            # every tested window has p <= 1: a first test of a window end sets it to 1
+            new = ok & np.isinf(bst)
+            bst[new] = 1.0
+            b_n[m - 1:][new] = m
+            b_e[m - 1:][new] = e[new]
+            b_lo[m - 1:][new] = lo_w[new]
+            # p > 0.1 where the sum is within one quasi-Poisson sd of E: left at 1 (saves the gamma
+            # calls); only windows above E can be below it, so the rest is worked out there alone
+            cand = np.flatnonzero(ok & (capped > e))
             # the rate is itself estimated: Var(S - E) = phi E (1 + window coverage / reference coverage)
-            infl = 1.0 + wcov / np.maximum(cr[:L], 1e-9)
-            ph = rf["phi"][:L] * infl
-            # p > 0.1 where the sum is within one quasi-Poisson sd of E: left at 1 (saves the gamma calls)
-            up = np.flatnonzero(ok & (capped - e > np.sqrt(ph * e)))
-            p = np.where(ok, 1.0, np.inf)
-            p[up] = np.minimum(1.0, n_tests[up] * gammainc(capped[up] / ph[up], e[up] / ph[up]))
+            infl = 1.0 + wcov[cand] / np.maximum(cr[cand], 1e-9)
+            ph = rf["phi"][cand] * infl
+            keep = capped[cand] - e[cand] > np.sqrt(ph * e[cand])
+            up, infl, ph = cand[keep], infl[keep], ph[keep]
+            pu = np.minimum(1.0, n_tests[up] * gammainc(capped[up] / ph, e[up] / ph))
             if m > 1:
                 # overdispersion of m-scene sums: scenes close in time share a level (a busy season, a
                 # slow drift), so their sum varies more than phi x E. Pearson of the reference's
                 # overlapping m-row sums around its rate, bias-corrected for the rate fitted to the same
                 # rows. It can only raise p, so it is only worked out where p is small (< report_p).
-                st = up[p[up] < report_p]  # window start rows
-                st = st[nref[st] >= 2 * m]
-                if len(st):
+                w_st = np.flatnonzero(pu < report_p)
+                w_st = w_st[nref[up[w_st]] >= 2 * m]
+                if len(w_st):
+                    st = up[w_st]  # window start rows
                     bl = C[m:] - C[:-m]  # sums of m rows starting at rows 0..nv-m
                     bk = np.maximum(K[m:] - K[:-m], 1e-9)
                     pq = np.r_[0.0, np.cumsum(bl * bl / bk)]
@@ -546,15 +558,15 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
                     sb = sb - d * (s_hi - s_lo)
                     r = rf["mle"][st]
                     pear_b = np.where(r > 0, sq / np.where(r > 0, r, 1.0) - 2 * sb + r * kb, 0.0)
-                    phb = np.maximum(rf["phi"][st], pear_b / (nb * (1.0 - m / nref[st]))) * infl[st]
+                    phb = np.maximum(rf["phi"][st], pear_b / (nb * (1.0 - m / nref[st]))) * infl[w_st]
                     pb = np.minimum(1.0, n_tests[st] * gammainc(capped[st] / phb, e[st] / phb))
-                    p[st] = np.maximum(p[st], pb)
-            bst = best[m - 1:]
-            better = p < bst
-            np.copyto(bst, p, where=better)
-            b_n[m - 1:][better] = m
-            b_e[m - 1:][better] = e[better]
-            b_lo[m - 1:][better] = np.where(nref[:L] > 0, rf["lo"][:L], -1)[better]
+                    pu[w_st] = np.maximum(pu[w_st], pb)
+            better = pu < bst[up]
+            rows = up[better]
+            bst[rows] = pu[better]
+            b_n[m - 1:][rows] = m
+            b_e[m - 1:][rows] = e[rows]
+            b_lo[m - 1:][rows] = lo_w[rows]
     tested = b_n > 0
     s0 = np.where(tested, j - b_n + 1, 0)
     b_s = np.where(tested, C[j + 1] - C[s0], np.nan)
@@ -575,19 +587,14 @@ def sustained_rise(codes: np.ndarray, t_s: np.ndarray, counts: np.ndarray, cover
     return res
 
 
-def _range_top2(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _range_top2(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, table: list | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the largest and second largest ``x`` in each row range
     ``[lo, hi)`` (-1 where the range holds fewer rows), by a sparse table
-    of range arg-maxima: O(n log n), no loop over ranges."""
-    n = len(x)
+    of range arg-maxima (``table``: one of :func:`_argmax_table` for the
+    same ``x``, built here when None): O(n log n), no loop over ranges."""
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
-    table = [np.arange(n)]
-    k = 1
-    while (1 << k) <= n:
-        prev, half = table[-1], 1 << (k - 1)
-        a, b = prev[:n - (1 << k) + 1], prev[half:half + n - (1 << k) + 1]
-        table.append(np.where(x[b] > x[a], b, a))
-        k += 1
+    table = _argmax_table(x) if table is None else table
 
     def argmax(l0, h0):
         out = np.full(len(l0), -1, dtype=np.int64)
@@ -608,6 +615,19 @@ def _range_top2(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarr
     a2 = np.where(left < 0, right, np.where(right < 0, left, np.where(x[np.maximum(right, 0)] > x[np.maximum(left, 0)],
                                                                        right, left)))
     return a1, a2
+
+
+def _argmax_table(x: np.ndarray) -> list:
+    """Sparse table of arg-maxima: ``table[k][i]`` = index of the largest of ``x[i:i + 2**k]``."""
+    n = len(x)
+    table = [np.arange(n)]
+    k = 1
+    while (1 << k) <= n:
+        prev, half = table[-1], 1 << (k - 1)
+        a, b = prev[:n - (1 << k) + 1], prev[half:half + n - (1 << k) + 1]
+        table.append(np.where(x[b] > x[a], b, a))
+        k += 1
+    return table
 
 
 def _baseline(codes, t_s, rate, cov_eff, valid, wseconds, seas, season_need, min_spread, order,
