@@ -497,7 +497,8 @@ def write_report(store, out_dir: "str | Path", aois: Sequence[str], *, scenes_di
         picks = first + sorted([a for a in my_alerts if a not in first], key=lambda a: -a.count)
         todo = [(a.scene_id, f"Alert scene {pd.Timestamp(a.acquired):%Y-%m-%d}"
                  + (" (the first alert)" if a in first and len(my_alerts) > 1 else "")
-                 + f": {a.count:.0f} {plural(a.cls)} counted" + _alert_note(a, acc)) for a in picks]
+                 + (f": {a.message.split(': ', 1)[-1]}; this scene {a.count:.0f}" if a.kind == "rise" else
+                    f": {a.count:.0f} {plural(a.cls)} counted") + _alert_note(a, acc)) for a in picks]
         if cls == "vessel" and mine is not None and "counted_large" in mine and mine["counted_large"].max() > 0:
             seen = mine[mine["scored"]]
             r = mine.sort_values(["counted_large", "acquired"]).iloc[-1]
