@@ -53,9 +53,9 @@ from monitor.uncertainty import CALIBRATION_PATH, fit_band, mode_key, save_calib
 #: alternate tumangang / khasan, ports najin / dunay; every third optical
 #: scene has cloud 0.3.
 PLAN = [
-    ("rail", "optical", 0.5, 9), ("rail", "optical", 1.0, 10), ("rail", "optical", 2.0, 10),
-    ("rail", "optical", 3.0, 10),
-    ("port", "optical", 2.0, 10), ("port", "optical", 3.0, 10), ("port", "sar", 10.0, 12),
+    ("rail", "optical", 0.5, 9), ("rail", "optical", 1.0, 16), ("rail", "optical", 2.0, 12),
+    ("rail", "optical", 3.0, 16),
+    ("port", "optical", 2.0, 16), ("port", "optical", 3.0, 20), ("port", "sar", 10.0, 16),
 ]
 #: Optical chips of 5 m pixels and coarser go through the learned second
 #: stage (monitor.detect.vessel_classifier), trained on real Sentinel-2
