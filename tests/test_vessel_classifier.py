@@ -117,3 +117,47 @@ def test_model_with_other_features_is_refused(tmp_path):
     p.write_text(json.dumps(doc))
     with pytest.raises(InputError, match="features"):
         vc.load_model(p)
+
+
+def _calibrated_copy(tmp_path, a, b):
+    doc = json.loads(vc.MODEL_PATH.read_text())
+    doc["calibration"] = {"method": "platt", "a": a, "b": b}
+    p = tmp_path / "calibrated.json"
+    p.write_text(json.dumps(doc))
+    return p
+
+
+def test_calibration_maps_model_probability_monotonically(tmp_path):
+    m = vc.load_model(_calibrated_copy(tmp_path, 0.5, -0.4))
+    p = np.array([0.05, 0.2, 0.5, 0.8, 0.99])
+    s = m.calibrate(p)
+    z = np.log(p / (1 - p))
+    assert s == pytest.approx(1 / (1 + np.exp(-(0.5 * z - 0.4))))
+    assert np.all(np.diff(s) > 0)  # ranking (and so the overlap selection) is kept
+    # the threshold moves with the scores: the same candidates pass
+    assert (s >= m.score_threshold).tolist() == (p >= m.threshold).tolist()
+    X = np.zeros((2, len(vc.FEATURES)))
+    assert m.score(X) == pytest.approx(m.calibrate(m.predict_proba(X)))
+
+
+def test_detection_score_is_the_calibrated_probability(tmp_path):
+    h = hull(X0 + 1500, Y0 + 2000, 160, 26, 60)
+    chip = make_chip(land=(LAND,), hulls=(h,))
+    rule = detect_vessels(chip, classifier=False)
+    m = vc.load_model(_calibrated_copy(tmp_path, 0.5, -0.4))
+    res = vc.classify_vessels(chip, rule, m)
+    assert res.detections and res.extras["threshold"] == pytest.approx(m.score_threshold)
+    for d in res.detections:
+        p_model = d.properties["p_model"]
+        assert d.score == pytest.approx(float(m.calibrate(np.array([p_model]))[0]), abs=1e-3)
+        assert d.score == pytest.approx(d.properties["p_vessel"], abs=1e-4) and d.score >= m.score_threshold
+
+
+@pytest.mark.parametrize("cal", [{"a": -1.0, "b": 0.0}, {"a": "x", "b": 0.0}, {"b": 0.0}, {"a": float("nan"), "b": 0}])
+def test_bad_calibration_is_refused(tmp_path, cal):
+    doc = json.loads(vc.MODEL_PATH.read_text())
+    doc["calibration"] = cal
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="not a vessel classifier model"):
+        vc.load_model(p)

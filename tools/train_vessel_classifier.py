@@ -105,12 +105,20 @@ class SceneData:
                     y[i] = 1
         return y
 
+    def kept(self, p: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray]:
+        """(indices of the candidates kept at threshold ``thr``, bool: each
+        one matched to a labelled vessel, one to one)."""
+        keep = vc.select(self.cands, p, thr, self.shape)
+        hit = np.zeros(len(keep), bool)
+        for i, _ in match_pairs([self.rects[k] for k in keep], self.truth):
+            hit[i] = True
+        return np.asarray(keep, np.int64), hit
+
     def score(self, p: np.ndarray, thr: float) -> tuple[int, int, int]:
         """(tp, fp, fn) of the candidates kept at threshold ``thr``."""
-        keep = vc.select(self.cands, p, thr, self.shape)
-        det = [self.rects[i] for i in keep]
-        m = len(match_pairs(det, self.truth))
-        return m, len(det) - m, len(self.truth) - m
+        keep, hit = self.kept(p, thr)
+        m = int(hit.sum())
+        return m, len(keep) - m, len(self.truth) - m
 
 
 def fit(X, y):
@@ -150,6 +158,45 @@ def best_threshold(scenes: list[SceneData], probs: list[np.ndarray]) -> tuple[fl
     return float(THRESHOLDS[i]), float(f1s[i])
 
 
+def fit_platt(z: np.ndarray, y: np.ndarray, prior: float = 1.0) -> tuple[float, float]:
+    """(a, b) of ``P(y=1) = sigmoid(a z + b)`` by Newton's method, with a
+    weak Gaussian prior pulling (a, b) towards (1, 0) (``prior`` pseudo
+    observations' worth), so a handful of detections cannot make it steep;
+    ``a`` is kept >= 0.05 (the calibration stays increasing)."""
+    z, y = np.asarray(z, float), np.asarray(y, float)
+    w = np.array([1.0, 0.0])
+    for _ in range(50):
+        q = 1 / (1 + np.exp(-(w[0] * z + w[1])))
+        g = np.array([np.sum((q - y) * z), np.sum(q - y)]) + prior * (w - [1.0, 0.0])
+        r = q * (1 - q)
+        h = np.array([[np.sum(r * z * z), np.sum(r * z)], [np.sum(r * z), np.sum(r)]]) + prior * np.eye(2)
+        step = np.linalg.solve(h, g)
+        w = w - step
+        if np.abs(step).max() < 1e-8:
+            break
+    return max(float(w[0]), 0.05), float(w[1])
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, float), 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
+def calibration(scenes: list[SceneData], probs: list[np.ndarray], thr: float) -> tuple[float, float]:
+    """Platt scaling of out-of-fold probabilities: over the detections the
+    overlap selection keeps at ``thr``, P(matched to a labelled vessel)."""
+    z, y = [], []
+    for s, p in zip(scenes, probs):
+        keep, hit = s.kept(p, thr)
+        z.append(logit(p[keep]))
+        y.append(hit)
+    return fit_platt(np.concatenate(z), np.concatenate(y))
+
+
+def apply_platt(p: np.ndarray, ab: tuple[float, float]) -> np.ndarray:
+    return 1 / (1 + np.exp(-(ab[0] * logit(p) + ab[1])))
+
+
 def oof_probs(scenes: list[SceneData]) -> list[np.ndarray]:
     """Out-of-fold probabilities: each scene scored by a model fit on the others."""
     out = []
@@ -165,13 +212,18 @@ def loso(scenes: list[SceneData], verbose: bool = True) -> dict:
     rows = []
     for k, s in enumerate(scenes):
         tr = [o for j, o in enumerate(scenes) if j != k]
-        thr, _ = best_threshold(tr, oof_probs(tr))
+        inner = oof_probs(tr)
+        thr, _ = best_threshold(tr, inner)
+        ab = calibration(tr, inner, thr)
         clf = fit(np.vstack([o.X for o in tr]), np.concatenate([o.y for o in tr]))
         p = clf.predict_proba(s.X)[:, 1] if len(s.X) else np.zeros(0)
-        tp, fp, fn = s.score(p, thr)
+        keep, hit = s.kept(p, thr)
+        tp = int(hit.sum())
+        fp, fn = len(keep) - tp, len(s.truth) - tp
         n_det = tp + fp
         rows.append({"scene": s.name, "tp": tp, "fp": fp, "fn": fn, "truth": len(s.truth), "detected": n_det,
-                     "threshold": thr})
+                     "threshold": thr, "scores": apply_platt(p[keep], ab).tolist(), "hits": hit.tolist(),
+                     "p": p})
         if verbose:
             f1 = 2 * tp / max(2 * tp + fp + fn, 1)
             print(f"  LOSO {s.name:14s} truth={len(s.truth):3d} detected={n_det:3d} tp={tp:3d} fp={fp:3d} fn={fn:3d} "
@@ -181,10 +233,25 @@ def loso(scenes: list[SceneData], verbose: bool = True) -> dict:
     fn = sum(r["fn"] for r in rows)
     errs = sorted(abs(r["detected"] - r["truth"]) for r in rows)
     f1s = [2 * r["tp"] / max(2 * r["tp"] + r["fp"] + r["fn"], 1) for r in rows]
+    sc = np.concatenate([r["scores"] for r in rows]) if rows else np.zeros(0)
+    hh = np.concatenate([r["hits"] for r in rows]).astype(float) if rows else np.zeros(0)
     summary = {"tp": tp, "fp": fp, "fn": fn, "precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1),
                "f1": 2 * tp / max(2 * tp + fp + fn, 1), "median_count_error": float(np.median(errs)),
-               "f1_min": min(f1s), "f1_median": float(np.median(f1s)), "rows": rows}
+               "f1_min": min(f1s), "f1_median": float(np.median(f1s)), "rows": rows,
+               "score_sum": float(sc.sum()), "brier": float(np.mean((sc - hh) ** 2)) if sc.size else 0.0,
+               "reliability": reliability(sc, hh)}
     return summary
+
+
+def reliability(scores: np.ndarray, hits: np.ndarray, edges=(0.0, 0.35, 0.45, 0.55, 1.0)) -> list[dict]:
+    """Per score bin: detections, mean score, share matched."""
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (scores >= lo) & ((scores < hi) | (hi >= 1.0))
+        if m.any():
+            out.append({"bin": (lo, hi), "n": int(m.sum()), "mean_score": float(scores[m].mean()),
+                        "precision": float(hits[m].mean())})
+    return out
 
 
 def candidate_recall(scenes: list[SceneData]) -> tuple[int, int, int]:
@@ -223,6 +290,11 @@ def print_summary(res: dict) -> None:
           f"tp={res['tp']} fp={res['fp']} fn={res['fn']} P={res['precision']:.3f} R={res['recall']:.3f} "
           f"F1={res['f1']:.3f} median |count error|={res['median_count_error']:.1f} vessels/scene; "
           f"per-scene F1 min {res['f1_min']:.2f} median {res['f1_median']:.2f}")
+    bins = "; ".join(f"[{b['bin'][0]:.2f},{b['bin'][1]:.2f}) n={b['n']} score {b['mean_score']:.2f} "
+                     f"matched {b['precision']:.2f}" for b in res["reliability"])
+    print(f"LOSO calibration of the held-out scores (Platt, fitted inside the training folds): "
+          f"sum of scores {res['score_sum']:.1f} vs true positives {res['tp']} of {res['tp'] + res['fp']} kept; "
+          f"Brier {res['brier']:.3f}; {bins}")
 
 
 def main(argv=None) -> int:
@@ -244,14 +316,22 @@ def main(argv=None) -> int:
         print_summary(res)
     if a.loso_only:
         return 0
-    thr, f1_in = best_threshold(scenes, oof_probs(scenes))
+    # out-of-fold probabilities over all 9: the LOSO held-out ones are exactly
+    # that (each scene scored by a model fit on the other 8, same parameters)
+    oof = [r["p"] for r in res["rows"]] if res is not None else oof_probs(scenes)
+    thr, f1_in = best_threshold(scenes, oof)
+    ab = calibration(scenes, oof, thr)
     clf = fit(np.vstack([s.X for s in scenes]), np.concatenate([s.y for s in scenes]))
     meta = {"trained_on": "sen2ships (9 Sentinel-2 port scenes, 183 labelled vessels)",
             "scenes": [s.name for s in scenes], "params": PARAMS, "threshold_oof_f1": round(f1_in, 4),
             "candidate_recall": round(hit / max(n, 1), 4)}
     if res is not None:
-        meta["loso"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items() if k != "rows"}
+        meta["loso"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items()
+                        if k not in ("rows", "reliability")}
     doc = export(clf, thr, meta)
+    doc["calibration"] = {"method": "platt", "a": round(ab[0], 6), "b": round(ab[1], 6),
+                          "fitted_on": "out-of-fold (leave-one-scene-out) probabilities of the detections kept "
+                                       "at the threshold; target: matched to a labelled vessel"}
     X = np.vstack([s.X for s in scenes])
     diff = float(np.abs(vc.TreeModel(doc).predict_proba(X) - clf.predict_proba(X)[:, 1]).max())
     if diff > 1e-4:
@@ -260,7 +340,8 @@ def main(argv=None) -> int:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(doc, separators=(",", ":")))
     nodes = sum(len(t["feature"]) for t in doc["trees"])
-    print(f"wrote {a.out} ({len(doc['trees'])} trees, {nodes} nodes, threshold {thr:.3f}, "
+    print(f"wrote {a.out} ({len(doc['trees'])} trees, {nodes} nodes, threshold {thr:.3f} "
+          f"(calibrated score {vc.TreeModel(doc).score_threshold:.3f}), calibration a={ab[0]:.3f} b={ab[1]:.3f}, "
           f"numpy/sklearn max diff {diff:.1e})")
     return 0
 

@@ -31,6 +31,12 @@ Pipeline (:func:`classify_vessels`):
    vessel probability; candidates at or above the model's threshold (chosen
    inside the training folds) are kept, and overlapping candidates are
    reduced to the most probable one (greedy, by pixel overlap).
+6. The detection score is CALIBRATED (:meth:`TreeModel.score`): a Platt
+   map ``sigmoid(a * logit(p) + b)`` fitted on out-of-fold probabilities of
+   the detections kept at the threshold, target "matched to a labelled
+   vessel". A kept detection's score is the estimated probability that it
+   is a true vessel (the sum over a scene estimates its true positives);
+   the map is monotone, so ranking, selection and counts do not change.
 
 Integration after the rule-based detector::
 
@@ -51,8 +57,9 @@ what the model learnt. A water mask passed to one should be passed to both
 (``water=``).
 It applies only to optical chips (a SAR result is returned unchanged).
 Detections are minimum rotated rectangles in the chip CRS; ``score`` is the
-model probability; ``properties`` carry ``size_class``, ``p_vessel`` and
-``level`` (the candidate's brightness level).
+calibrated probability; ``properties`` carry ``size_class``, ``p_vessel``
+(= ``score``), ``p_model`` (the ensemble's own, uncalibrated probability)
+and ``level`` (the candidate's brightness level).
 
 Figures (sen2ships, 9 real Sentinel-2 ports, 183 labelled vessels; matched
 one-to-one, IoU >= 0.1 or centroid within 20 m), from
@@ -442,6 +449,14 @@ class TreeModel:
                 self.trees.append((f.astype(np.int64), th.astype(np.float64), le.astype(np.int64),
                                    ri.astype(np.int64), v.astype(np.float64)))
             self.meta = doc.get("meta", {})
+            cal = doc.get("calibration")
+            if cal is None:
+                self.calibration = None
+            else:
+                a, b = float(cal["a"]), float(cal["b"])
+                if not (math.isfinite(a) and math.isfinite(b) and a > 0):
+                    raise ValueError("calibration needs finite a > 0 and b")
+                self.calibration = (a, b)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise InputError(source, f"not a vessel classifier model ({e})") from None
 
@@ -462,7 +477,31 @@ class TreeModel:
         return out
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """The ensemble's own probability (as fitted; not calibrated)."""
         return 1.0 / (1.0 + np.exp(-self.raw(X)))
+
+    def calibrate(self, p: np.ndarray) -> np.ndarray:
+        """Model probabilities ``p`` -> calibrated scores (identity without a
+        calibration): ``sigmoid(a * logit(p) + b)``, monotone, so ranking and
+        overlap selection are unchanged."""
+        p = np.asarray(p, np.float64)
+        if self.calibration is None:
+            return p
+        a, b = self.calibration
+        z = np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1))
+        return 1.0 / (1.0 + np.exp(-(a * z + b)))
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated vessel scores of feature rows ``X``: the probability
+        that a kept detection with this score is a (labelled) vessel,
+        estimated out of fold when the model was trained (see
+        ``tools/train_vessel_classifier.py``)."""
+        return self.calibrate(self.predict_proba(X))
+
+    @property
+    def score_threshold(self) -> float:
+        """:attr:`threshold` (a model probability) on the calibrated score scale."""
+        return float(self.calibrate(np.array([self.threshold]))[0])
 
 
 def load_model(path: str | Path | None = None) -> TreeModel:
@@ -533,13 +572,13 @@ def select(candidates: list[Candidate], prob: np.ndarray, threshold: float, shap
 
 def score_candidates(chip, *, water: np.ndarray | None = None, model: TreeModel | None = None,
                      rule_geoms: list | None = None, **candidate_options):
-    """(layers, candidates, rectangles, features, probabilities) for an optical chip."""
+    """(layers, candidates, rectangles, features, calibrated scores) for an optical chip."""
     model = model or load_model()
     layers = Layers(chip, water)
     cands = vessel_candidates(layers, **candidate_options)
     rects = [_rect(c, chip.transform) for c in cands]
     X = candidate_features(layers, cands, rects, rule_geoms)
-    p = model.predict_proba(X) if len(X) else np.zeros(0)
+    p = model.score(X) if len(X) else np.zeros(0)
     return layers, cands, rects, X, p
 
 
@@ -550,9 +589,13 @@ def classify_vessels(chip, result: DetectionResult | None = None, model: TreeMod
     ``result``: the rule-based :func:`~monitor.detect.vessels.detect_vessels`
     result of the same chip (coverage and extras are kept; its detections
     are replaced). ``model``: a :class:`TreeModel` or a path (default the
-    bundled Sentinel-2 model). ``threshold``: probability cut (default the
-    model's, chosen by cross-validation when it was trained). SAR chips
-    (``chip.sensor == "sar"``) return ``result`` unchanged.
+    bundled Sentinel-2 model). ``threshold``: cut on the calibrated score
+    (default the model's, chosen by cross-validation when it was trained).
+    SAR chips (``chip.sensor == "sar"``) return ``result`` unchanged.
+
+    Each detection's ``score`` (and ``properties["p_vessel"]``) is the
+    calibrated probability that it is a vessel (:meth:`TreeModel.score`);
+    ``properties["p_model"]`` is the ensemble's uncalibrated probability.
     """
     if result is not None and getattr(chip, "sensor", "optical") == "sar":
         return result
@@ -562,10 +605,11 @@ def classify_vessels(chip, result: DetectionResult | None = None, model: TreeMod
         raise InputError(getattr(chip.scene, "path", "chip"), f"bad pixel size {chip.gsd_m!r}")
     if not isinstance(model, TreeModel):
         model = load_model(model)
-    thr = model.threshold if threshold is None else float(threshold)
+    thr = model.score_threshold if threshold is None else float(threshold)
     rule = [d.geometry for d in result.detections] if result is not None else None
     layers, cands, rects, X, p = score_candidates(chip, water=water, model=model, rule_geoms=rule)
     keep = select(cands, p, thr, layers.B.shape)
+    p_model = model.predict_proba(X) if len(X) else np.zeros(0)
     from monitor.detect.vessels import size_class
 
     dets = []
@@ -580,7 +624,7 @@ def classify_vessels(chip, result: DetectionResult | None = None, model: TreeMod
         dets.append(Detection(geometry=rect, cls="vessel", score=float(p[i]), length_m=round(float(L), 2),
                               width_m=round(float(W), 2), heading_deg=round(hd, 1),
                               properties={"size_class": size_class(L), "p_vessel": round(float(p[i]), 4),
-                                          "level": c.level}))
+                                          "p_model": round(float(p_model[i]), 4), "level": c.level}))
     by_size: dict[str, int] = {}
     for d in dets:
         by_size[d.properties["size_class"]] = by_size.get(d.properties["size_class"], 0) + 1
