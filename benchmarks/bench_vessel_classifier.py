@@ -8,7 +8,10 @@ Prints, on the real Sentinel-2 port scenes of ../shared/data/sen2ships
 - candidate recall: labelled vessels matched by at least one candidate;
 - leave-one-scene-out figures: per scene, a model trained on the other 8
   scenes (threshold chosen inside those 8) scores the held-out scene;
-  precision, recall, F1 overall and per scene, median |count error|.
+  precision, recall, F1 overall and per scene, median |count error|; and
+  how well the calibrated scores of the kept held-out detections (Platt,
+  fitted inside the training folds) predict their matches: sum of scores
+  vs true positives, Brier score, matched share per score bin.
   Needs scikit-learn (training only); skipped with a message without it.
 - with ``--shipped``: the bundled model on all 9 scenes (trained on them:
   an in-sample figure, printed for reference only, not a test result).
