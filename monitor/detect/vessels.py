@@ -69,8 +69,10 @@ from monitor.errors import InputError
 
 #: Detector version recorded with each observation (a store re-runs scenes
 #: seen by an older one). 1.1: moored hulls from the image, line dashes,
-#: pixel floor and vegetation tests for Sentinel-2-class imagery.
-VERSION = "1.2"
+#: pixel floor and vegetation tests for Sentinel-2-class imagery. 1.3:
+#: hull-shaped hole filling, soft-edge and shore-length tests, moored hulls
+#: from decks broken into pieces.
+VERSION = "1.3"
 SIZE_CLASSES = (("small_lt30m", 0.0, 30.0), ("medium_30_100m", 30.0, 100.0), ("large_gt100m", 100.0, math.inf))
 _EIGHT = np.ones((3, 3), bool)
 #: NDVI (nir - red) / (nir + red) above which a pixel is vegetation, not a
