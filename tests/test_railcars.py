@@ -77,7 +77,7 @@ def hline(y_m, x0=5.0, x1=295.0, dy=0.0):
 
 def test_registered_for_rail_yards():
     spec = detectors()["railcar"]
-    assert spec.fn is detect_railcars and spec.version == VERSION == "1.5" and "rail_yard" in spec.kinds
+    assert spec.fn is detect_railcars and spec.version == VERSION == "1.6" and "rail_yard" in spec.kinds
 
 
 def test_empty_yard_gives_zero():
@@ -450,3 +450,42 @@ def test_unmasked_cloud_edge_keeps_clear_track_beside_it():
     assert 0.55 <= res.coverage <= 0.72
     old = detect_railcars(chip_of(bands, valid, lines, gsd=gsd), cloud_edge_m=None)
     assert old.coverage < res.coverage
+
+
+def _shadowed_yard():
+    """Four tracks 8 m apart at 0.5 m (rails not resolved): a block train
+    of 13 alike cars over two thirds of track 0, a few cars on tracks 1
+    and 2, every car's shadow on the ground 1.5-3.5 m south of it (sun in
+    the north), and a dark ditch along the south side of the empty track 3."""
+    gsd = 0.5
+    tracks_y = (12.0, 20.0, 28.0, 36.0)
+    trains = {0: [(40.0, [14.0] * 13)], 1: [(60.0, [14.0, 16.0, 12.0])], 2: [(150.0, [13.0, 15.0])]}
+    bands, valid, truth = yard(width_m=300.0, height_m=48.0, tracks_y=tracks_y, trains=trains, seed=7,
+                               car_colour=0.75)
+    h, w = valid.shape
+    U, V = np.meshgrid((np.arange(w) + 0.5) * gsd, (np.arange(h) + 0.5) * gsd)
+    dark = np.zeros((h, w), bool)
+    for k, a, b in truth:
+        dv = V - tracks_y[k]
+        dark |= (dv > 1.5) & (dv < 3.5) & (U >= a) & (U < b)
+    bands = np.where(dark[None], bands * 0.45, bands)
+    ditch = (V - tracks_y[3] > 1.8) & (V - tracks_y[3] < 3.2)
+    bands = np.where(ditch[None], bands * 0.3, bands).astype(np.float32)
+    return chip_of(bands, valid, [hline(y) for y in tracks_y], gsd=gsd), truth
+
+
+def test_block_train_casting_shadow_is_not_the_tracks_empty_look_and_a_ditch_is_no_shadow():
+    chip, truth = _shadowed_yard()
+    dbg = []
+    res = detect_railcars(chip, sun_azimuth_deg=0.0, debug=dbg)
+    per = {k: v["count"] for k, v in res.extras["per_track"].items()}
+    assert per == {"T0": 13, "T1": 3, "T2": 2, "T3": 0} and res.counts["railcar"] == len(truth)
+    assert res.extras["shadow"] is not None
+    # the block train is track 0's densest look: refused as its empty look
+    # (its stations cast the cars' shadow), unlike the ditch's track
+    own = {e["track"]: e["cross"] for e in dbg}
+    assert own["T0"].get("refused") and not own["T3"].get("refused")
+    # the ditch's one-sided darkening all along the empty track is its
+    # usual look once counted from the anti-sun flank alone
+    old = detect_railcars(chip, sun_azimuth_deg=0.0, own_shadow=False, usual_one_side=False)
+    assert old.extras["per_track"]["T3"]["count"] > 5

@@ -30,7 +30,11 @@ Method (per chip, all geometry in the chip's metric CRS):
    not resolved it counts only the darkening beyond what *both* flanks
    usually show beside the track's empty stations (a dark bed of old
    sleepers or a dark shoulder, blurred, darkens both sides; a car's
-   shadow one). A car
+   shadow one), and beyond what the anti-sun flank alone usually shows
+   beside empty stations a car length from any occupied one (a ditch or
+   a dark verge along the track). A track's own look whose stations cast
+   the scene's car shadow is a train standing over most of the track,
+   not its empty look (a second pass). A car
    stands out from the ground beside it: a station that looks like its
    flanks is never occupied (bare ground, thick cloud), and a run must
    somewhere stand clearly above the threshold.
@@ -62,7 +66,7 @@ from monitor.detect.tracks import Strip, sample, shifted, stations
 from monitor.errors import InputError, SceneError
 from monitor.sun import sun_position
 
-VERSION = "1.5"
+VERSION = "1.6"
 
 #: Car lengths over couplers, metres: shortest two-axle wagons, typical
 #: freight car (gondola 13.9 m, boxcar ~15 m), longest common (flat ~19.6 m,
@@ -702,15 +706,16 @@ def _hides_rails(left: np.ndarray, right: np.ndarray, ok: np.ndarray, mine, rail
 
 def _shadowed_own_look(feats, mines, models, shadow: dict, thr: float, ds: float, min_m: float = 30.0,
                        share: float | None = None, info: dict | None = None) -> list[int]:
-    """Tracks (indices) whose own densest look ``mines[k]`` casts the
-    scene's car shadow: its stations (within 1 spread of it, at least
-    ``min_m`` of them) are unlike the yard's empty look (``models``, the
-    nearer half at least ``thr`` off, median) and their anti-sun flank is
-    darker than the sun-side one by ``share`` (default ``SHADOW_SHARE``)
-    of the scene's typical car shadow or more (median; ``shadow`` from
-    :func:`_shadow_cue`, its ``asym`` against empty stations). Ballast,
-    whatever its colour, darkens both flanks alike or neither; a car 3.5-4.5
-    m tall casts its shadow on one side."""
+    """Tracks (indices) whose own densest look ``mines[k]`` is a train's,
+    told by the scene's car shadow: its stations (within 1 spread of it,
+    at least ``min_m`` of them) are unlike the yard's empty look
+    (``models``, the nearer half at least ``thr`` off, median) and cast a
+    car shadow (median): their anti-sun flank is darker than the sun-side
+    one by ``share`` (default ``SHADOW_SHARE``) of the scene's typical car
+    shadow or more (``shadow`` from :func:`_shadow_cue`, its ``asym``
+    against empty stations). Ballast, whatever its colour, darkens both
+    flanks alike or neither; a car 3.5-4.5 m tall casts its shadow on one
+    side."""
     share = SHADOW_SHARE if share is None else share
     out = []
     for k, ((left, right, ok), mine) in enumerate(zip(feats, mines)):
@@ -869,7 +874,8 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     sun_azimuth_deg: float | None = None, rails_gsd_m: float | None = None,
                     deshade: bool = True, usual_flanks: bool = True, neighbour_shade: bool = True,
                     train_rhythm: bool = False, coarse_model: str = "mixture",
-                    cloud_edge_m: float | None = 8.0, own_shadow: bool = False,
+                    cloud_edge_m: float | None = 8.0, own_shadow: bool = True,
+                    usual_one_side: bool = True,
                     **_ignored) -> DetectionResult:
     """Detect and count railcars along the tracks of ``chip``'s AOI.
 
@@ -960,10 +966,17 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
     cloud_edge_m: the edge of unmasked thick cloud is traced on this
         smoothing scale (m) by :func:`_cloud_screen`; ``None`` grows the
         cloud by 80 m instead (up to 80 m of clear track lost beside it).
-    own_shadow: (off by default; experimental) at fine GSD, where the
-        scene shows car shadows, a second pass refuses a track's own
-        densest look as "empty" when its stations cast the scene's car
-        shadow (:func:`_shadowed_own_look`): a train over most of its track.
+    own_shadow: at fine GSD, where the scene shows car shadows, a second
+        pass refuses a track's own densest look as "empty" when its
+        stations are unlike the yard's empty look and cast the scene's car
+        shadow (:func:`_shadowed_own_look`): a train over most of its
+        track; ballast of any colour darkens both flanks alike or neither.
+    usual_one_side: where the rails are not resolved, the shadow cue also
+        discounts the darkening the anti-sun flank alone usually shows
+        beside the track's empty stations a car length or more from any
+        occupied one (a ditch, a dark verge, a neighbouring track's dark
+        bed along the whole track); nearer to cars that look like ballast
+        within a train, their shadows still count.
     debug: a list to which per-track strips and scores are appended.
 
     Returns a :class:`DetectionResult` with ``counts["railcar"]``, the
@@ -1188,7 +1201,8 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
             levels = [co.lookup(level, xy + sh[:, None] * nrm)
                       for (tid, line, gauge, s, xy, nrm), sh in zip(geo, shifts)]
         shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr, levels=levels,
-                             anti_sun_deg=anti_sun, usual_side=usual_flanks and gsd > rails_gsd) if (fine and use_shadows) else None
+                             anti_sun_deg=anti_sun, usual_side=usual_flanks and gsd > rails_gsd,
+                             one_side=usual_one_side) if (fine and use_shadows) else None
         if shadow is not None and own_shadow and any(mines):
             # pass 2: a track's own "empty" look whose stations cast the
             # scene's car shadow (one flank, away from the sun) is a train
@@ -1200,7 +1214,7 @@ def detect_railcars(chip, *, tracks=None, search_m: float = 8.0, fine_gsd_m: flo
                     dists[k_t] = track_distance(k_t, [], [])
                 thr = auto_thr(dists)
                 shadow = _shadow_cue(strips, dists, [f[2] for f in feats], thr, levels=levels, anti_sun_deg=anti_sun,
-                                     usual_side=usual_flanks and gsd > rails_gsd)
+                                     usual_side=usual_flanks and gsd > rails_gsd, one_side=usual_one_side)
         if shadow is not None:
             under = None
             if neighbour_shade and gsd > rails_gsd:
@@ -1410,7 +1424,7 @@ def _near_other(lines_xy: list[np.ndarray], k: int, dist_m: float, ds: float) ->
 def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarray], threshold: float,
                 near: tuple[float, float] = (1.6, 2.9), min_contrast: float = 1.5,
                 levels: list[np.ndarray] | None = None, anti_sun_deg: float | None = None,
-                usual_side: bool = True) -> dict | None:
+                usual_side: bool = True, one_side: bool = False) -> dict | None:
     """Cars are 3.5-4.5 m tall: in sunlit imagery a dark band lies beside
     each car on the side away from the sun. Find that side (one map
     direction for the whole scene, tried every 22.5 deg) using the
@@ -1495,7 +1509,17 @@ def _shadow_cue(strips: list[Strip], dists: list[np.ndarray], oks: list[np.ndarr
             gsun_side = np.where((st.normal @ u) > 0, gr, gl)
             csun = np.nan_to_num((r - gsun_side) / spread, nan=0.0)
             emp = oks[k] & np.isfinite(gsd_side) & np.isfinite(gsun_side) & (dists[k] < threshold)
-            c = c - np.maximum(_usual_contrast(np.minimum(c, csun), emp, st.ds), 0.0)
+            usual = _usual_contrast(np.minimum(c, csun), emp, st.ds)
+            if one_side:
+                # ... and the anti-sun flank's own darkening (a ditch, a dark
+                # verge, a neighbour's dark bed) learnt beside empty stations
+                # a car length or more from any occupied one (a car that
+                # looks like ballast within a train still casts the train's
+                # shadow), where that is more
+                far = ~ndimage.binary_dilation(oks[k] & (dists[k] >= threshold),
+                                               iterations=max(1, int(round(CAR_TYPICAL_M / st.ds))))
+                usual = np.maximum(usual, _usual_contrast(c, emp & far, st.ds))
+            c = c - np.maximum(usual, 0.0)
         cs.append(c)
     c_all = np.concatenate([c[ok] for c, ok in zip(cs, oks)])
     # a car's shadow is at least ``SHADOW_SHARE`` as dark as the scene's
