@@ -77,34 +77,40 @@ def bilinear(bands: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
     n, h, w = bands.shape
     r = np.clip(row.ravel(), 0.0, h - 1.0)
     c = np.clip(col.ravel(), 0.0, w - 1.0)
-    r0 = np.minimum(np.floor(r).astype(np.intp), max(h - 2, 0))
-    c0 = np.minimum(np.floor(c).astype(np.intp), max(w - 2, 0))
+    # the upper-left neighbour, at most one pixel from the last row/column
+    r0 = np.minimum(r.astype(np.intp), max(h - 2, 0))
+    c0 = np.minimum(c.astype(np.intp), max(w - 2, 0))
     fr = (r - r0).astype(np.float32)
     fc = (c - c0).astype(np.float32)
-    r1 = np.minimum(r0 + 1, h - 1)
-    c1 = np.minimum(c0 + 1, w - 1)
+    dr = w if h > 1 else 0
+    dc = 1 if w > 1 else 0
+    i00 = r0 * w + c0
+    i01, i10 = i00 + dc, i00 + dr
+    i11 = i10 + dc
     flat = bands.reshape(n, h * w)
-    i00, i01, i10, i11 = r0 * w + c0, r0 * w + c1, r1 * w + c0, r1 * w + c1
     out = np.empty((n, r.size), dtype=np.float32)
     for k in range(n):
         b = flat[k]
-        top = b[i00].astype(np.float32)
-        top += (b[i01] - top) * fc
-        bot = b[i10].astype(np.float32)
-        bot += (b[i11] - bot) * fc
-        top += (bot - top) * fr
-        out[k] = top
+        top = b[i00].astype(np.float32, copy=False)
+        top = top + (b[i01] - top) * fc
+        bot = b[i10].astype(np.float32, copy=False)
+        bot = bot + (b[i11] - bot) * fc
+        out[k] = top + (bot - top) * fr
     return out.reshape((n,) + row.shape)
 
 
 def sample(bands: np.ndarray, valid: np.ndarray, transform, xy: np.ndarray, normal: np.ndarray,
            o: np.ndarray, s: np.ndarray) -> Strip:
     """Sample ``bands`` (n, h, w) and ``valid`` (h, w) at ``xy + o * normal``."""
-    px = xy[:, None, 0] + o[None, :] * normal[:, None, 0]
-    py = xy[:, None, 1] + o[None, :] * normal[:, None, 1]
+    # pixel coordinates of the centreline points and of a metre along the
+    # normal: every sample is the one plus ``o`` times the other
     inv = ~transform
-    col = inv.a * px + inv.b * py + inv.c - 0.5
-    row = inv.d * px + inv.e * py + inv.f - 0.5
+    c0 = inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c - 0.5
+    r0 = inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f - 0.5
+    dc = inv.a * normal[:, 0] + inv.b * normal[:, 1]
+    dr = inv.d * normal[:, 0] + inv.e * normal[:, 1]
+    col = c0[:, None] + o[None, :] * dc[:, None]
+    row = r0[:, None] + o[None, :] * dr[:, None]
     vals = bilinear(bands, row, col)
     h, w = valid.shape
     inside = (row >= -0.5) & (row <= h - 0.5) & (col >= -0.5) & (col <= w - 0.5)
