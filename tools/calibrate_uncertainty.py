@@ -53,7 +53,7 @@ from monitor.uncertainty import CALIBRATION_PATH, fit_band, mode_key, save_calib
 #: alternate tumangang / khasan, ports najin / dunay; every third optical
 #: scene has cloud 0.3.
 PLAN = [
-    ("rail", "optical", 0.5, 9), ("rail", "optical", 1.0, 16), ("rail", "optical", 2.0, 12),
+    ("rail", "optical", 0.5, 18), ("rail", "optical", 1.0, 16), ("rail", "optical", 2.0, 12),
     ("rail", "optical", 3.0, 16),
     ("port", "optical", 2.0, 16), ("port", "optical", 3.0, 20), ("port", "sar", 10.0, 16),
 ]
