@@ -53,8 +53,9 @@ changed. Scenes whose cloud cover is known use bands fitted on clear
 How honest (``benchmarks/bench_uncertainty.py``, held-out synthetic seeds,
 90% intervals with the scene's cloud cover known; share of scenes whose
 true count lies inside, mean width in objects; 2026-12-02 detectors):
-railcars 0.5 m 2/6 (width 30: false-alarm bursts and one scene where the
-detector found none of 128 cars lie outside), 1 m 8/10 (148), 3 m 9/10
+railcars 0.5 m 3/6 (width 44: two clear scenes with 4 and 10 false
+alarms and one hazy scene where the detector found none of 128 cars lie
+outside), 1 m 8/10 (148), 3 m 9/10
 (273); vessels optical 3 m 8/10 (19), radar 10 m 9/10 (11); real
 sen2ships leave-one-scene-out 8/9 (55); Muttenz (0.255 m) inside
 (132-340 vs 178). The intervals are wide where the detector's recall
