@@ -42,8 +42,9 @@ parallel to the track. Both are *linear* and *long*. The tracer:
    car channel a bar ~3 m wide between two rails) and is dropped; and
    (:func:`_lone_lines`) a yard is a network: a line with no parallel
    neighbour within two spacings over a fifth of its length, no end meeting
-   another line at a turnout's angle (<= 30 degrees) and no train on it is
-   the edge of a road, wall or roof beside the yard, and is dropped.
+   another line at a turnout's angle (<= 30 degrees) and no train on it
+   (cars over half of it, hiding the rails) is the edge of a road, wall
+   or roof beside the yard, and is dropped.
 
 :func:`trace_tracks` returns :class:`~monitor.aoi.Feature` lines in the
 **chip CRS** (metres); :func:`trace_aoi` writes them into a copy of the AOI
@@ -959,8 +960,8 @@ def _joins(ln: LineString, others, reach_m: float, max_deg: float) -> bool:
     return False
 
 
-def _lone_lines(lines: list, ev: TraceEvidence, spacing_m: Sequence[float], car_support: float,
-                min_near: float = 0.2, max_deg: float = 30.0, min_cars: float = 0.8, step_m: float = 2.0) -> list:
+def _lone_lines(lines: list, ev: TraceEvidence, spacing_m: Sequence[float], car_support: float, low: float,
+                min_near: float = 0.2, max_deg: float = 30.0, min_cars: float = 0.5, step_m: float = 2.0) -> list:
     """Drop the lines that stand alone: a yard is a network of tracks, and
     the edge of a road, a wall or a roof beside it also gives long, straight
     rail-pair-like evidence, but joins no track. A line is kept when another
@@ -968,9 +969,10 @@ def _lone_lines(lines: list, ev: TraceEvidence, spacing_m: Sequence[float], car_
     spacings (+1 m) over at least ``min_near`` of its length (a neighbour
     in the lattice), when one of its ends meets another line at a
     turnout's angle (within ``max_deg``: a branch or a curve leaving the
-    yard), or when car bodies (evidence at least ``car_support``) cover
-    ``min_cars`` of it (a lone track with a train on it). ``lines``:
-    (LineString, score) in metres."""
+    yard), or when it carries a train: car bodies (evidence at least
+    ``car_support``) over ``min_cars`` of it, with no rail pair (below
+    ``low``) on most of that stretch (cars hide their rails; a road edge
+    lights both channels at once). ``lines``: (LineString, score) in metres."""
     if len(lines) < 2:
         return lines
     reach = 2 * float(max(spacing_m)) + 1.0
@@ -1002,8 +1004,12 @@ def _lone_lines(lines: list, ev: TraceEvidence, spacing_m: Sequence[float], car_
                 out.append((ln, sc))
                 continue
         cars = getattr(ev, "cars", None)
-        if cars is not None and np.mean(_line_profile(ln, ev, cars, (0.0,))[0] >= car_support) >= min_cars:
-            out.append((ln, sc))
+        if cars is not None:
+            on_cars = _line_profile(ln, ev, cars, (0.0,))[0] >= car_support
+            rails = _line_profile(ln, ev, ev.bank, (0.0,))[0] >= low
+            # a train hides its rails; the edge of a road lights both channels at once
+            if on_cars.mean() >= min_cars and np.mean(~rails[on_cars]) >= 0.5:
+                out.append((ln, sc))
     return out
 
 
@@ -1156,7 +1162,7 @@ def trace_tracks(chips_or_arrays, aoi: AOI | None = None, *, gauge_m: Sequence[f
         pitch = _yard_pitch([ln for ln, _ in lines], spacing_m) or float(np.mean(spacing_m))
         lines = _between_tracks(lines, ev, pitch, low)
     if lone and lines:
-        lines = _lone_lines(lines, ev, spacing_m, car_support)
+        lines = _lone_lines(lines, ev, spacing_m, car_support, low)
     lines.sort(key=lambda t: (-t[0].centroid.y, t[0].centroid.x))
     gauges = np.atleast_1d(np.asarray(gauge_m, float))
     feats = []

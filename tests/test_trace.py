@@ -271,16 +271,17 @@ def test_a_car_row_cut_by_the_image_edge_may_be_short():
 def test_lone_lines_are_dropped_unless_they_join_the_yard_or_carry_a_train():
     """A yard is a network: lines in the lattice of parallel tracks, a branch
     leaving it through a turnout and a lone track with a train on it stay;
-    a lone straight edge 18 m beside the yard and a line meeting the yard
-    square on (a wall) are dropped."""
+    a lone straight edge 18 m beside the yard (lighting the rail and the car
+    channel at once) and a line meeting the yard square on (a wall) are
+    dropped."""
     from monitor.trace import _lone_lines
 
-    ev = _hand_evidence(220, 320, cars=((2.0, 0, 150),))
+    ev = _hand_evidence(220, 320, rails_y=(48.0,), cars=((2.0, 0, 150), (48.0, 0, 150)))
     lattice = [LineString([(5, y), (145, y)]) for y in (20.0, 25.0, 30.0)]
     branch = LineString([(145, 30), (160, 32.5), (200, 60), (240, 100)])       # leaves at ~10 degrees
     edge = LineString([(5, 48), (145, 48)])                                    # a road edge, alone
     train = LineString([(5, 2), (145, 2)])                                      # alone, under cars
     wall = LineString([(150, 36), (150, 105)])                                 # meets the yard square on
     lines = [(g, (2.0, 0.9)) for g in lattice + [branch, edge, train, wall]]
-    kept = [g for g, _ in _lone_lines(lines, ev, (4.5, 5.5), 2.0)]
+    kept = [g for g, _ in _lone_lines(lines, ev, (4.5, 5.5), 2.0, 1.3)]
     assert kept == lattice + [branch, train]
