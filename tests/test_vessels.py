@@ -393,3 +393,42 @@ def test_a_moored_hull_with_a_broken_deck_is_one_hull():
     assert res.counts["vessel"] == 1
     assert res.detections[0].properties.get("moored")
     assert res.detections[0].length_m == pytest.approx(250, abs=25)
+
+
+def hazy_quay_chip(seed, with_hull=True):
+    """A 3 m chip: land north of a quay with a berth line, a 100 x 20 m hull
+    moored at it (a dim deck, 0.4 of the full deck contrast, and a bright
+    superstructure aft), under a thin patchy cloud (a smooth brightness field
+    some 20 m across, up to ~0.1 reflectance) that raises the water's noise
+    so that the hull's contrast z-score is high only at its superstructure."""
+    from scipy import ndimage as ndi
+
+    quay_y = Y0 + 400
+    chip = make_chip(gsd=3.0, land=box(X0, quay_y, X0 + 600, Y0 + 600), water_polys=[box(X0, Y0, X0 + 600, quay_y)],
+                     berths=[LineString([(X0, quay_y), (X0 + 600, quay_y)])], seed=seed)
+    h = hull(X0 + 300, quay_y - 9, 100, 20, 90)
+    if with_hull:
+        sup = hull(X0 + 265, quay_y - 9, 15, 16, 90)
+        m = rasterize([(h, 1)], out_shape=chip.shape, transform=chip.transform).astype(bool)
+        s = rasterize([(sup, 1)], out_shape=chip.shape, transform=chip.transform).astype(bool)
+        for i, r in enumerate(chip.roles):
+            chip.bands[i][m] = (WATER[r] + 0.4 * (DECK[r] - WATER[r])) * 10000
+            chip.bands[i][s] = DECK[r] * 10000
+    f = ndi.gaussian_filter(np.random.default_rng(100 + seed).normal(size=chip.shape), 6.0)
+    chip.bands += (0.03 * np.abs(f / f.std()) * 10000).astype(np.float32)[None]
+    return chip, h
+
+
+def test_a_moored_hull_under_thin_cloud_is_counted_at_fine_pixels():
+    # the cloud scales the hull's z-score down: its body averages under
+    # k_high, its superstructure is far above. At 3 m the shore's rim is told
+    # by the shore-ramp and edge tests, not by a z level over the whole body
+    for seed in (1, 5, 6):
+        chip, h = hazy_quay_chip(seed)
+        res = detect_vessels(chip)
+        assert res.counts["vessel"] == 1, seed
+        d = res.detections[0]
+        assert d.geometry.intersection(h).area / d.geometry.union(h).area >= 0.5
+        assert d.length_m == pytest.approx(100, abs=8)
+        # the same quay and cloud without the hull: nothing
+        assert detect_vessels(hazy_quay_chip(seed, with_hull=False)[0]).counts["vessel"] == 0

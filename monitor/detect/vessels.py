@@ -71,8 +71,9 @@ from monitor.errors import InputError
 #: seen by an older one). 1.1: moored hulls from the image, line dashes,
 #: pixel floor and vegetation tests for Sentinel-2-class imagery. 1.3:
 #: hull-shaped hole filling, soft-edge and shore-length tests, moored hulls
-#: from decks broken into pieces.
-VERSION = "1.3"
+#: from decks broken into pieces. 1.4: at < 5 m pixels no z-score level
+#: over the body of a hull at the shore (moored hulls under thin cloud).
+VERSION = "1.4"
 SIZE_CLASSES = (("small_lt30m", 0.0, 30.0), ("medium_30_100m", 30.0, 100.0), ("large_gt100m", 100.0, math.inf))
 _EIGHT = np.ones((3, 3), bool)
 #: NDVI (nir - red) / (nir + red) above which a pixel is vegetation, not a
@@ -1137,9 +1138,15 @@ def detect_vessels(chip, *, min_length_m: float = 15.0, max_length_m: float = 50
             # soft-edged: a hull's outline is as sharp as the sensor's
             # blur; a cloud puff or haze fades in over tens of metres
             continue
-        if at_shore[j] and mean_z[j] < k_high:
+        if at_shore[j] and mean_z[j] < k_high and not shape_resolved:
             # along the shore, the rim of blur and surf is bright: a hull
-            # there must be bright over its whole body, not only at a peak
+            # there must be bright over its whole body, not only at a peak.
+            # Finer than BLOB_MIN_GSD_M the rim is told by its brightness
+            # against the land beside it (shore_ramp) and its soft outline
+            # (edge_sharpness) instead: a z-score level on the whole body
+            # drops moored hulls under thin cloud or haze, whose contrast
+            # is scaled down while the noise is not (demo archives at 3 m:
+            # the 4 objects it dropped were all moored ships)
             continue
         fill = area[j] * gsd * gsd / max(rect.area, 1e-9)
         if fill < 0.25:
