@@ -432,3 +432,22 @@ def test_a_moored_hull_under_thin_cloud_is_counted_at_fine_pixels():
         assert d.length_m == pytest.approx(100, abs=8)
         # the same quay and cloud without the hull: nothing
         assert detect_vessels(hazy_quay_chip(seed, with_hull=False)[0]).counts["vessel"] == 0
+
+
+def test_a_rafted_hull_covering_most_of_the_berthed_one_is_split_off_at_fine_pixels():
+    # a 90 m hull rafted outboard of a 120 m one at a quay, touching it (no
+    # seam): the pair is wide over three quarters of its length, so the step
+    # is measured from the narrow part (the long hull's overhang)
+    quay_y = Y0 + 400
+    kw = dict(gsd=3.0, land=box(X0, quay_y, X0 + 600, Y0 + 600), water_polys=[box(X0, Y0, X0 + 600, quay_y)],
+              berths=[LineString([(X0, quay_y), (X0 + 600, quay_y)])])
+    inner = hull(X0 + 300, quay_y - 9, 120, 18, 90)
+    outer = hull(X0 + 310, quay_y - 25, 90, 14, 90)
+    for seed in (1, 2):
+        res = detect_vessels(make_chip(hulls=[inner, outer], seed=seed, **kw))
+        assert sorted(round(d.length_m / 10) * 10 for d in res.detections) == [90, 120], seed
+        for h in (inner, outer):
+            assert max(d.geometry.intersection(h).area / d.geometry.union(h).area for d in res.detections) >= 0.6
+        # the berthed hull alone stays one hull
+        alone = detect_vessels(make_chip(hulls=[inner], seed=seed, **kw))
+        assert alone.counts["vessel"] == 1 and alone.detections[0].length_m == pytest.approx(120, abs=6)

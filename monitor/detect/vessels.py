@@ -24,8 +24,10 @@ Optical pipeline (:func:`detect_vessels` with ``chip.sensor == "optical"``):
    dropped (but hulls poking over a quay by a few pixels are kept, because
    the mask extends a little past the water edge).
 4. Rafted hulls are split: watershed on the distance transform with
-   h-maxima markers (bow-to-stern contact), and across the long axis where
-   the contrast profile dips (side-by-side contact).
+   h-maxima markers (bow-to-stern contact), across the long axis where
+   the contrast profile dips (side-by-side contact), and at the step of
+   width where a shorter hull lies alongside a longer one (at pixels finer
+   than 5 m also when the short hull covers most of the long one).
 5. Objects shorter than ``min_length_m`` (metres, so the pixel limit
    follows the GSD) or than :data:`OPTICAL_MIN_LENGTH_PX` pixels (an
    unresolved blob), or longer than ``max_length_m``, are dropped.
@@ -72,7 +74,9 @@ from monitor.errors import InputError
 #: pixel floor and vegetation tests for Sentinel-2-class imagery. 1.3:
 #: hull-shaped hole filling, soft-edge and shore-length tests, moored hulls
 #: from decks broken into pieces. 1.4: at < 5 m pixels no z-score level
-#: over the body of a hull at the shore (moored hulls under thin cloud).
+#: over the body of a hull at the shore (moored hulls under thin cloud);
+#: rafted hulls split at the step of width also when the outer hull covers
+#: most of the inner one.
 VERSION = "1.4"
 SIZE_CLASSES = (("small_lt30m", 0.0, 30.0), ("medium_30_100m", 30.0, 100.0), ("large_gt100m", 100.0, math.inf))
 _EIGHT = np.ones((3, 3), bool)
@@ -314,6 +318,15 @@ def _split_objects(lab: np.ndarray, n: int, z: np.ndarray, gsd_m: float, min_len
                 parts = _split_neck(m, min_len_px, h_maxima, watershed)
             parts = [q for p in parts for q in _split_side(p, z[sl], min_len_px)]
             parts = [q for p in parts for q in _split_stepped(p, z[sl], min_len_px)]
+            if gsd_m < BLOB_MIN_GSD_M and len(parts) == 1:
+                # resolved hulls: the short hull of a rafted pair may cover
+                # most of the long one's length (the pair is then wide over
+                # most of it): the step measured from the narrow part. Both
+                # parts must be hull shaped (length >= 3 x mean width,
+                # area / length): a blob cut in two is no pair
+                cut = _split_stepped(m, z[sl], min_len_px, ref_quantile=20.0)
+                if len(cut) > 1 and all(_extent(q) ** 2 >= 3.0 * q.sum() for q in cut):
+                    parts = cut
         for p in parts:
             nxt += 1
             out[sl][p] = nxt
@@ -388,7 +401,7 @@ def _extent(p) -> float:
     return float(np.ptp(proj) + 1)
 
 
-def _split_stepped(m, z, min_len_px):
+def _split_stepped(m, z, min_len_px, ref_quantile: float = 50.0):
     """Split off a shorter hull moored alongside a longer one.
 
     The pair is a long object with a wider step where the short hull lies
@@ -401,6 +414,9 @@ def _split_stepped(m, z, min_len_px):
     the long hull's side line when the section reaches out on one side
     only. Both parts must be at least ``min_len_px`` long, the long hull
     at least 3 px wide and the step 2 px (finer, a wake or blur is no hull).
+    ``ref_quantile``: the quantile (percent) of the along-axis widths the
+    step is measured from (50: the median, for a short hull beside a long
+    one; lower, for a short hull covering most of the long one's length).
     """
     if np.count_nonzero(m) < 30:
         return [m]
@@ -415,7 +431,8 @@ def _split_stepped(m, z, min_len_px):
     np.maximum.at(hi_x, ab, across)
     wid = np.where(np.isfinite(lo_x), hi_x - lo_x + 1, 0)
     medw = float(np.median(wid[wid > 0]))
-    wide_bins = ndi.uniform_filter1d(wid, 3, mode="nearest") >= 1.3 * medw
+    refw = medw if ref_quantile == 50.0 else float(np.percentile(wid[wid > 0], ref_quantile))
+    wide_bins = ndi.uniform_filter1d(wid, 3, mode="nearest") >= 1.3 * refw
     if medw < 3 or wide_bins.sum() < min_len_px or (~wide_bins).sum() < min_len_px:
         return [m]
     in_wide = wide_bins[ab]
@@ -775,12 +792,22 @@ def _edge_slope(lab: np.ndarray, i: int, sl, z: np.ndarray, water: np.ndarray) -
     for an edge) on the object and the two pixels around it, over the
     object's peak of the same smoothed contrast (per pixel). Only pixels
     with water all around count: the step from water to land is no edge
-    of the object."""
+    of the object. A hull split from a rafted pair is measured with the
+    hulls touching it (its side against the other hull is no edge, the
+    pair's outline is)."""
     pad = 5
     h, w = lab.shape
     sl = (slice(max(sl[0].start - pad, 0), min(sl[0].stop + pad, h)),
           slice(max(sl[1].start - pad, 0), min(sl[1].stop + pad, w)))
     m = lab[sl] == i
+    touching = np.unique(lab[sl][ndi.binary_dilation(m, structure=_EIGHT) & ~m])
+    touching = touching[touching > 0]
+    if touching.size:
+        # the pair's outline may reach beyond this window: widen it by the partners' extent
+        rows, cols = np.nonzero(np.isin(lab, np.append(touching, i)))
+        sl = (slice(max(rows.min() - pad, 0), min(rows.max() + 1 + pad, h)),
+              slice(max(cols.min() - pad, 0), min(cols.max() + 1 + pad, w)))
+        m = np.isin(lab[sl], np.append(touching, i))
     if min(m.shape) < 3 or not m.any():
         return np.inf
     zz = ndi.gaussian_filter(z[sl].astype(np.float64), 0.7)
