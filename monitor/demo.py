@@ -133,18 +133,54 @@ LARGE_SHIP_M = 100.0
 LARGE_SHIP_CLASS = "vessel_large"
 
 
-def truth_counts(scenes_dir: "str | Path", aoi_id: str) -> "pd.DataFrame":
+def _min_vessel_length_m(scene_path: Path, min_length_m: float) -> float:
+    """The vessel detector's length limit on this scene (metres): the larger
+    of ``min_length_m`` and :data:`monitor.detect.vessels.OPTICAL_MIN_LENGTH_PX`
+    pixels (0 px on radar), as :func:`monitor.detect.vessels.detect_vessels`
+    applies it."""
+    import rasterio
+
+    from monitor.detect.vessels import OPTICAL_MIN_LENGTH_PX
+
+    try:
+        with rasterio.open(scene_path) as ds:
+            gsd = float(abs(ds.transform.a))
+            sar = any("vv" in (d or "").lower() or "vh" in (d or "").lower() for d in ds.descriptions)
+    except Exception:  # an unreadable scene keeps the metre limit
+        return float(min_length_m)
+    return max(float(min_length_m), 0.0 if sar else OPTICAL_MIN_LENGTH_PX * gsd)
+
+
+def truth_counts(scenes_dir: "str | Path", aoi_id: str, *, min_vessel_length_m: float | None = 15.0) -> "pd.DataFrame":
     """True counts of a synthetic archive (``scenes/<aoi>/truth_counts.csv``):
     columns ``scene_id``, ``acquired`` (UTC), ``class``, ``truth``; empty when
-    the archive has no truth file."""
+    the archive has no truth file.
+
+    ``vessel`` truth counts only the ships the vessel detector claims to
+    count: at least ``min_vessel_length_m`` metres long (its default
+    ``min_length_m``) and at least 4 pixels of the scene (read from each
+    scene's ``<scene>.truth.geojson`` outlines, ``length_m``). The archive's
+    own count holds every rendered boat, 6 m skiffs included, which no
+    detector at 3 m can resolve. ``None`` keeps the archive's count."""
     import pandas as pd
 
-    f = Path(scenes_dir) / aoi_id / "truth_counts.csv"
+    d = Path(scenes_dir) / aoi_id
+    f = d / "truth_counts.csv"
     if not f.exists():
         return pd.DataFrame(columns=["scene_id", "acquired", "class", "truth"])
     t = pd.read_csv(f)
-    return pd.DataFrame({"scene_id": t["name"].astype(str), "acquired": pd.to_datetime(t["date"], utc=True),
-                         "class": t["class"], "truth": t["count"].astype(int)})
+    out = pd.DataFrame({"scene_id": t["name"].astype(str), "acquired": pd.to_datetime(t["date"], utc=True),
+                        "class": t["class"], "truth": t["count"].astype(int)})
+    if min_vessel_length_m is not None:
+        for i in out.index[out["class"] == "vessel"]:
+            tif = d / f"{out.at[i, 'scene_id']}.tif"
+            g = truth_objects(tif)
+            if g is None or "length_m" not in g:
+                continue
+            lim = _min_vessel_length_m(tif, min_vessel_length_m)
+            v = g[g["class"] == "vessel"] if "class" in g else g
+            out.at[i, "truth"] = int((v["length_m"].astype(float) >= lim).sum())
+    return out
 
 
 def truth_objects(scene_path: "str | Path"):

@@ -212,3 +212,27 @@ def test_plot_cli_draws_the_store_and_names_bad_input(demo_dir, tmp_path):
     assert big.exists() and big.stat().st_size > 10_000
     r = CliRunner().invoke(app, ["plot", "--aoi", "najin", "--store", db, "--series", "nope", "--out", str(out)])
     assert r.exit_code == 2 and "nope" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_vessel_truth_counts_only_ships_the_detector_counts(tmp_path):
+    """A 10 m skiff at 3 m pixels is rendered but not in the vessel truth:
+    the detector counts ships of at least 15 m and 4 pixels."""
+    import json
+
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from monitor.demo import truth_counts
+
+    d = tmp_path / "dunay"
+    d.mkdir()
+    (d / "truth_counts.csv").write_text("date,name,class,count,requested\n2023-09-01,dunay_20230901,vessel,3,3\n")
+    with rasterio.open(d / "dunay_20230901.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8",
+                       crs="EPSG:32652", transform=from_origin(500000, 4700000, 3.0, 3.0)) as ds:
+        ds.write(np.zeros((1, 8, 8), "uint8"))
+    feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [131.1, 42.6]},
+              "properties": {"class": "vessel", "length_m": L}} for L in (10.2, 16.0, 120.0)]
+    (d / "dunay_20230901.truth.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    assert truth_counts(tmp_path, "dunay")["truth"].tolist() == [2]
+    assert truth_counts(tmp_path, "dunay", min_vessel_length_m=None)["truth"].tolist() == [3]
+    assert truth_counts(tmp_path, "dunay", min_vessel_length_m=50.0)["truth"].tolist() == [1]
