@@ -198,26 +198,14 @@ def _give_back_thin_land(water: np.ndarray, land_ok: np.ndarray, gsd_m: float) -
     touch = np.zeros(n + 1, bool)
     near = ndi.binary_dilation(water, structure=np.ones((3, 3), bool))
     touch[np.unique(lab[near & thin])] = True
-    # hull-shaped pieces only: length and width from the second moments
-    # (a filled rectangle L x W has variances L^2/12, W^2/12), compact
-    rr, cc = np.nonzero(thin)
-    lv = lab[rr, cc]
-    cnt = np.bincount(lv, minlength=n + 1).astype(float)
-    c1 = np.maximum(cnt, 1)
-    my, mx = np.bincount(lv, rr, n + 1) / c1, np.bincount(lv, cc, n + 1) / c1
-    syy = np.bincount(lv, rr.astype(float) ** 2, n + 1) / c1 - my**2
-    sxx = np.bincount(lv, cc.astype(float) ** 2, n + 1) / c1 - mx**2
-    sxy = np.bincount(lv, rr.astype(float) * cc, n + 1) / c1 - my * mx
-    tr, det = syy + sxx, syy * sxx - sxy**2
-    disc = np.sqrt(np.maximum(tr**2 / 4 - det, 0))
-    length = np.sqrt(12 * np.maximum(tr / 2 + disc, 0)) + 1
-    width = np.sqrt(12 * np.maximum(tr / 2 - disc, 0)) + 1
+    # hull-shaped pieces only: length and width from the second moments, compact
+    length, width, cnt = piece_shapes(lab, n)
     fill = cnt / np.maximum(length * width, 1)
     # a moored hull lies along the quay (it touches wide land along much of
     # its length); a pier or mole sticks out of the land (touches it at one
     # end only). Contact: piece pixels next to wide land, per unit length.
     by_wide = ndi.binary_dilation(wide, structure=np.ones((3, 3), bool))
-    contact = np.bincount(lv, by_wide[rr, cc].astype(float), n + 1)
+    contact = np.bincount(lab[thin], by_wide[thin].astype(float), n + 1)
     side = contact >= MIN_QUAY_CONTACT * length
     keep = side & (touch & (length * gsd_m <= MAX_SHIP_LENGTH_M) & (width * gsd_m <= MAX_SHIP_WIDTH_M + gsd_m)
             & (fill >= 0.6) & (length >= 1.5 * width))
